@@ -1,0 +1,40 @@
+"""Builds the FastAPI application around a runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from chatferry import __version__
+from chatferry.api import exports
+from chatferry.api.errors import install_error_handlers
+from chatferry.jobs.worker import Worker
+from chatferry.runtime import Runtime
+
+
+def create_api(rt: Runtime, run_worker: bool = True) -> FastAPI:
+    """The API; with ``run_worker`` the same process also runs jobs (embedded mode)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker = Worker(rt, rt.settings.worker_concurrency) if run_worker else None
+        if worker:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker:
+                worker.stop()
+
+    app = FastAPI(title="chatferry", version=__version__, lifespan=lifespan)
+    app.state.runtime = rt
+    install_error_handlers(app)
+    app.include_router(exports.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

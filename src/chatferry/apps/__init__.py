@@ -1,0 +1,1 @@
+"""Tenants: apps, their credentials and their limits."""

@@ -1,0 +1,147 @@
+"""Creating, listing and authenticating apps (tenants)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from chatferry.apps.secrets import SecretVerifier, generate_secret, hash_secret
+from chatferry.clock import utcnow, validate_timezone
+from chatferry.db.models import App
+from chatferry.errors import BadRequest, NotFound, Unauthorized
+from chatferry.settings import Settings
+
+_APP_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+RESOURCES = ("users", "rooms", "comments")
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """What a request or job needs to know about the app it acts for."""
+
+    pk: int
+    app_id: str
+    name: str
+    timezone: str
+    export_max_rows: dict[str, int]
+    import_max_bytes: int
+
+
+def app_context(app: App, settings: Settings) -> AppContext:
+    """The app with deployment defaults filled in where it sets no limit of its own."""
+    limits = {
+        "users": app.export_max_users or settings.export_max_users,
+        "rooms": app.export_max_rooms or settings.export_max_rooms,
+        "comments": app.export_max_comments or settings.export_max_comments,
+    }
+    return AppContext(
+        pk=app.id,
+        app_id=app.app_id,
+        name=app.name,
+        timezone=app.timezone,
+        export_max_rows=limits,
+        import_max_bytes=app.import_max_bytes or settings.import_max_bytes,
+    )
+
+
+def create_app(
+    session: Session,
+    name: str,
+    app_id: str | None = None,
+    secret: str | None = None,
+    timezone: str = "UTC",
+) -> tuple[App, str]:
+    """Creates an app; returns it with its plain secret (shown once, stored hashed)."""
+    app_id = app_id or _generate_app_id(name)
+    if not _APP_ID_PATTERN.match(app_id):
+        raise BadRequest(
+            f"app id {app_id!r} is not valid: use 1-100 letters, digits, '.', '_' or '-'"
+        )
+    if secret is not None and len(secret) < 8:
+        raise BadRequest("the secret is too short: use at least 8 characters")
+    try:
+        validate_timezone(timezone)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+    if session.scalar(select(App.id).where(App.app_id == app_id)) is not None:
+        raise BadRequest(f"an app with id {app_id!r} already exists")
+    secret = secret or generate_secret()
+    app = App(
+        app_id=app_id,
+        name=name,
+        secret_hash=hash_secret(secret),
+        timezone=timezone,
+        created_at=utcnow(),
+    )
+    session.add(app)
+    session.flush()
+    return app, secret
+
+
+def _generate_app_id(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "app"
+    return f"{slug}-{generate_secret()[:8]}"
+
+
+def get_app(session: Session, app_id: str) -> App:
+    app = session.scalar(select(App).where(App.app_id == app_id))
+    if app is None:
+        raise NotFound(f"no app with id {app_id!r}")
+    return app
+
+
+def list_apps(session: Session) -> list[App]:
+    return list(session.scalars(select(App).order_by(App.id)))
+
+
+def rotate_secret(session: Session, app_id: str) -> str:
+    """Replaces the app's secret; the old one stops working at once."""
+    app = get_app(session, app_id)
+    secret = generate_secret()
+    app.secret_hash = hash_secret(secret)
+    return secret
+
+
+def update_app(
+    session: Session,
+    app_id: str,
+    timezone: str | None = None,
+    limits: dict[str, int | None] | None = None,
+) -> App:
+    """Changes an app's timezone or its own limits (0 clears a limit to the default)."""
+    app = get_app(session, app_id)
+    if timezone is not None:
+        try:
+            app.timezone = validate_timezone(timezone)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
+    for field, value in (limits or {}).items():
+        if value is None:
+            continue
+        if value < 0:
+            raise BadRequest(f"{field} must be a positive number, or 0 for the default")
+        setattr(app, field, value or None)
+    return app
+
+
+def authenticate(
+    session: Session,
+    verifier: SecretVerifier,
+    settings: Settings,
+    app_id: str | None,
+    secret: str | None,
+) -> AppContext:
+    """The app these credentials belong to, or Unauthorized."""
+    if not app_id:
+        raise Unauthorized("missing QISCUS-SDK-APP-ID header: send your app id")
+    if not secret:
+        raise Unauthorized("missing QISCUS-SDK-SECRET header: send your app secret")
+    app = session.scalar(select(App).where(App.app_id == app_id))
+    if not verifier.verify(app.secret_hash if app else None, secret) or app is None:
+        raise Unauthorized(
+            "invalid app id or secret: check QISCUS-SDK-APP-ID and QISCUS-SDK-SECRET"
+        )
+    return app_context(app, settings)

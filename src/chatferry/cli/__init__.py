@@ -1,0 +1,1 @@
+"""The ``chatferry`` command line."""

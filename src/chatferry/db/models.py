@@ -1,0 +1,169 @@
+"""SQLAlchemy models: tenants (apps), their chat data, exports and the job queue."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import cast
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from chatferry.db.types import UtcDateTime
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class App(Base):
+    """A tenant: one chat application with its own credentials and limits."""
+
+    __tablename__ = "apps"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    app_id: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret_hash: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    export_max_users: Mapped[int | None] = mapped_column(Integer)
+    export_max_rooms: Mapped[int | None] = mapped_column(Integer)
+    export_max_comments: Mapped[int | None] = mapped_column(Integer)
+    import_max_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("app_pk", "email", name="uq_users_app_email"),
+        UniqueConstraint("app_pk", "authentication_token", name="uq_users_app_token"),
+        Index("ix_users_app_created", "app_pk", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    app_pk: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(Text, default="")
+    avatar_url: Mapped[str] = mapped_column(Text, default="")
+    authentication_token: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Room(Base):
+    __tablename__ = "rooms"
+    __table_args__ = (
+        UniqueConstraint("app_pk", "unique_id", name="uq_rooms_app_unique_id"),
+        Index("ix_rooms_app_created", "app_pk", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    app_pk: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    unique_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(Text, default="")
+    type: Mapped[str] = mapped_column(String(20))
+    options: Mapped[str] = mapped_column(Text, default="")
+    creator_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    avatar_url: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RoomParticipant(Base):
+    __tablename__ = "room_participants"
+
+    room_id: Mapped[int] = mapped_column(
+        ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+
+
+class Comment(Base):
+    __tablename__ = "comments"
+    __table_args__ = (
+        UniqueConstraint("app_pk", "unique_id", name="uq_comments_app_unique_id"),
+        Index("ix_comments_app_created", "app_pk", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    app_pk: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    unique_id: Mapped[str] = mapped_column(String(200))
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    type: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[str | None] = mapped_column(Text)  # JSON text, kept verbatim
+    disable_link_preview: Mapped[bool] = mapped_column(Boolean, default=False)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("comments.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Export(Base):
+    """One backup request and, once finished, the file it produced."""
+
+    __tablename__ = "exports"
+    __table_args__ = (Index("ix_exports_app_created", "app_pk", "created_at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    unique_id: Mapped[str] = mapped_column(String(36), unique=True)
+    app_pk: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    resource_name: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    percentage: Mapped[int] = mapped_column(Integer, default=0)
+    total_rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    error_message: Mapped[str] = mapped_column(Text, default="")
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+    storage_key: Mapped[str] = mapped_column(Text, default="")
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Job(Base):
+    """A durable unit of background work; the table is the queue."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_run_after", "status", "run_after"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    target_id: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    run_after: Mapped[datetime] = mapped_column(UtcDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ServerKey(Base):
+    """Deployment-wide secrets generated on first start (e.g. the link-signing key)."""
+
+    __tablename__ = "server_keys"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's Core table, typed as a Table for Core statements."""
+    return cast(Table, model.__table__)

@@ -1,0 +1,1 @@
+"""Realistic demo data for trying chatferry out and for benchmarks."""

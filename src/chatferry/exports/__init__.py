@@ -1,0 +1,1 @@
+"""Exports (backups): requests, the export job and the files it writes."""

@@ -1,0 +1,181 @@
+"""Export requests: create, list, fetch, delete, and their records on the wire."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from chatferry.apps.service import RESOURCES, AppContext
+from chatferry.clock import rfc3339_in_zone, utcnow
+from chatferry.db.models import Export
+from chatferry.errors import BadRequest, NotFound
+from chatferry.exports import status
+from chatferry.exports.dates import resolve_window, window_bounds_utc
+from chatferry.exports.formats import count_rows
+from chatferry.jobs.queue import cancel_jobs_for, enqueue
+from chatferry.settings import Settings
+from chatferry.storage.signing import LinkSigner
+
+JOB_KIND = "export"
+PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+def check_resource(value: Any) -> str:
+    if value is None or value == "":
+        raise BadRequest('type is required: one of "users", "rooms", "comments"')
+    if value not in RESOURCES:
+        raise BadRequest(f'type {value!r} is not valid: use one of "users", "rooms", "comments"')
+    return str(value)
+
+
+def row_limit_message(resource: str, rows: int, limit: int, app: AppContext) -> str:
+    return (
+        f"this export would contain {rows} {resource} rows, over the limit of {limit} rows "
+        "for one export: choose a shorter date range with start_date and end_date, or ask "
+        f"the operator to raise the limit (CHATFERRY_EXPORT_MAX_{resource.upper()}, or "
+        f"'chatferry apps update {app.app_id} --export-max-{resource} N')"
+    )
+
+
+def create_export(session: Session, settings: Settings, app: AppContext, body: Any) -> Export:
+    """Validates the request, checks the row limit and queues the export job."""
+    if not isinstance(body, dict):
+        raise BadRequest('the request body must be a JSON object like {"type": "comments"}')
+    resource = check_resource(body.get("type"))
+    now = utcnow()
+    start, end = resolve_window(
+        body.get("start_date"), body.get("end_date"), app.timezone, now, settings.export_max_days
+    )
+    lower, upper = window_bounds_utc(start, end, app.timezone)
+    rows = count_rows(session.connection(), resource, app.pk, lower, upper)
+    limit = app.export_max_rows[resource]
+    if rows > limit:
+        raise BadRequest(row_limit_message(resource, rows, limit, app))
+    export = Export(
+        unique_id=str(uuid.uuid4()),
+        app_pk=app.pk,
+        resource_name=resource,
+        status=status.STARTED,
+        percentage=0,
+        total_rows=0,
+        size=0,
+        error_message="",
+        start_date=start,
+        end_date=end,
+        storage_key="",
+        sha256="",
+        created_at=now,
+    )
+    session.add(export)
+    session.flush()
+    enqueue(session, JOB_KIND, export.id, max_attempts=settings.job_max_attempts)
+    return export
+
+
+def parse_paging(page: str | None, limit: str | None) -> tuple[int, int]:
+    """``page`` (1-based, default 1) and ``limit`` (default 20, at most 100)."""
+
+    def positive(value: str | None, name: str, default: int) -> int:
+        if value is None or value == "":
+            return default
+        if not value.isdigit() or int(value) < 1:
+            raise BadRequest(f"{name} must be a whole number of at least 1, got {value!r}")
+        return int(value)
+
+    size = positive(limit, "limit", PAGE_SIZE)
+    if size > MAX_PAGE_SIZE:
+        raise BadRequest(f"limit {size} is over the maximum of {MAX_PAGE_SIZE}")
+    return positive(page, "page", 1), size
+
+
+def list_exports(session: Session, app: AppContext, page: int, size: int) -> list[Export]:
+    """The app's exports, newest first."""
+    query = (
+        select(Export)
+        .where(Export.app_pk == app.pk)
+        .order_by(Export.created_at.desc(), Export.id.desc())
+        .offset((page - 1) * size)
+        .limit(size)
+    )
+    return list(session.scalars(query))
+
+
+def count_exports(session: Session, app: AppContext) -> int:
+    return int(session.scalar(select(func.count()).where(Export.app_pk == app.pk)) or 0)
+
+
+def get_export(session: Session, app: AppContext, unique_id: str) -> Export:
+    """The app's export with this id; another app's id is NotFound like an unknown one."""
+    export = session.scalar(
+        select(Export).where(Export.unique_id == unique_id, Export.app_pk == app.pk)
+    )
+    if export is None:
+        raise NotFound(f"no export with unique_id {unique_id!r}")
+    return export
+
+
+@dataclass(frozen=True)
+class DeletedExport:
+    export: Export
+    storage_key: str
+
+
+def delete_export(session: Session, app: AppContext, unique_id: str) -> DeletedExport:
+    """Cancels the export's job and deletes the record.
+
+    The caller removes the file at ``storage_key`` after committing, so a failed
+    commit never leaves a record without its file.
+    """
+    export = get_export(session, app, unique_id)
+    if export.status in (status.STARTED, status.SCHEDULED):
+        export.status = status.CANCELLED
+    cancel_jobs_for(session, JOB_KIND, export.id)
+    session.execute(delete(Export).where(Export.id == export.id))
+    return DeletedExport(export, export.storage_key)
+
+
+def storage_key_for(app_id: str, unique_id: str) -> str:
+    return f"exports/{app_id}/{unique_id}.json"
+
+
+def download_path(export: Export) -> str:
+    return f"/api/v2.1/rest/exports/{quote(export.unique_id)}/file"
+
+
+def download_url(export: Export, base_url: str, signer: LinkSigner, ttl_seconds: int) -> str:
+    """An absolute, signed link that expires ``ttl_seconds`` from now."""
+    if export.status != status.FINISHED or not export.storage_key:
+        return ""
+    expires = int(time.time()) + ttl_seconds
+    signature = signer.signature(export.unique_id, expires)
+    return f"{base_url.rstrip('/')}{download_path(export)}?expires={expires}&signature={signature}"
+
+
+def export_record(export: Export, app: AppContext, url: str) -> dict[str, Any]:
+    """The record as the spec shows it, plus extension keys after the spec's own."""
+    created_at = rfc3339_in_zone(export.created_at, app.timezone)
+    return {
+        "created_at": created_at,
+        "download_url": url,
+        "error_message": export.error_message,
+        "original_filename": f"{created_at}_exported_{export.resource_name}.json",
+        "percentage": export.percentage,
+        "resource_name": export.resource_name,
+        "size": export.size,
+        "status": export.status,
+        "total_rows": export.total_rows,
+        "unique_id": export.unique_id,
+        "start_date": export.start_date.isoformat(),
+        "end_date": export.end_date.isoformat(),
+        "finished_at": (
+            rfc3339_in_zone(export.finished_at, app.timezone) if export.finished_at else ""
+        ),
+        "sha256": export.sha256,
+    }

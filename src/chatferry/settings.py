@@ -1,0 +1,46 @@
+"""Deployment settings, read once from ``CHATFERRY_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob an operator can turn; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="CHATFERRY_", extra="ignore")
+
+    data_dir: Path = Path("chatferry-data")
+    database_url: str | None = None
+    storage_url: str | None = None
+    base_url: str | None = None
+    signing_key: str | None = None
+    download_url_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+
+    export_max_users: int = Field(default=1000, gt=0)
+    export_max_rooms: int = Field(default=1000, gt=0)
+    export_max_comments: int = Field(default=5000, gt=0)
+    export_max_days: int = Field(default=30, gt=0)
+    import_max_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+
+    worker_concurrency: int = Field(default=2, gt=0)
+    job_lease_seconds: float = Field(default=30.0, gt=0)
+    job_poll_seconds: float = Field(default=1.0, gt=0)
+    job_max_attempts: int = Field(default=3, gt=0)
+    export_batch_size: int = Field(default=2000, gt=0)
+    # Test and benchmark aid: pause after each batch so a job can be observed mid-run.
+    export_batch_delay_seconds: float = Field(default=0.0, ge=0)
+
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL: the configured one, or SQLite under the data dir."""
+        url = self.database_url or f"sqlite:///{self.data_dir.resolve() / 'chatferry.db'}"
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+
+    def resolved_storage_url(self) -> str:
+        """Where export files live: the configured URL, or ``file://<data dir>/files``."""
+        return self.storage_url or (self.data_dir.resolve() / "files").as_uri()
