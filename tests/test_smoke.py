@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from conftest import wait_for
 from fastapi.testclient import TestClient
+
+from conftest import wait_for
 
 
 def test_export_of_an_empty_app_finishes_with_an_empty_array(client: TestClient, make_app) -> None:  # type: ignore[no-untyped-def]
