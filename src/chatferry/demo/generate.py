@@ -5,17 +5,21 @@ from __future__ import annotations
 import random
 import secrets
 from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import Any
 
 import orjson
 from argon2 import PasswordHasher
-from sqlalchemy import insert
+from sqlalchemy import Column, Connection, DateTime, MetaData, Table, func, select, text
 from sqlalchemy.orm import Session
 
 from chatferry.clock import utcnow
-from chatferry.db.models import Comment, Room, RoomParticipant, User
+from chatferry.db.models import Base, Comment, Room, RoomParticipant, User, table_of
+from chatferry.db.types import UtcDateTime
 
 FIRST_NAMES = [
     "Ayu",
@@ -108,58 +112,210 @@ class DemoSpec:
     seed: int | None = None
 
 
+# Rows per INSERT ... executemany: large enough to amortise the statement, small enough
+# that one chunk of row dicts stays a few MB.
+CHUNK_ROWS = 10_000
+# Rows per multi-row INSERT on PostgreSQL (x 11 columns stays far below its bind limit).
+ROWS_PER_STATEMENT = 500
+
+# Every demo user's password is the published "password", so a costly hash protects
+# nothing; light Argon2id parameters (still a valid hash for import and login) keep the
+# command fast.
+_DEMO_HASHER = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
+
+# SQLite page cache during a bulk load (KiB).
+BULK_CACHE_KIB = 64 * 1024
+
+Row = dict[str, Any]
+
+
+def _plain_table(model: type[Base], metadata: MetaData) -> Table:
+    """The model's table with plain DateTime columns, bound as naive UTC without conversion.
+
+    The stored text is the same as through UtcDateTime (its impl is DateTime); only the
+    per-row aware-to-naive step is skipped, because the generator works in naive UTC.
+    """
+    columns = [
+        Column(
+            column.name,
+            DateTime() if isinstance(column.type, UtcDateTime) else column.type,
+            primary_key=column.primary_key,
+        )
+        for column in table_of(model).columns
+    ]
+    return Table(table_of(model).name, metadata, *columns)
+
+
+_metadata = MetaData()
+_users = _plain_table(User, _metadata)
+_rooms = _plain_table(Room, _metadata)
+_participants = _plain_table(RoomParticipant, _metadata)
+_comments = _plain_table(Comment, _metadata)
+
+
+def _reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
+    """``count`` ids no other writer will use, ascending, so rows can name each other.
+
+    PostgreSQL draws them from the table's sequence. SQLite first takes the database's
+    write lock (a no-op DELETE) and then continues after the highest id, exactly as its
+    own rowid assignment would, so no concurrent writer can take the same ids.
+    """
+    if count <= 0:
+        return []
+    if conn.dialect.name == "postgresql":
+        drawn = conn.execute(
+            text(
+                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
+            ),
+            {"table": table.name, "n": count},
+        )
+        return sorted(int(value) for value in drawn.scalars())
+    conn.execute(text(f"DELETE FROM {table.name} WHERE 0"))
+    highest = int(conn.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0)
+    return list(range(highest + 1, highest + 1 + count))
+
+
+# Placeholders by DB-API paramstyle (SQLite's sqlite3: qmark, psycopg: pyformat).
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def _insert_rows(conn: Connection, table: Table, rows: Sequence[Row]) -> None:
+    """Bulk-inserts rows (dicts with the same keys) with the driver's own executemany.
+
+    SQLAlchemy's per-row parameter handling costs more than SQLite's insert itself, so
+    values go to the driver as tuples; the columns' bind processors (SQLAlchemy's own,
+    e.g. SQLite's datetime text) still run, so stored values are exactly as usual.
+    SQLite runs one prepared single-row INSERT per row fastest; a server database
+    gets multi-row INSERTs, one statement for many rows.
+    """
+    if not rows:
+        return
+    keys = list(rows[0])
+    to_driver = _driver_values(conn, table, keys)
+    per_statement = 1 if conn.dialect.name == "sqlite" else ROWS_PER_STATEMENT
+    for offset in range(0, len(rows), CHUNK_ROWS):
+        values = [to_driver(row) for row in rows[offset : offset + CHUNK_ROWS]]
+        whole = len(values) - len(values) % per_statement
+        _execute_many(conn, table.name, keys, values[:whole], per_statement)
+        _execute_many(conn, table.name, keys, values[whole:], len(values) - whole)
+
+
+def _execute_many(
+    conn: Connection,
+    table: str,
+    keys: list[str],
+    values: list[tuple[Any, ...]],
+    per_statement: int,
+) -> None:
+    """Runs INSERTs of ``per_statement`` rows each; len(values) is a multiple of it."""
+    if not values:
+        return
+    placeholder = _PLACEHOLDERS[conn.dialect.paramstyle]
+    one_row = f"({', '.join(placeholder for _ in keys)})"
+    sql = f"INSERT INTO {table} ({', '.join(keys)}) VALUES {', '.join([one_row] * per_statement)}"
+    params = [
+        tuple(chain.from_iterable(values[start : start + per_statement]))
+        for start in range(0, len(values), per_statement)
+    ]
+    conn.exec_driver_sql(sql, params)
+
+
+def _driver_values(conn: Connection, table: Table, keys: list[str]) -> Callable[[Row], Any]:
+    """Row dict to the driver's parameter tuple, through the columns' bind processors."""
+    dialect = conn.dialect
+    processed = [
+        (index, process)
+        for index, key in enumerate(keys)
+        if (process := table.c[key].type.dialect_impl(dialect).bind_processor(dialect))
+    ]
+
+    def convert(row: Row) -> tuple[Any, ...]:
+        values = list(row.values())
+        for index, process in processed:
+            values[index] = process(values[index])
+        return tuple(values)
+
+    return convert
+
+
+@contextmanager
+def _bulk_load(conn: Connection) -> Iterator[Connection]:
+    """On SQLite, a bigger page cache while loading, restored afterwards.
+
+    With the default 2 MB, index pages of a large insert spill to the WAL over and over;
+    the pragma is per connection and allowed inside a transaction.
+    """
+    if conn.dialect.name != "sqlite":
+        yield conn
+        return
+    previous = int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+    conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
+    try:
+        yield conn
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size={previous}")
+
+
+def _pick(rng: random.Random, items: Sequence[Any]) -> Any:
+    """rng.choice without its rejection sampling: a little biased, several times faster."""
+    return items[int(rng.random() * len(items))]
+
+
 def _moment(rng: random.Random, start: datetime, span: timedelta, lo: float, hi: float) -> datetime:
     return (start + span * rng.uniform(lo, hi)).replace(microsecond=0)
 
 
-def _insert_returning_ids(session: Session, model: Any, rows: list[dict[str, Any]]) -> list[int]:
-    if not rows:
-        return []
-    result = session.execute(insert(model).returning(model.id, sort_by_parameter_order=True), rows)
-    return [row[0] for row in result]
-
-
 def generate(session: Session, app_pk: int, spec: DemoSpec) -> dict[str, int]:
     """Adds the rows in the caller's transaction; returns how many of each it made."""
+    with _bulk_load(session.connection()) as conn:
+        return _generate(conn, app_pk, spec)
+
+
+def _generate(conn: Connection, app_pk: int, spec: DemoSpec) -> dict[str, int]:
     rng = random.Random(spec.seed)
     tag = secrets.token_hex(3) if spec.seed is None else f"{spec.seed:x}"
-    now = utcnow()
+    now = utcnow().replace(tzinfo=None)  # naive UTC, as stored
     start, span = now - timedelta(days=spec.days), timedelta(days=spec.days)
-    password_hash = PasswordHasher().hash("password")
+    password_hash = _DEMO_HASHER.hash("password")
 
-    users = _make_users(rng, app_pk, spec.users, tag, start, span, password_hash)
-    user_ids = _insert_returning_ids(session, User, users)
-    emails = {uid: u["email"] for uid, u in zip(user_ids, users, strict=True)}
+    user_ids = _reserve_ids(conn, _users, spec.users)
+    users = _make_users(rng, app_pk, user_ids, tag, start, span, password_hash)
+    _insert_rows(conn, _users, users)
+    emails = {u["id"]: u["email"] for u in users}
 
-    rooms, members = _make_rooms(rng, app_pk, spec.rooms, tag, user_ids, emails, start, span)
-    room_ids = _insert_returning_ids(session, Room, rooms)
+    room_ids = _reserve_ids(conn, _rooms, spec.rooms)
+    rooms, members = _make_rooms(rng, app_pk, room_ids, tag, user_ids, emails, start, span)
+    _insert_rows(conn, _rooms, rooms)
     participants = [
         {"room_id": rid, "position": pos, "user_id": uid}
         for rid, member_ids in zip(room_ids, members, strict=True)
         for pos, uid in enumerate(member_ids)
     ]
-    session.execute(insert(RoomParticipant), participants)
-    room_times = {rid: r["created_at"] for rid, r in zip(room_ids, rooms, strict=True)}
+    _insert_rows(conn, _participants, participants)
+    room_times = {r["id"]: r["created_at"] for r in rooms}
     room_members = dict(zip(room_ids, members, strict=True))
 
-    _insert_comments(session, rng, app_pk, spec.comments, tag, room_times, room_members, now)
-    return {"users": len(users), "rooms": len(rooms), "comments": spec.comments}
+    comments = _insert_comments(
+        conn, rng, app_pk, spec.comments, tag, room_times, room_members, now
+    )
+    return {"users": len(users), "rooms": len(rooms), "comments": comments}
 
 
 def _make_users(
     rng: random.Random,
     app_pk: int,
-    count: int,
+    ids: list[int],
     tag: str,
     start: datetime,
     span: timedelta,
     password_hash: str,
-) -> list[dict[str, Any]]:
+) -> list[Row]:
     users = []
-    for i in range(count):
+    for i, user_id in enumerate(ids):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         users.append(
             {
+                "id": user_id,
                 "app_pk": app_pk,
                 "email": f"user{i}.{tag}@example.com",
                 "name": f"{first} {last}",
@@ -175,21 +331,22 @@ def _make_users(
 def _make_rooms(
     rng: random.Random,
     app_pk: int,
-    count: int,
+    ids: list[int],
     tag: str,
     user_ids: list[int],
     emails: dict[int, str],
     start: datetime,
     span: timedelta,
-) -> tuple[list[dict[str, Any]], list[list[int]]]:
+) -> tuple[list[Row], list[list[int]]]:
     rooms, members = [], []
-    for i in range(count):
+    for i, room_id in enumerate(ids):
         single = rng.random() < 0.4
         people = rng.sample(user_ids, 2 if single else min(len(user_ids), rng.randint(3, 12)))
         creator = people[0]
         name = f"{emails[people[0]]} {emails[people[1]]}" if single else rng.choice(GROUP_NAMES)
         rooms.append(
             {
+                "id": room_id,
                 "app_pk": app_pk,
                 "unique_id": f"room-{tag}-{i}",
                 "name": name,
@@ -204,8 +361,37 @@ def _make_rooms(
     return rooms, members
 
 
+def _comment_plan(
+    rng: random.Random, count: int, room_times: dict[int, datetime], now: datetime
+) -> list[tuple[datetime, int, int]]:
+    """(moment, room, index) for every message in time order, each after its room opened.
+
+    Moments are whole seconds, drawn as integers and turned into datetimes once sorted.
+    The index (for the message's unique id) follows time order too, which keeps inserts
+    into the unique-id index local.
+    """
+    room_ids = list(room_times)
+    end = _seconds(now)
+    opened = {room: _seconds(moment) for room, moment in room_times.items()}
+    drawn = []
+    for _ in range(count):
+        room = _pick(rng, room_ids)
+        start = opened[room]
+        drawn.append((start + int((end - start) * rng.random()), room))
+    drawn.sort()
+    return [(_EPOCH + timedelta(seconds=at), room, index) for index, (at, room) in enumerate(drawn)]
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _seconds(moment: datetime) -> int:
+    """Whole seconds since the epoch of a naive UTC datetime."""
+    return (moment - _EPOCH) // timedelta(seconds=1)
+
+
 def _insert_comments(
-    session: Session,
+    conn: Connection,
     rng: random.Random,
     app_pk: int,
     count: int,
@@ -213,50 +399,51 @@ def _insert_comments(
     room_times: dict[int, datetime],
     room_members: dict[int, list[int]],
     now: datetime,
-    chunk: int = 5000,
-) -> None:
-    """Inserts in time order, chunk by chunk; replies point at earlier chunks' comments."""
-    room_ids = list(room_times)
-    plan = []
-    for i in range(count):
-        room = rng.choice(room_ids)
-        opened = room_times[room]
-        moment = opened + (now - opened) * rng.random()
-        plan.append((moment.replace(microsecond=0), room, i))
-    plan.sort()
+) -> int:
+    """Inserts in time order with ascending ids; replies point at an earlier message."""
+    plan = _comment_plan(rng, count, room_times, now) if room_times else []
+    ids = _reserve_ids(conn, _comments, len(plan))
     history: dict[int, list[int]] = defaultdict(list)
-    for offset in range(0, len(plan), chunk):
-        rows = [
-            _comment_row(rng, app_pk, tag, moment, room, i, room_members[room], history[room])
-            for moment, room, i in plan[offset : offset + chunk]
-        ]
-        ids = _insert_returning_ids(session, Comment, rows)
-        for row, comment_id in zip(rows, ids, strict=True):
-            history[row["room_id"]].append(comment_id)
+    for offset in range(0, len(plan), CHUNK_ROWS):
+        rows = []
+        for (moment, room, i), comment_id in zip(
+            plan[offset : offset + CHUNK_ROWS], ids[offset : offset + CHUNK_ROWS], strict=True
+        ):
+            earlier = history[room]
+            rows.append(
+                _comment_row(
+                    rng, app_pk, tag, comment_id, moment, room, i, room_members[room], earlier
+                )
+            )
+            earlier.append(comment_id)
+        _insert_rows(conn, _comments, rows)
+    return len(plan)
 
 
 def _comment_row(
     rng: random.Random,
     app_pk: int,
     tag: str,
+    comment_id: int,
     moment: datetime,
     room: int,
     index: int,
     members: list[int],
     earlier: list[int],
-) -> dict[str, Any]:
-    message = rng.choice(MESSAGES)
-    reply_to = rng.choice(earlier[-50:]) if earlier and rng.random() < 0.15 else None
+) -> Row:
+    message = _pick(rng, MESSAGES)
+    reply_to = _pick(rng, earlier[-50:]) if earlier and rng.random() < 0.15 else None
     payload = (
         orjson.dumps({"text": message, "replied_comment_id": reply_to}).decode()
         if reply_to is not None
         else None
     )
     return {
+        "id": comment_id,
         "app_pk": app_pk,
         "unique_id": f"msg-{tag}-{index}",
         "room_id": room,
-        "user_id": rng.choice(members),
+        "user_id": _pick(rng, members),
         "type": "reply" if reply_to is not None else "text",
         "message": message,
         "payload": payload,

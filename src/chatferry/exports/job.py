@@ -19,13 +19,17 @@ from chatferry.db.models import App, Export, table_of
 from chatferry.errors import ChatferryError
 from chatferry.exports import status
 from chatferry.exports.dates import window_bounds_utc
-from chatferry.exports.formats import FORMATS, count_rows, read_batch
+from chatferry.exports.formats import BatchReader, Page, count_rows
 from chatferry.exports.service import JOB_KIND, row_limit_message, storage_key_for
 from chatferry.jobs.queue import ClaimedJob
 from chatferry.runtime import Runtime
 
 log = logging.getLogger(__name__)
 _exports = table_of(Export)
+
+# Least time between two progress writes of one export (cancellation is checked after
+# every batch regardless).
+PROGRESS_INTERVAL_SECONDS = 0.25
 
 
 class ExportStopped(Exception):
@@ -85,28 +89,19 @@ def _file_chunks(rt: Runtime, plan: ExportPlan, totals: StreamTotals) -> Iterato
     """The file as a JSON array, one object a line, one chunk per database batch."""
     digest = hashlib.sha256()
     limit = plan.app.export_max_rows[plan.resource]
-    batch_size = rt.settings.export_batch_size
-    after: tuple[datetime, int] | None = None
+    reader = _batch_reader(rt, plan)
+    progress = _Progress(rt, plan)
     first = True
-    while True:
-        with rt.engine.connect() as conn:
-            rows = read_batch(
-                conn, plan.resource, plan.app.pk, plan.lower, plan.upper, after, batch_size
-            )
-            lines = FORMATS[plan.resource].format_batch(conn, rows) if rows else []
-        if not rows:
-            break
-        totals.rows += len(rows)
+    for page in _pages(rt, reader):
+        totals.rows += len(page.rows)
         if totals.rows > limit:
             raise ExportFailed(row_limit_message(plan.resource, totals.rows, limit, plan.app))
-        chunk = (b"[\n" if first else b",\n") + b",\n".join(lines)
+        chunk = (b"[\n" if first else b",\n") + reader.format(page)
         first = False
         digest.update(chunk)
         totals.size += len(chunk)
         yield chunk
-        after = (rows[-1].created_at, rows[-1].id)
-        expected = max(plan.expected_rows, totals.rows)
-        _set_progress(rt, plan.export_id, min(99, totals.rows * 100 // expected))
+        progress.report(totals.rows)
         if rt.settings.export_batch_delay_seconds:
             time.sleep(rt.settings.export_batch_delay_seconds)
     tail = b"[]\n" if first else b"\n]\n"
@@ -114,6 +109,57 @@ def _file_chunks(rt: Runtime, plan: ExportPlan, totals: StreamTotals) -> Iterato
     totals.size += len(tail)
     totals.sha256 = digest.hexdigest()
     yield tail
+
+
+def _batch_reader(rt: Runtime, plan: ExportPlan) -> BatchReader:
+    return BatchReader(
+        rt.engine.dialect,
+        plan.resource,
+        plan.app.pk,
+        plan.lower,
+        plan.upper,
+        rt.settings.export_batch_size,
+    )
+
+
+def _pages(rt: Runtime, reader: BatchReader) -> Iterator[Page]:
+    """The export's pages in keyset order, each read on a pooled connection."""
+    after: tuple[datetime, int] | None = None
+    while True:
+        with rt.engine.connect() as conn:
+            page = reader.fetch(conn, after)
+        if page is None:
+            return
+        yield page
+        after = page.last
+
+
+class _Progress:
+    """After every batch: checks that the export still runs (a read), and writes the
+    percentage at most every PROGRESS_INTERVAL_SECONDS, so a fast export is not a
+    stream of commits."""
+
+    def __init__(self, rt: Runtime, plan: ExportPlan) -> None:
+        self._rt = rt
+        self._plan = plan
+        self._written_at = -PROGRESS_INTERVAL_SECONDS  # the first batch writes at once
+
+    def report(self, rows: int) -> None:
+        """Raises ExportStopped if the export was cancelled or deleted meanwhile."""
+        now = time.monotonic()
+        if now - self._written_at < PROGRESS_INTERVAL_SECONDS:
+            with self._rt.engine.connect() as conn:
+                if not _still_running(conn, self._plan.export_id):
+                    raise ExportStopped
+            return
+        expected = max(self._plan.expected_rows, rows)
+        _set_progress(self._rt, self._plan.export_id, min(99, rows * 100 // expected))
+        self._written_at = now
+
+
+def _still_running(conn: Connection, export_id: int) -> bool:
+    found = conn.scalar(select(_exports.c.status).where(_exports.c.id == export_id))
+    return found == status.STARTED
 
 
 def _mark_finished(rt: Runtime, plan: ExportPlan, key: str, totals: StreamTotals) -> None:
