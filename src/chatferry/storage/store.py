@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -31,6 +32,7 @@ class FileStore:
 
     def put_stream(self, key: str, chunks: Iterable[bytes]) -> None:
         """Uploads the chunks as they come; if the iterator raises, nothing is stored."""
+        self._remove_partial_uploads(key)
         obstore.put(
             self._store,
             key,
@@ -42,6 +44,7 @@ class FileStore:
 
     def delete(self, key: str) -> None:
         """Removes the file; a file that is already gone is not an error."""
+        self._remove_partial_uploads(key)
         with contextlib.suppress(NotFoundError, FileNotFoundError):
             obstore.delete(self._store, key)
 
@@ -54,6 +57,19 @@ class FileStore:
 
     def read_bytes(self, key: str) -> bytes:
         return bytes(obstore.get(self._store, key).bytes())
+
+    def _remove_partial_uploads(self, key: str) -> None:
+        """Deletes what a killed writer left of ``key`` on local disk.
+
+        obstore's local store writes a multipart upload to ``<key>#<n>`` and renames it
+        when complete; a process killed mid-upload leaves that staging file behind, and
+        obstore's own listing hides it. (On S3 an unfinished multipart upload is never
+        visible as an object.)
+        """
+        path = self.local_path(key)
+        if path is not None:
+            for partial in path.parent.glob(glob.escape(path.name) + "#*"):
+                partial.unlink(missing_ok=True)
 
     def local_path(self, key: str) -> Path | None:
         """The file's path on disk when the store is local, else None."""
