@@ -16,7 +16,7 @@ from chatferry.api.responses import ok
 from chatferry.apps.service import AppContext, app_context
 from chatferry.db.engine import transaction
 from chatferry.db.models import App, Export
-from chatferry.errors import BadRequest, NotFound, PayloadTooLarge
+from chatferry.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from chatferry.exports import service, status
 from chatferry.exports.service import export_record
 from chatferry.runtime import Runtime
@@ -115,6 +115,9 @@ def download_export(
 ) -> Response:
     """Serves the file to whoever holds a valid signed link (no app headers needed)."""
     rt = get_runtime(request)
+    # signer.check calls int(expires): refuse what int() cannot take ("²", 5000 digits).
+    if not expires.isascii() or len(expires) > 20:
+        raise Forbidden("the download link's signature is not valid: fetch the export again")
     rt.signer.check(unique_id, expires, signature, time.time())
     with transaction(rt.sessions) as session:
         export = session.scalar(select(Export).where(Export.unique_id == unique_id))

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from chatferry.apps.secrets import SecretVerifier, generate_secret, hash_secret
 from chatferry.clock import utcnow, validate_timezone
+from chatferry.db.engine import begin_write
 from chatferry.db.models import App
 from chatferry.errors import BadRequest, NotFound, Unauthorized
 from chatferry.settings import Settings
@@ -66,13 +67,15 @@ def create_app(
         validate_timezone(timezone)
     except ValueError as exc:
         raise BadRequest(str(exc)) from exc
+    secret = secret or generate_secret()
+    secret_hash = hash_secret(secret)  # slow by design: before taking the write lock
+    begin_write(session)
     if session.scalar(select(App.id).where(App.app_id == app_id)) is not None:
         raise BadRequest(f"an app with id {app_id!r} already exists")
-    secret = secret or generate_secret()
     app = App(
         app_id=app_id,
         name=name,
-        secret_hash=hash_secret(secret),
+        secret_hash=secret_hash,
         timezone=timezone,
         created_at=utcnow(),
     )
@@ -99,9 +102,11 @@ def list_apps(session: Session) -> list[App]:
 
 def rotate_secret(session: Session, app_id: str) -> str:
     """Replaces the app's secret; the old one stops working at once."""
-    app = get_app(session, app_id)
     secret = generate_secret()
-    app.secret_hash = hash_secret(secret)
+    secret_hash = hash_secret(secret)  # slow by design: before taking the write lock
+    begin_write(session)
+    app = get_app(session, app_id)
+    app.secret_hash = secret_hash
     return secret
 
 
@@ -112,6 +117,7 @@ def update_app(
     limits: dict[str, int | None] | None = None,
 ) -> App:
     """Changes an app's timezone or its own limits (0 clears a limit to the default)."""
+    begin_write(session)
     app = get_app(session, app_id)
     if timezone is not None:
         try:

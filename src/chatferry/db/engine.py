@@ -72,3 +72,13 @@ def immediate_transaction(engine: Engine) -> Iterator[Connection]:
         conn = conn.execution_options(sqlite_immediate=True)
         with conn.begin():
             yield conn
+
+
+def begin_write(session: Session) -> None:
+    """Starts the session's transaction as a writer (``BEGIN IMMEDIATE`` on SQLite).
+
+    A SQLite transaction that reads first and writes later cannot wait for the write
+    lock: if a job worker writes in between, the write fails at once with "database is
+    locked". Call this first in any transaction that reads and then writes.
+    """
+    session.connection(execution_options={"sqlite_immediate": True})

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from chatferry.errors import BadRequest
+
+# Exactly YYYY-MM-DD in ASCII digits (date.fromisoformat alone also takes "2017-W01-1").
+_DAY_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def parse_day(value: Any, field: str) -> date | None:
@@ -16,7 +20,7 @@ def parse_day(value: Any, field: str) -> date | None:
     if not isinstance(value, str):
         raise BadRequest(f"{field} must be a string in the format YYYY-MM-DD, got {value!r}")
     try:
-        if len(value) != 10:
+        if not _DAY_PATTERN.fullmatch(value):
             raise ValueError
         return date.fromisoformat(value)
     except ValueError:

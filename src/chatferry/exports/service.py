@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from chatferry.apps.service import RESOURCES, AppContext
 from chatferry.clock import rfc3339_in_zone, utcnow
+from chatferry.db.engine import begin_write
 from chatferry.db.models import Export
 from chatferry.errors import BadRequest, NotFound
 from chatferry.exports import status
@@ -25,6 +26,7 @@ from chatferry.storage.signing import LinkSigner
 JOB_KIND = "export"
 PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+MAX_PAGE = 1_000_000_000  # keeps the row offset inside a 64-bit integer
 
 
 def check_resource(value: Any) -> str:
@@ -46,6 +48,7 @@ def row_limit_message(resource: str, rows: int, limit: int, app: AppContext) -> 
 
 def create_export(session: Session, settings: Settings, app: AppContext, body: Any) -> Export:
     """Validates the request, checks the row limit and queues the export job."""
+    begin_write(session)
     if not isinstance(body, dict):
         raise BadRequest('the request body must be a JSON object like {"type": "comments"}')
     resource = check_resource(body.get("type"))
@@ -82,17 +85,19 @@ def create_export(session: Session, settings: Settings, app: AppContext, body: A
 def parse_paging(page: str | None, limit: str | None) -> tuple[int, int]:
     """``page`` (1-based, default 1) and ``limit`` (default 20, at most 100)."""
 
-    def positive(value: str | None, name: str, default: int) -> int:
+    def positive(value: str | None, name: str, default: int, maximum: int) -> int:
         if value is None or value == "":
             return default
-        if not value.isdigit() or int(value) < 1:
+        # isascii: str.isdigit() also accepts digits like "²" that int() refuses.
+        if not (value.isascii() and value.isdigit()) or not value.strip("0"):
             raise BadRequest(f"{name} must be a whole number of at least 1, got {value!r}")
-        return int(value)
+        digits = value.lstrip("0")
+        if len(digits) > len(str(maximum)) or int(digits) > maximum:
+            raise BadRequest(f"{name} {value} is over the maximum of {maximum}")
+        return int(digits)
 
-    size = positive(limit, "limit", PAGE_SIZE)
-    if size > MAX_PAGE_SIZE:
-        raise BadRequest(f"limit {size} is over the maximum of {MAX_PAGE_SIZE}")
-    return positive(page, "page", 1), size
+    size = positive(limit, "limit", PAGE_SIZE, MAX_PAGE_SIZE)
+    return positive(page, "page", 1, MAX_PAGE), size
 
 
 def list_exports(session: Session, app: AppContext, page: int, size: int) -> list[Export]:
@@ -111,11 +116,17 @@ def count_exports(session: Session, app: AppContext) -> int:
     return int(session.scalar(select(func.count()).where(Export.app_pk == app.pk)) or 0)
 
 
-def get_export(session: Session, app: AppContext, unique_id: str) -> Export:
-    """The app's export with this id; another app's id is NotFound like an unknown one."""
-    export = session.scalar(
-        select(Export).where(Export.unique_id == unique_id, Export.app_pk == app.pk)
-    )
+def get_export(
+    session: Session, app: AppContext, unique_id: str, for_update: bool = False
+) -> Export:
+    """The app's export with this id; another app's id is NotFound like an unknown one.
+
+    ``for_update`` locks the row and reads its latest committed version (PostgreSQL).
+    """
+    if "\x00" in unique_id:  # PostgreSQL refuses NUL in text: it can match nothing
+        raise NotFound(f"no export with unique_id {unique_id!r}")
+    query = select(Export).where(Export.unique_id == unique_id, Export.app_pk == app.pk)
+    export = session.scalar(query.with_for_update() if for_update else query)
     if export is None:
         raise NotFound(f"no export with unique_id {unique_id!r}")
     return export
@@ -133,7 +144,9 @@ def delete_export(session: Session, app: AppContext, unique_id: str) -> DeletedE
     The caller removes the file at ``storage_key`` after committing, so a failed
     commit never leaves a record without its file.
     """
-    export = get_export(session, app, unique_id)
+    begin_write(session)
+    # Locked: a job finishing meanwhile must not leave us holding a stale storage_key.
+    export = get_export(session, app, unique_id, for_update=True)
     if export.status in (status.STARTED, status.SCHEDULED):
         export.status = status.CANCELLED
     cancel_jobs_for(session, JOB_KIND, export.id)

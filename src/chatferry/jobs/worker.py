@@ -31,8 +31,9 @@ class JobHandler(Protocol):
 
 def default_handlers() -> dict[str, JobHandler]:
     from chatferry.exports.job import ExportJobHandler
+    from chatferry.imports.job import ImportJobHandler
 
-    handlers: list[JobHandler] = [ExportJobHandler()]
+    handlers: list[JobHandler] = [ExportJobHandler(), ImportJobHandler()]
     return {h.kind: h for h in handlers}
 
 
@@ -47,8 +48,8 @@ def failure_message(exc: BaseException) -> str:
 
 ABANDONED_MESSAGE = (
     "the worker running this job stopped {attempts} times before it could finish "
-    "(it crashed or was shut down); create the export again, and if this repeats ask "
-    "the operator to check the workers' logs"
+    "(it crashed or was shut down); start it again (create the export or upload the "
+    "file again), and if this repeats ask the operator to check the workers' logs"
 )
 
 
