@@ -23,6 +23,8 @@ cli = typer.Typer(
 apps_cli = typer.Typer(help="Manage apps (tenants) and their credentials.", no_args_is_help=True)
 cli.add_typer(apps_cli, name="apps")
 console = Console()
+# Errors go to stderr, unwrapped, so stdout stays JSON (or nothing) for scripts.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _runtime() -> Runtime:
@@ -30,7 +32,7 @@ def _runtime() -> Runtime:
 
 
 def _fail(exc: ChatferryError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+    err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
     return typer.Exit(code=1)
 
 
@@ -127,6 +129,8 @@ def apps_list(
         )
         return
     table = Table("app_id", "name", "timezone", "export max rows (u/r/c)", "import max bytes")
+    # Operators copy app ids from here: never cut one short.
+    table.columns[0].min_width = max((len(c.app_id) for c in contexts), default=0)
     for c in contexts:
         rows = c.export_max_rows
         table.add_row(
@@ -136,7 +140,8 @@ def apps_list(
             f"{rows['users']}/{rows['rooms']}/{rows['comments']}",
             str(c.import_max_bytes),
         )
-    console.print(table)
+    # A pipe or file has no width: print whole rows there rather than cut at 80 columns.
+    (console if console.is_terminal else Console(width=1000)).print(table)
 
 
 @apps_cli.command("rotate-secret")
