@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from chatferry import __version__
-from chatferry.api import exports
+from chatferry.api import exports, imports
 from chatferry.api.errors import install_error_handlers
 from chatferry.jobs.worker import Worker
 from chatferry.runtime import Runtime
@@ -32,6 +32,7 @@ def create_api(rt: Runtime, run_worker: bool = True) -> FastAPI:
     app.state.runtime = rt
     install_error_handlers(app)
     app.include_router(exports.router)
+    app.include_router(imports.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

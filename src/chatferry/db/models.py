@@ -25,6 +25,10 @@ from chatferry.db.types import UtcDateTime
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+# Jobs find their target by id: SQLite must never hand a deleted row's id to a new one.
+_NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -116,7 +120,10 @@ class Export(Base):
     """One backup request and, once finished, the file it produced."""
 
     __tablename__ = "exports"
-    __table_args__ = (Index("ix_exports_app_created", "app_pk", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_exports_app_created", "app_pk", "created_at", "id"),
+        _NEVER_REUSE_IDS,
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     unique_id: Mapped[str] = mapped_column(String(36), unique=True)
@@ -139,7 +146,7 @@ class Job(Base):
     """A durable unit of background work; the table is the queue."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status_run_after", "status", "run_after"),)
+    __table_args__ = (Index("ix_jobs_status_run_after", "status", "run_after"), _NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
@@ -167,3 +174,29 @@ class ServerKey(Base):
 def table_of(model: type[Base]) -> Table:
     """The model's Core table, typed as a Table for Core statements."""
     return cast(Table, model.__table__)
+
+
+class Import(Base):
+    """One uploaded file to restore, and the outcome of checking and importing it."""
+
+    __tablename__ = "imports"
+    __table_args__ = (
+        Index("ix_imports_app_created", "app_pk", "created_at", "id"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    unique_id: Mapped[str] = mapped_column(String(36), unique=True)
+    app_pk: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    resource_name: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    percentage: Mapped[int] = mapped_column(Integer, default=0)
+    total_rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    original_filename: Mapped[str] = mapped_column(Text, default="")
+    storage_key: Mapped[str] = mapped_column(Text, default="")
+    error_message: Mapped[str] = mapped_column(Text, default="")
+    error_data: Mapped[str | None] = mapped_column(Text)  # JSON list of problems, or NULL
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index("ix_jobs_status_run_after", ["status", "run_after"], unique=False)
@@ -78,6 +79,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["app_pk"], ["apps.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("unique_id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("exports", schema=None) as batch_op:
         batch_op.create_index(
