@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from chatferry.apps.service import AppContext, app_context
 from chatferry.clock import utcnow
-from chatferry.db.engine import transaction
+from chatferry.db.engine import begin_write, transaction
 from chatferry.db.models import App, Import, table_of
 from chatferry.imports import validate, write
 from chatferry.imports.passwords import hash_many
@@ -156,6 +156,12 @@ def _hash_passwords(rt: Runtime, plan: ImportPlan, checked: list[Any]) -> list[s
 
 def _write(rt: Runtime, plan: ImportPlan, checked: list[Any], hashes: list[str]) -> None:
     with transaction(rt.sessions) as session:
+        # One import of an app writes at a time: BEGIN IMMEDIATE on SQLite, the app's
+        # row locked FOR NO KEY UPDATE on PostgreSQL. Without it, two imports inserting
+        # some of the same emails or unique ids in different orders deadlock, and the
+        # victim fails with "deadlock detected" instead of listing the duplicates.
+        begin_write(session)
+        session.execute(select(App.id).where(App.id == plan.app.pk).with_for_update(key_share=True))
         if not _finish(session, plan, len(checked)):
             log.info("import %s was already finished; nothing to do", plan.unique_id)
             return

@@ -7,9 +7,13 @@ Plain passwords (the ``Password`` key) are hashed with Argon2id using these para
 
 which is the OWASP Password Storage Cheat Sheet's minimum recommended Argon2id
 configuration. One hash costs a few tens of milliseconds on one core, so a file of many
-users is hashed in parallel by a process pool with one process per core
-(``os.cpu_count()``), started with "spawn" so that no lock held by another thread of
-the server is inherited by a forked child.
+users is hashed in parallel on every core (``os.cpu_count()``) by a pool of threads
+shared by the whole process. Threads, not processes: argon2-cffi releases the GIL while
+the C code hashes, so threads use all cores as well as processes do, without starting
+interpreters (a "spawn" child re-imports the server's main module, seconds per import
+on a small machine) and without a forked child inheriting another thread's locks. One
+pool for the process means that imports running at the same time share the cores
+instead of each starting a core's worth of hashing.
 
 Already hashed passwords (the ``PasswordHash`` key, as written by an export) are stored
 as they are when they are an Argon2 (``$argon2id$``, ``$argon2i$``) or bcrypt (``$2a$``,
@@ -18,11 +22,11 @@ as they are when they are an Argon2 (``$argon2id$``, ``$argon2i$``) or bcrypt (`
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher, Type, extract_parameters
 from argon2.exceptions import InvalidHashError
@@ -45,8 +49,19 @@ _ARGON2_HASH = re.compile(
 )
 _BCRYPT_HASH = re.compile(r"^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$")
 
-# Below this many passwords, starting worker processes costs more than it saves.
-_MIN_FOR_POOL = 4
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    """The process's hashing threads (started on first use, one per core)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=os.cpu_count() or 1, thread_name_prefix="chatferry-argon2"
+            )
+        return _pool
 
 
 def hash_password(password: str) -> str:
@@ -81,20 +96,16 @@ def hash_many(passwords: Sequence[str], progress: Callable[[int], None] | None =
     """Hashes every password, over all cores; ``progress(done)`` is called as it goes."""
     if not passwords:
         return []
-    workers = min(os.cpu_count() or 1, len(passwords))
-    if len(passwords) < _MIN_FOR_POOL or workers < 2:
+    if len(passwords) == 1 or (os.cpu_count() or 1) < 2:
         results = []
         for done, password in enumerate(passwords, 1):
             results.append(hash_password(password))
             if progress is not None:
                 progress(done)
         return results
-    context = multiprocessing.get_context("spawn")
-    chunksize = max(1, min(64, len(passwords) // (workers * 8)))
     results = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for done, hashed in enumerate(pool.map(hash_password, passwords, chunksize=chunksize), 1):
-            results.append(hashed)
-            if progress is not None:
-                progress(done)
+    for done, hashed in enumerate(_shared_pool().map(hash_password, passwords), 1):
+        results.append(hashed)
+        if progress is not None:
+            progress(done)
     return results

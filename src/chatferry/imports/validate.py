@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import orjson
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from chatferry.db.models import Comment, Room, User, table_of
 from chatferry.errors import ChatferryError
@@ -27,7 +28,7 @@ _users = table_of(User)
 _rooms = table_of(Room)
 _comments = table_of(Comment)
 
-_LOOKUP_CHUNK = 500
+_LOOKUP_CHUNK = 900
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _EMAIL = re.compile(r"^[^@\s\"(),:;<>\[\\\]]+@" + _LABEL + r"(?:\." + _LABEL + r")+$")
 _RFC3339 = re.compile(
@@ -191,12 +192,17 @@ class RowCheck:
 
 
 def parse_rfc3339(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not _RFC3339.match(value):
+    if not isinstance(value, str):
         return None
-    text = value.replace("z", "Z").replace("t", "T")
-    fraction = re.search(r"\.(\d+)", text)
-    if fraction and len(fraction.group(1)) > 6:  # Python keeps microseconds only
-        text = text.replace(fraction.group(0), "." + fraction.group(1)[:6])
+    match = _RFC3339.match(value)
+    if match is None:
+        return None
+    text = value
+    if "z" in text or "t" in text:
+        text = text.replace("z", "Z").replace("t", "T")
+    fraction = match.group(1)
+    if fraction is not None and len(fraction) > 7:  # Python keeps microseconds only
+        text = text.replace(fraction, fraction[:7], 1)
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
@@ -226,15 +232,27 @@ def _first_rows(values: Iterable[tuple[int, str]]) -> dict[str, int]:
 def existing(
     conn: Connection, table: Table, column: str, app_pk: int, values: Iterable[str], *extra: str
 ) -> dict[str, Any]:
-    """The app's rows whose ``column`` is one of ``values``, by that value."""
+    """The app's rows whose ``column`` is one of ``values``, by that value.
+
+    PostgreSQL gets every value in one array parameter (``= ANY``); SQLite gets chunks
+    of ``IN`` lists below its historical limit of 999 parameters.
+    """
     wanted = sorted(set(v for v in values if v))
     col = table.c[column]
+    columns = (col, table.c.id, *(table.c[name] for name in extra))
     found: dict[str, Any] = {}
+    if not wanted:
+        return found
+    if conn.dialect.name == "postgresql":
+        query = select(*columns).where(
+            table.c.app_pk == app_pk, col == any_(bindparam("wanted", type_=ARRAY(col.type)))
+        )
+        for row in conn.execute(query, {"wanted": wanted}):
+            found[row[0]] = row
+        return found
     for start in range(0, len(wanted), _LOOKUP_CHUNK):
         chunk = wanted[start : start + _LOOKUP_CHUNK]
-        query = select(col, table.c.id, *(table.c[name] for name in extra)).where(
-            table.c.app_pk == app_pk, col.in_(chunk)
-        )
+        query = select(*columns).where(table.c.app_pk == app_pk, col.in_(chunk))
         for row in conn.execute(query):
             found[row[0]] = row
     return found
