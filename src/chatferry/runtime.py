@@ -42,6 +42,11 @@ def build_runtime(settings: Settings | None = None, migrate: bool = True) -> Run
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
-        store=FileStore(settings.resolved_storage_url()),
+        store=FileStore(
+            settings.resolved_storage_url(),
+            max_retries=settings.storage_max_retries,
+            retry_timeout_seconds=settings.storage_retry_timeout_seconds,
+            connect_timeout_seconds=settings.storage_connect_timeout_seconds,
+        ),
         signer=LinkSigner(load_signing_key(engine, settings.signing_key)),
     )

@@ -19,6 +19,13 @@ class Settings(BaseSettings):
     base_url: str | None = None
     signing_key: str | None = None
     download_url_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    # Object storage (CHATFERRY_STORAGE_URL=s3://...): obstore's own retries of one
+    # request, before the job's retry with backoff takes over.
+    storage_max_retries: int = Field(default=3, ge=0)
+    storage_retry_timeout_seconds: float = Field(default=60.0, gt=0)
+    storage_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Export files are deleted this many days after the export finished (0: kept forever).
+    export_retention_days: int = Field(default=0, ge=0)
 
     export_max_users: int = Field(default=1000, gt=0)
     export_max_rooms: int = Field(default=1000, gt=0)
@@ -30,6 +37,10 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(default=30.0, gt=0)
     job_poll_seconds: float = Field(default=1.0, gt=0)
     job_max_attempts: int = Field(default=3, gt=0)
+    # On PostgreSQL idle workers wake on LISTEN/NOTIFY; polling is then only a fallback.
+    job_listen_poll_seconds: float = Field(default=10.0, gt=0)
+    # A job that failed on a transient error runs again after 2^attempt seconds, at most:
+    job_retry_max_backoff_seconds: float = Field(default=300.0, gt=0)
     export_batch_size: int = Field(default=2000, gt=0)
     # Test and benchmark aid: pause after each batch so a job can be observed mid-run.
     export_batch_delay_seconds: float = Field(default=0.0, ge=0)

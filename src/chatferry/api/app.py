@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from chatferry import __version__
-from chatferry.api import exports, imports
+from chatferry.api import exports, imports, schedules
 from chatferry.api.errors import install_error_handlers
 from chatferry.jobs.worker import Worker
 from chatferry.runtime import Runtime
+from chatferry.schedules.scheduler import Scheduler
 
 
 def create_api(rt: Runtime, run_worker: bool = True) -> FastAPI:
@@ -20,11 +21,16 @@ def create_api(rt: Runtime, run_worker: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         worker = Worker(rt, rt.settings.worker_concurrency) if run_worker else None
+        scheduler = Scheduler(rt) if run_worker else None
         if worker:
             worker.start()
+        if scheduler:
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler:
+                scheduler.stop()
             if worker:
                 worker.stop()
 
@@ -33,6 +39,7 @@ def create_api(rt: Runtime, run_worker: bool = True) -> FastAPI:
     install_error_handlers(app)
     app.include_router(exports.router)
     app.include_router(imports.router)
+    app.include_router(schedules.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 
 from chatferry.api.deps import base_url, current_app, get_runtime
 from chatferry.api.responses import ok
@@ -43,7 +43,7 @@ async def read_json_body(request: Request) -> Any:
 
 def _render(rt: Runtime, request: Request, app: AppContext, export: Export) -> dict[str, Any]:
     url = service.download_url(
-        export, base_url(request), rt.signer, rt.settings.download_url_ttl_seconds
+        export, base_url(request), rt.signer, rt.settings.download_url_ttl_seconds, rt.store
     )
     return export_record(export, app, url)
 
@@ -124,8 +124,13 @@ def download_export(
         app = session.get(App, export.app_pk) if export else None
     if export is None or app is None or export.status != status.FINISHED:
         raise NotFound(f"no finished export with unique_id {unique_id!r}")
+    if not export.storage_key:
+        raise NotFound("the export's file is no longer stored: create the export again")
+    presigned = rt.store.presigned_url(export.storage_key, rt.settings.download_url_ttl_seconds)
+    if presigned is not None:  # object storage: the client fetches the object itself
+        return RedirectResponse(presigned, status_code=307)
     path = rt.store.local_path(export.storage_key)
     if path is None or not path.is_file():
         raise NotFound("the export's file is no longer stored: create the export again")
-    filename = export_record(export, app_context(app, rt.settings), "")["original_filename"]
+    filename = service.original_filename(export, app_context(app, rt.settings))
     return FileResponse(path, media_type="application/json", filename=filename)

@@ -70,16 +70,20 @@ def worker(
 ) -> None:
     """Run jobs only, until SIGINT or SIGTERM (running jobs are finished first)."""
     from chatferry.jobs.worker import Worker
+    from chatferry.schedules.scheduler import Scheduler
 
     _configure_logging()
     rt = _runtime()
     runner = Worker(rt, concurrency or rt.settings.worker_concurrency)
+    scheduler = Scheduler(rt)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     runner.start()
+    scheduler.start()
     logging.getLogger(__name__).info("worker started with %d threads", runner.concurrency)
     stop.wait()
+    scheduler.stop()
     runner.stop()
 
 

@@ -16,8 +16,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
 from chatferry.db.types import UtcDateTime
 
@@ -116,12 +117,37 @@ class Comment(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class ExportSchedule(Base):
+    """A periodic export: fires by compare-and-set on ``next_run_at`` (see schedules/)."""
+
+    __tablename__ = "export_schedules"
+    __table_args__ = (
+        Index("ix_export_schedules_app_created", "app_pk", "created_at", "id"),
+        Index("ix_export_schedules_due", "paused", "next_run_at"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    unique_id: Mapped[str] = mapped_column(String(36), unique=True)
+    app_pk: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    resource_name: Mapped[str] = mapped_column(String(20))
+    cron: Mapped[str] = mapped_column(String(100))
+    window_days: Mapped[int] = mapped_column(Integer)
+    keep_last: Mapped[int] = mapped_column(Integer)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_run_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class Export(Base):
     """One backup request and, once finished, the file it produced."""
 
     __tablename__ = "exports"
     __table_args__ = (
         Index("ix_exports_app_created", "app_pk", "created_at", "id"),
+        UniqueConstraint("schedule_id", "scheduled_for", name="uq_exports_schedule_run"),
         _NEVER_REUSE_IDS,
     )
 
@@ -140,6 +166,25 @@ class Export(Base):
     sha256: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Set for a run of a periodic schedule; kept (as NULL) when the schedule is deleted.
+    schedule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("export_schedules.id", ondelete="SET NULL", name="fk_exports_schedule_id")
+    )
+    # The schedule's run this export is; with schedule_id unique, so a run fires once.
+    scheduled_for: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The schedule's public id, for the record: loaded with the row (NULL without one),
+    # not on insert (refresh it then).
+    schedule_unique_id: Mapped[str | None] = column_property(
+        select(ExportSchedule.unique_id)
+        .where(ExportSchedule.id == schedule_id)
+        .correlate_except(ExportSchedule)
+        .scalar_subquery(),
+        expire_on_flush=False,  # keep the loaded value when the record is updated
+    )
+    # A one-off export requested for later: stays `scheduled` until its job runs.
+    run_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Retention removed the file; the record is kept.
+    expired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Job(Base):

@@ -20,9 +20,15 @@ from chatferry.errors import ChatferryError
 from chatferry.exports import status
 from chatferry.exports.dates import window_bounds_utc
 from chatferry.exports.formats import BatchReader, Page, count_rows
-from chatferry.exports.service import JOB_KIND, row_limit_message, storage_key_for
+from chatferry.exports.service import (
+    JOB_KIND,
+    original_filename,
+    row_limit_message,
+    storage_key_for,
+)
 from chatferry.jobs.queue import ClaimedJob
 from chatferry.runtime import Runtime
+from chatferry.schedules.service import prune_runs_of_export
 
 log = logging.getLogger(__name__)
 _exports = table_of(Export)
@@ -49,6 +55,7 @@ class ExportPlan:
     lower: datetime
     upper: datetime
     expected_rows: int
+    filename: str
 
 
 @dataclass
@@ -59,6 +66,13 @@ class StreamTotals:
 
 
 def _load_plan(rt: Runtime, export_id: int) -> ExportPlan | None:
+    # A run_at export waits as `scheduled` until its job runs: its time has come.
+    with rt.engine.begin() as conn:
+        conn.execute(
+            update(_exports)
+            .where(_exports.c.id == export_id, _exports.c.status == status.SCHEDULED)
+            .values(status=status.STARTED)
+        )
     with transaction(rt.sessions) as session:
         export = session.get(Export, export_id)
         if export is None or export.status != status.STARTED:
@@ -69,7 +83,14 @@ def _load_plan(rt: Runtime, export_id: int) -> ExportPlan | None:
         lower, upper = window_bounds_utc(export.start_date, export.end_date, ctx.timezone)
         rows = count_rows(session.connection(), export.resource_name, ctx.pk, lower, upper)
         return ExportPlan(
-            export.id, export.unique_id, export.resource_name, ctx, lower, upper, rows
+            export.id,
+            export.unique_id,
+            export.resource_name,
+            ctx,
+            lower,
+            upper,
+            rows,
+            original_filename(export, ctx),
         )
 
 
@@ -192,7 +213,10 @@ def _finished_elsewhere(conn: Connection, export_id: int) -> bool:
 def mark_failed(session: Session, export_id: int, message: str) -> None:
     session.execute(
         update(_exports)
-        .where(_exports.c.id == export_id, _exports.c.status == status.STARTED)
+        .where(
+            _exports.c.id == export_id,
+            _exports.c.status.in_([status.STARTED, status.SCHEDULED]),
+        )
         .values(status=status.FAILED, error_message=message, finished_at=utcnow())
     )
 
@@ -212,11 +236,12 @@ class ExportJobHandler:
         key = storage_key_for(plan.app.app_id, plan.unique_id)
         totals = StreamTotals()
         try:
-            rt.store.put_stream(key, _file_chunks(rt, plan, totals))
+            rt.store.put_stream(key, _file_chunks(rt, plan, totals), filename=plan.filename)
         except ExportStopped:
             log.info("export %s was cancelled while running; no file kept", plan.unique_id)
             return
         _mark_finished(rt, plan, key, totals)
+        prune_runs_of_export(rt, plan.export_id)
 
     def fail(self, session: Session, job: ClaimedJob, message: str) -> None:
         mark_failed(session, job.target_id, message)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +24,7 @@ from chatferry.exports.formats import count_rows
 from chatferry.jobs.queue import cancel_jobs_for, enqueue
 from chatferry.settings import Settings
 from chatferry.storage.signing import LinkSigner
+from chatferry.storage.store import FileStore
 
 JOB_KIND = "export"
 PAGE_SIZE = 20
@@ -46,26 +49,57 @@ def row_limit_message(resource: str, rows: int, limit: int, app: AppContext) -> 
     )
 
 
-def create_export(session: Session, settings: Settings, app: AppContext, body: Any) -> Export:
-    """Validates the request, checks the row limit and queues the export job."""
+def create_export(
+    session: Session, settings: Settings, app: AppContext, body: Any, now: datetime | None = None
+) -> Export:
+    """Validates the request, checks the row limit and queues the export job.
+
+    With ``run_at`` the export waits, ``scheduled``, until then (its job runs after it).
+    The dates are fixed now; a missing start_date/end_date defaults from run_at's day
+    (in the app's timezone) instead of today's.
+    """
     begin_write(session)
     if not isinstance(body, dict):
         raise BadRequest('the request body must be a JSON object like {"type": "comments"}')
     resource = check_resource(body.get("type"))
-    now = utcnow()
+    now = now or utcnow()
+    run_at = parse_run_at(body.get("run_at"), now)
     start, end = resolve_window(
-        body.get("start_date"), body.get("end_date"), app.timezone, now, settings.export_max_days
+        body.get("start_date"),
+        body.get("end_date"),
+        app.timezone,
+        run_at or now,
+        settings.export_max_days,
     )
     lower, upper = window_bounds_utc(start, end, app.timezone)
     rows = count_rows(session.connection(), resource, app.pk, lower, upper)
     limit = app.export_max_rows[resource]
     if rows > limit:
         raise BadRequest(row_limit_message(resource, rows, limit, app))
-    export = Export(
+    export = new_export(app, resource, start, end, now, run_at=run_at)
+    session.add(export)
+    session.flush()
+    session.refresh(export, ["schedule_unique_id"])  # a query expression: not set on insert
+    enqueue(session, JOB_KIND, export.id, max_attempts=settings.job_max_attempts, run_after=run_at)
+    return export
+
+
+def new_export(
+    app: AppContext,
+    resource: str,
+    start: date,
+    end: date,
+    now: datetime,
+    run_at: datetime | None = None,
+    schedule_id: int | None = None,
+    scheduled_for: datetime | None = None,
+) -> Export:
+    """A new export record: ``scheduled`` if it waits for ``run_at``, else ``started``."""
+    return Export(
         unique_id=str(uuid.uuid4()),
         app_pk=app.pk,
         resource_name=resource,
-        status=status.STARTED,
+        status=status.SCHEDULED if run_at else status.STARTED,
         percentage=0,
         total_rows=0,
         size=0,
@@ -75,11 +109,46 @@ def create_export(session: Session, settings: Settings, app: AppContext, body: A
         storage_key="",
         sha256="",
         created_at=now,
+        run_at=run_at,
+        schedule_id=schedule_id,
+        scheduled_for=scheduled_for,
     )
-    session.add(export)
-    session.flush()
-    enqueue(session, JOB_KIND, export.id, max_attempts=settings.job_max_attempts)
-    return export
+
+
+# RFC 3339 date-time with a required offset ("Z" or +hh:mm); fractions of a second allowed.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+MAX_RUN_AT_DAYS = 366
+
+
+def parse_run_at(value: Any, now: datetime) -> datetime | None:
+    """``run_at``: an RFC 3339 time with offset, in the future (at most a year ahead)."""
+    if value is None or value == "":
+        return None
+    example = (now + timedelta(hours=1)).replace(microsecond=0).isoformat()
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise BadRequest(
+            f"run_at {value!r} is not an RFC 3339 time with a UTC offset: "
+            f"use e.g. {example!r} or '2030-01-05T02:00:00+07:00'"
+        )
+    text = value.upper().replace("Z", "+00:00")
+    whole, _, rest = text.partition(".")
+    if rest:  # fromisoformat takes at most 6 fraction digits
+        digits = rest[: len(rest) - 6]
+        text = f"{whole}.{digits[:6].ljust(6, '0')}{rest[-6:]}"
+    try:
+        moment = datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise BadRequest(f"run_at {value!r} is not a valid date and time") from None
+    if moment <= now:
+        raise BadRequest(
+            f"run_at {value!r} is not in the future: leave it out to export now, "
+            f"or give a later time like {example!r}"
+        )
+    if moment > now + timedelta(days=MAX_RUN_AT_DAYS):
+        raise BadRequest(f"run_at {value!r} is more than {MAX_RUN_AT_DAYS} days ahead")
+    return moment
 
 
 def parse_paging(page: str | None, limit: str | None) -> tuple[int, int]:
@@ -162,13 +231,30 @@ def download_path(export: Export) -> str:
     return f"/api/v2.1/rest/exports/{quote(export.unique_id)}/file"
 
 
-def download_url(export: Export, base_url: str, signer: LinkSigner, ttl_seconds: int) -> str:
-    """An absolute, signed link that expires ``ttl_seconds`` from now."""
+def download_url(
+    export: Export,
+    base_url: str,
+    signer: LinkSigner,
+    ttl_seconds: int,
+    store: FileStore | None = None,
+) -> str:
+    """An absolute link that expires ``ttl_seconds`` from now: on object storage a
+    presigned URL of the object itself, else a signed link to the API's file route."""
     if export.status != status.FINISHED or not export.storage_key:
         return ""
+    if store is not None:
+        presigned = store.presigned_url(export.storage_key, ttl_seconds)
+        if presigned is not None:
+            return presigned
     expires = int(time.time()) + ttl_seconds
     signature = signer.signature(export.unique_id, expires)
     return f"{base_url.rstrip('/')}{download_path(export)}?expires={expires}&signature={signature}"
+
+
+def original_filename(export: Export, app: AppContext) -> str:
+    """``<created_at>_exported_<type>.json``, the file name the spec gives an export."""
+    created_at = rfc3339_in_zone(export.created_at, app.timezone)
+    return f"{created_at}_exported_{export.resource_name}.json"
 
 
 def export_record(export: Export, app: AppContext, url: str) -> dict[str, Any]:
@@ -178,7 +264,7 @@ def export_record(export: Export, app: AppContext, url: str) -> dict[str, Any]:
         "created_at": created_at,
         "download_url": url,
         "error_message": export.error_message,
-        "original_filename": f"{created_at}_exported_{export.resource_name}.json",
+        "original_filename": original_filename(export, app),
         "percentage": export.percentage,
         "resource_name": export.resource_name,
         "size": export.size,
@@ -191,4 +277,9 @@ def export_record(export: Export, app: AppContext, url: str) -> dict[str, Any]:
             rfc3339_in_zone(export.finished_at, app.timezone) if export.finished_at else ""
         ),
         "sha256": export.sha256,
+        "run_at": rfc3339_in_zone(export.run_at, app.timezone) if export.run_at else "",
+        "schedule_id": export.schedule_unique_id or "",
+        "expired_at": (
+            rfc3339_in_zone(export.expired_at, app.timezone) if export.expired_at else ""
+        ),
     }

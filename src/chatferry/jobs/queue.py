@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from chatferry.clock import utcnow
 from chatferry.db.engine import immediate_transaction
 from chatferry.db.models import Job, table_of
+from chatferry.jobs.notify import notify_jobs
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -39,7 +40,10 @@ def enqueue(
     max_attempts: int,
     run_after: datetime | None = None,
 ) -> Job:
-    """Adds a job in the caller's transaction, so it exists only if the caller commits."""
+    """Adds a job in the caller's transaction, so it exists only if the caller commits.
+
+    On PostgreSQL it also sends NOTIFY, which idle workers everywhere receive on commit.
+    """
     now = utcnow()
     job = Job(
         kind=kind,
@@ -54,6 +58,7 @@ def enqueue(
     )
     session.add(job)
     session.flush()
+    notify_jobs(session, f"{kind}:{job.id}")
     return job
 
 
@@ -109,6 +114,33 @@ def finish(session: Session, job: ClaimedJob, status: str, error: str = "") -> b
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def retry_later(session: Session, job: ClaimedJob, error: str, run_after: datetime) -> bool:
+    """Puts the job back in the queue, due at ``run_after``, if this owner still holds
+    it; its attempts stay counted. Returns whether it did."""
+    result = session.execute(
+        update(_jobs)
+        .where(_jobs.c.id == job.id, _jobs.c.lease_owner == job.owner, _jobs.c.status == RUNNING)
+        .values(
+            status=QUEUED,
+            run_after=run_after,
+            last_error=error,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=utcnow(),
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def next_due_at(engine: Engine) -> datetime | None:
+    """When the earliest queued job becomes due (None if nothing is queued)."""
+    with engine.connect() as conn:
+        due: datetime | None = conn.scalar(
+            select(func.min(_jobs.c.run_after)).where(_jobs.c.status == QUEUED)
+        )
+    return due
+
+
 def cancel_jobs_for(session: Session, kind: str, target_id: int) -> None:
     """Marks a target's pending or running jobs cancelled (the runner notices and stops)."""
     session.execute(
@@ -141,7 +173,8 @@ def reap_expired(engine: Engine) -> list[ClaimedJob]:
         query = query.with_for_update(skip_locked=True)
     abandoned: list[ClaimedJob] = []
     with immediate_transaction(engine) as conn:
-        for row in conn.execute(query).all():
+        rows = conn.execute(query).all()
+        for row in rows:
             values: dict[str, Any]
             if row.attempts >= row.max_attempts:
                 values = {"status": FAILED, "last_error": "lease expired on the last attempt"}
@@ -162,4 +195,6 @@ def reap_expired(engine: Engine) -> list[ClaimedJob]:
                 .where(_jobs.c.id == row.id)
                 .values(lease_owner=None, lease_expires_at=None, updated_at=now, **values)
             )
+        if len(rows) > len(abandoned):
+            notify_jobs(conn)
     return abandoned

@@ -1,1 +1,1 @@
-"""Where export files live: local files by default, S3-compatible storage later."""
+"""Where export files live: local files by default, or S3-compatible object storage."""

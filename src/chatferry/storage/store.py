@@ -4,23 +4,68 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import os
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote, urlparse
 
 import obstore
 from obstore.exceptions import NotFoundError
-from obstore.store import LocalStore, ObjectStore, from_url
+from obstore.store import LocalStore, ObjectStore, S3Store, from_url
+
+if TYPE_CHECKING:
+    from obstore import Attributes
+    from obstore.store import ClientConfig, RetryConfig
 
 # Parts of a streamed upload held in memory at once: chunk size x concurrency.
 _CHUNK_SIZE = 5 * 1024 * 1024
 _MAX_CONCURRENCY = 2
 
+# The longest lifetime S3 accepts for a presigned URL (SigV4): 7 days.
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+
+# Where obstore's S3 store reads the endpoint from, most specific first.
+_ENDPOINT_ENV = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT")
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with the file name, plain when ASCII-safe, else RFC 5987 too."""
+    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_")
+    ascii_name = ascii_name.replace("\\", "_")
+    value = f'attachment; filename="{ascii_name}"'
+    if ascii_name != filename:
+        value += f"; filename*=utf-8''{quote(filename, safe='')}"
+    return value
+
+
+def _endpoint_is_http() -> bool:
+    for name in _ENDPOINT_ENV:
+        value = os.environ.get(name)
+        if value:
+            return value.lower().startswith("http://")
+    return False
+
 
 class FileStore:
-    """Stores whole files under keys; writes are atomic (no half file is ever visible)."""
+    """Stores whole files under keys; writes are atomic (no half file is ever visible).
 
-    def __init__(self, url: str) -> None:
+    ``file://`` URLs are local directories; anything else goes to obstore's
+    ``from_url`` (``s3://bucket/prefix`` for S3 and S3-compatible servers, with the
+    endpoint, region and credentials taken from the usual ``AWS_*`` environment
+    variables). An ``http://`` endpoint (a server on the same host or network) is
+    allowed; S3 itself is always reached over HTTPS.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_retries: int = 3,
+        retry_timeout_seconds: float = 60.0,
+        connect_timeout_seconds: float = 10.0,
+    ) -> None:
         self.url = url
         parsed = urlparse(url)
         self._local_root: Path | None = None
@@ -28,11 +73,33 @@ class FileStore:
             self._local_root = Path(unquote(parsed.path))
             self._store: ObjectStore = LocalStore(self._local_root, mkdir=True)
         else:
-            self._store = from_url(url)
+            client: ClientConfig = {"connect_timeout": timedelta(seconds=connect_timeout_seconds)}
+            if _endpoint_is_http():
+                client["allow_http"] = True
+            retry: RetryConfig = {
+                "max_retries": max_retries,
+                "retry_timeout": timedelta(seconds=retry_timeout_seconds),
+            }
+            self._store = from_url(url, client_options=client, retry_config=retry)
 
-    def put_stream(self, key: str, chunks: Iterable[bytes]) -> None:
-        """Uploads the chunks as they come; if the iterator raises, nothing is stored."""
+    @property
+    def is_local(self) -> bool:
+        return self._local_root is not None
+
+    def put_stream(self, key: str, chunks: Iterable[bytes], filename: str | None = None) -> None:
+        """Uploads the chunks as they come; if the iterator raises, nothing is stored.
+
+        On object storage the upload is multipart, so at most chunk size x concurrency
+        bytes are held in memory; ``filename`` becomes the object's Content-Disposition,
+        which S3 sends back with every (presigned) download.
+        """
         self._remove_partial_uploads(key)
+        attributes: Attributes | None = None
+        if filename is not None and not self.is_local:
+            attributes = {
+                "Content-Type": "application/json",
+                "Content-Disposition": content_disposition(filename),
+            }
         obstore.put(
             self._store,
             key,
@@ -40,6 +107,7 @@ class FileStore:
             use_multipart=True,
             chunk_size=_CHUNK_SIZE,
             max_concurrency=_MAX_CONCURRENCY,
+            attributes=attributes,
         )
 
     def delete(self, key: str) -> None:
@@ -57,6 +125,15 @@ class FileStore:
 
     def read_bytes(self, key: str) -> bytes:
         return bytes(obstore.get(self._store, key).bytes())
+
+    def presigned_url(self, key: str, ttl_seconds: int) -> str | None:
+        """A GET URL for the object that needs no credentials and expires in
+        ``ttl_seconds`` (at most 7 days, S3's limit); None for local storage, which
+        serves files through the API's own signed links instead."""
+        if not isinstance(self._store, S3Store):
+            return None
+        lifetime = timedelta(seconds=max(1, min(ttl_seconds, MAX_PRESIGN_SECONDS)))
+        return obstore.sign(self._store, "GET", key, lifetime)
 
     def _remove_partial_uploads(self, key: str) -> None:
         """Deletes what a killed writer left of ``key`` on local disk.

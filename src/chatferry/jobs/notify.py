@@ -1,0 +1,76 @@
+"""PostgreSQL LISTEN/NOTIFY: enqueuing a job wakes idle workers in every process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import psycopg
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "chatferry_jobs"
+# How often the listener looks up from its socket to see whether it should stop.
+_STOP_CHECK_SECONDS = 0.5
+_RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+def notify_jobs(executor: Session | Connection, payload: str = "") -> None:
+    """Sends the wakeup in the caller's transaction: PostgreSQL delivers it on commit
+    (and drops it on rollback). A no-op on SQLite. The payload (``<kind>:<job id>``
+    for a new job) is only for people watching the channel."""
+    bind = executor.get_bind() if isinstance(executor, Session) else executor
+    if bind.dialect.name == "postgresql":
+        executor.execute(
+            text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
+        )
+
+
+def conninfo_of(engine: Engine) -> str:
+    """The engine's URL as a libpq connection string (the psycopg driver name dropped)."""
+    url = engine.url.set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+class JobListener:
+    """A thread holding its own autocommit connection with ``LISTEN chatferry_jobs``;
+    every notification (and every reconnect, which may have missed some) sets
+    ``wakeup``. ``connected`` tells the workers whether they may poll slowly."""
+
+    def __init__(self, engine: Engine, wakeup: threading.Event, stop: threading.Event) -> None:
+        self._conninfo = conninfo_of(engine)
+        self._wakeup = wakeup
+        self._stop = stop
+        self.connected = threading.Event()
+        self.backend_pid: int | None = None  # the listening connection's server process
+
+    def run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._listen()
+                failures = 0
+            except (psycopg.Error, OSError) as exc:
+                self.connected.clear()
+                delay = _RECONNECT_SECONDS[min(failures, len(_RECONNECT_SECONDS) - 1)]
+                failures += 1
+                log.warning("job listener lost its connection (%s); retrying in %ss", exc, delay)
+                self._stop.wait(delay)
+        self.connected.clear()
+
+    def _listen(self) -> None:
+        with psycopg.connect(
+            self._conninfo,
+            autocommit=True,
+            connect_timeout=10,
+            application_name="chatferry-job-listener",
+        ) as conn:
+            conn.execute(f"LISTEN {CHANNEL}")
+            self.backend_pid = conn.info.backend_pid
+            self.connected.set()
+            self._wakeup.set()  # jobs enqueued while we were not listening
+            while not self._stop.is_set():
+                for _ in conn.notifies(timeout=_STOP_CHECK_SECONDS, stop_after=1):
+                    self._wakeup.set()

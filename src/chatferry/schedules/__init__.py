@@ -1,0 +1,1 @@
+"""Scheduled exports: one-off (``run_at``) and periodic (cron) schedules."""
