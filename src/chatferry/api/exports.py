@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from chatferry.api.deps import base_url, current_app, get_runtime
+from chatferry.api.paging import Page, page_of, paged
 from chatferry.api.responses import ok
 from chatferry.apps.service import AppContext, app_context
 from chatferry.db.engine import transaction
@@ -65,22 +66,14 @@ async def create_export(request: Request, app: AppContext = Depends(current_app)
 @router.get("/exports")
 def list_exports(
     request: Request,
-    page: str | None = None,
-    limit: str | None = None,
     app: AppContext = Depends(current_app),
+    page: Page = Depends(page_of),
 ) -> Response:
     rt = get_runtime(request)
-    number, size = service.parse_paging(page, limit)
     with transaction(rt.sessions) as session:
-        exports = service.list_exports(session, app, number, size)
+        exports = service.list_exports(session, app, page.number, page.size)
         total = service.count_exports(session, app)
-    records = [_render(rt, request, app, e) for e in exports]
-    return ok(
-        {
-            "backup_histories": records,
-            "meta": {"page": number, "limit": size, "total": total},
-        }
-    )
+    return paged("backup_histories", [_render(rt, request, app, e) for e in exports], page, total)
 
 
 @router.get("/exports/{unique_id}")

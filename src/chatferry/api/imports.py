@@ -9,10 +9,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from chatferry.api.deps import current_app, get_runtime
+from chatferry.api.paging import Page, page_of, paged
 from chatferry.api.responses import ok
 from chatferry.apps.service import AppContext
 from chatferry.db.engine import transaction
-from chatferry.exports.service import parse_paging
 from chatferry.imports import service
 from chatferry.imports.service import StoredUpload, import_record
 from chatferry.imports.upload import ParsedUpload, file_chunks, read_upload
@@ -51,21 +51,14 @@ async def create_import(request: Request, app: AppContext = Depends(current_app)
 @router.get("/imports")
 def list_imports(
     request: Request,
-    page: str | None = None,
-    limit: str | None = None,
     app: AppContext = Depends(current_app),
+    page: Page = Depends(page_of),
 ) -> Response:
     rt = get_runtime(request)
-    number, size = parse_paging(page, limit)
     with transaction(rt.sessions) as session:
-        records = service.list_imports(session, app, number, size)
+        records = service.list_imports(session, app, page.number, page.size)
         total = service.count_imports(session, app)
-    return ok(
-        {
-            "backup_histories": [import_record(r, app) for r in records],
-            "meta": {"page": number, "limit": size, "total": total},
-        }
-    )
+    return paged("backup_histories", [import_record(r, app) for r in records], page, total)
 
 
 @router.get("/imports/{unique_id}")

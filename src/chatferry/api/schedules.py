@@ -10,10 +10,10 @@ from starlette.responses import Response
 
 from chatferry.api.deps import current_app, get_runtime
 from chatferry.api.exports import read_json_body
+from chatferry.api.paging import Page, page_of, paged
 from chatferry.api.responses import ok
 from chatferry.apps.service import AppContext
 from chatferry.db.engine import transaction
-from chatferry.exports.service import parse_paging
 from chatferry.schedules import service
 from chatferry.schedules.service import schedule_record
 
@@ -36,21 +36,14 @@ async def create_schedule(request: Request, app: AppContext = Depends(current_ap
 @router.get("/export_schedules")
 def list_schedules(
     request: Request,
-    page: str | None = None,
-    limit: str | None = None,
     app: AppContext = Depends(current_app),
+    page: Page = Depends(page_of),
 ) -> Response:
     rt = get_runtime(request)
-    number, size = parse_paging(page, limit)
     with transaction(rt.sessions) as session:
-        schedules = service.list_schedules(session, app, number, size)
+        schedules = service.list_schedules(session, app, page.number, page.size)
         total = service.count_schedules(session, app)
-    return ok(
-        {
-            "export_schedules": [schedule_record(s, app) for s in schedules],
-            "meta": {"page": number, "limit": size, "total": total},
-        }
-    )
+    return paged("export_schedules", [schedule_record(s, app) for s in schedules], page, total)
 
 
 @router.get("/export_schedules/{unique_id}")

@@ -27,9 +27,6 @@ from chatferry.storage.signing import LinkSigner
 from chatferry.storage.store import FileStore
 
 JOB_KIND = "export"
-PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
-MAX_PAGE = 1_000_000_000  # keeps the row offset inside a 64-bit integer
 
 
 def check_resource(value: Any) -> str:
@@ -149,24 +146,6 @@ def parse_run_at(value: Any, now: datetime) -> datetime | None:
     if moment > now + timedelta(days=MAX_RUN_AT_DAYS):
         raise BadRequest(f"run_at {value!r} is more than {MAX_RUN_AT_DAYS} days ahead")
     return moment
-
-
-def parse_paging(page: str | None, limit: str | None) -> tuple[int, int]:
-    """``page`` (1-based, default 1) and ``limit`` (default 20, at most 100)."""
-
-    def positive(value: str | None, name: str, default: int, maximum: int) -> int:
-        if value is None or value == "":
-            return default
-        # isascii: str.isdigit() also accepts digits like "²" that int() refuses.
-        if not (value.isascii() and value.isdigit()) or not value.strip("0"):
-            raise BadRequest(f"{name} must be a whole number of at least 1, got {value!r}")
-        digits = value.lstrip("0")
-        if len(digits) > len(str(maximum)) or int(digits) > maximum:
-            raise BadRequest(f"{name} {value} is over the maximum of {maximum}")
-        return int(digits)
-
-    size = positive(limit, "limit", PAGE_SIZE, MAX_PAGE_SIZE)
-    return positive(page, "page", 1, MAX_PAGE), size
 
 
 def list_exports(session: Session, app: AppContext, page: int, size: int) -> list[Export]:
