@@ -5,19 +5,19 @@ from __future__ import annotations
 import random
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import chain
 from typing import Any
 
 import orjson
 from argon2 import PasswordHasher
-from sqlalchemy import Column, Connection, DateTime, MetaData, Table, func, select, text
+from sqlalchemy import Column, Connection, DateTime, MetaData, Table
 from sqlalchemy.orm import Session
 
 from chatferry.clock import utcnow
+from chatferry.db.bulk import insert_many, reserve_ids
 from chatferry.db.models import Base, Comment, Room, RoomParticipant, User, table_of
 from chatferry.db.types import UtcDateTime
 
@@ -115,8 +115,6 @@ class DemoSpec:
 # Rows per INSERT ... executemany: large enough to amortise the statement, small enough
 # that one chunk of row dicts stays a few MB.
 CHUNK_ROWS = 10_000
-# Rows per multi-row INSERT on PostgreSQL (x 11 columns stays far below its bind limit).
-ROWS_PER_STATEMENT = 500
 
 # Every demo user's password is the published "password", so a costly hash protects
 # nothing; light Argon2id parameters (still a valid hash for import and login) keep the
@@ -127,6 +125,16 @@ _DEMO_HASHER = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
 BULK_CACHE_KIB = 64 * 1024
 
 Row = dict[str, Any]
+
+
+def _insert_rows(conn: Connection, table: Table, rows: Sequence[Row]) -> None:
+    """Bulk-inserts row dicts (all with the same keys), CHUNK_ROWS at a time."""
+    if not rows:
+        return
+    keys = list(rows[0])
+    for offset in range(0, len(rows), CHUNK_ROWS):
+        chunk = rows[offset : offset + CHUNK_ROWS]
+        insert_many(conn, table, keys, [tuple(row.values()) for row in chunk])
 
 
 def _plain_table(model: type[Base], metadata: MetaData) -> Table:
@@ -151,91 +159,6 @@ _users = _plain_table(User, _metadata)
 _rooms = _plain_table(Room, _metadata)
 _participants = _plain_table(RoomParticipant, _metadata)
 _comments = _plain_table(Comment, _metadata)
-
-
-def _reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
-    """``count`` ids no other writer will use, ascending, so rows can name each other.
-
-    PostgreSQL draws them from the table's sequence. SQLite first takes the database's
-    write lock (a no-op DELETE) and then continues after the highest id, exactly as its
-    own rowid assignment would, so no concurrent writer can take the same ids.
-    """
-    if count <= 0:
-        return []
-    if conn.dialect.name == "postgresql":
-        drawn = conn.execute(
-            text(
-                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
-            ),
-            {"table": table.name, "n": count},
-        )
-        return sorted(int(value) for value in drawn.scalars())
-    conn.execute(text(f"DELETE FROM {table.name} WHERE 0"))
-    highest = int(conn.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0)
-    return list(range(highest + 1, highest + 1 + count))
-
-
-# Placeholders by DB-API paramstyle (SQLite's sqlite3: qmark, psycopg: pyformat).
-_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
-
-
-def _insert_rows(conn: Connection, table: Table, rows: Sequence[Row]) -> None:
-    """Bulk-inserts rows (dicts with the same keys) with the driver's own executemany.
-
-    SQLAlchemy's per-row parameter handling costs more than SQLite's insert itself, so
-    values go to the driver as tuples; the columns' bind processors (SQLAlchemy's own,
-    e.g. SQLite's datetime text) still run, so stored values are exactly as usual.
-    SQLite runs one prepared single-row INSERT per row fastest; a server database
-    gets multi-row INSERTs, one statement for many rows.
-    """
-    if not rows:
-        return
-    keys = list(rows[0])
-    to_driver = _driver_values(conn, table, keys)
-    per_statement = 1 if conn.dialect.name == "sqlite" else ROWS_PER_STATEMENT
-    for offset in range(0, len(rows), CHUNK_ROWS):
-        values = [to_driver(row) for row in rows[offset : offset + CHUNK_ROWS]]
-        whole = len(values) - len(values) % per_statement
-        _execute_many(conn, table.name, keys, values[:whole], per_statement)
-        _execute_many(conn, table.name, keys, values[whole:], len(values) - whole)
-
-
-def _execute_many(
-    conn: Connection,
-    table: str,
-    keys: list[str],
-    values: list[tuple[Any, ...]],
-    per_statement: int,
-) -> None:
-    """Runs INSERTs of ``per_statement`` rows each; len(values) is a multiple of it."""
-    if not values:
-        return
-    placeholder = _PLACEHOLDERS[conn.dialect.paramstyle]
-    one_row = f"({', '.join(placeholder for _ in keys)})"
-    sql = f"INSERT INTO {table} ({', '.join(keys)}) VALUES {', '.join([one_row] * per_statement)}"
-    params = [
-        tuple(chain.from_iterable(values[start : start + per_statement]))
-        for start in range(0, len(values), per_statement)
-    ]
-    conn.exec_driver_sql(sql, params)
-
-
-def _driver_values(conn: Connection, table: Table, keys: list[str]) -> Callable[[Row], Any]:
-    """Row dict to the driver's parameter tuple, through the columns' bind processors."""
-    dialect = conn.dialect
-    processed = [
-        (index, process)
-        for index, key in enumerate(keys)
-        if (process := table.c[key].type.dialect_impl(dialect).bind_processor(dialect))
-    ]
-
-    def convert(row: Row) -> tuple[Any, ...]:
-        values = list(row.values())
-        for index, process in processed:
-            values[index] = process(values[index])
-        return tuple(values)
-
-    return convert
 
 
 @contextmanager
@@ -278,12 +201,12 @@ def _generate(conn: Connection, app_pk: int, spec: DemoSpec) -> dict[str, int]:
     start, span = now - timedelta(days=spec.days), timedelta(days=spec.days)
     password_hash = _DEMO_HASHER.hash("password")
 
-    user_ids = _reserve_ids(conn, _users, spec.users)
+    user_ids = reserve_ids(conn, _users, spec.users)
     users = _make_users(rng, app_pk, user_ids, tag, start, span, password_hash)
     _insert_rows(conn, _users, users)
     emails = {u["id"]: u["email"] for u in users}
 
-    room_ids = _reserve_ids(conn, _rooms, spec.rooms)
+    room_ids = reserve_ids(conn, _rooms, spec.rooms)
     rooms, members = _make_rooms(rng, app_pk, room_ids, tag, user_ids, emails, start, span)
     _insert_rows(conn, _rooms, rooms)
     participants = [
@@ -402,7 +325,7 @@ def _insert_comments(
 ) -> int:
     """Inserts in time order with ascending ids; replies point at an earlier message."""
     plan = _comment_plan(rng, count, room_times, now) if room_times else []
-    ids = _reserve_ids(conn, _comments, len(plan))
+    ids = reserve_ids(conn, _comments, len(plan))
     history: dict[int, list[int]] = defaultdict(list)
     for offset in range(0, len(plan), CHUNK_ROWS):
         rows = []

@@ -1,0 +1,126 @@
+"""Bulk writes that skip SQLAlchemy's per-row work: reserved ids and driver executemany.
+
+SQLAlchemy's per-row parameter handling (and the ORM's bulk-insert bookkeeping) costs
+many times the database's own work for thousands of rows, so rows go to the driver's
+``executemany`` as tuples. The columns' bind processors (e.g. aware datetimes to naive
+UTC text on SQLite) still run, so stored values are exactly those SQLAlchemy would store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from itertools import chain
+from typing import Any
+
+from sqlalchemy import Connection, Table, text
+
+from chatferry.db.types import UtcDateTime
+
+# Rows per multi-row INSERT on a server database (x 11 columns, far below the bind
+# limit of PostgreSQL). SQLite runs a prepared single-row INSERT per row fastest.
+ROWS_PER_STATEMENT = 500
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
+    """``count`` new ids for ``table``, ascending, that no other writer will use.
+
+    On SQLite the no-op DELETE makes sure the transaction holds the database's write
+    lock (it normally does already), so no other writer can take ids after the highest
+    one until this transaction ends, exactly as SQLite's own rowid assignment would.
+    """
+    if count <= 0:
+        return []
+    if conn.dialect.name == "postgresql":
+        drawn = conn.execute(
+            text(
+                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
+            ),
+            {"table": table.name, "n": count},
+        )
+        return sorted(int(value) for value in drawn.scalars())
+    conn.exec_driver_sql(f"DELETE FROM {table.name} WHERE 0")
+    highest = int(
+        conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}").scalar_one()
+    )
+    return list(range(highest + 1, highest + 1 + count))
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    """An aware datetime as SQLite's DATETIME column stores it: naive UTC text."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+_TIME_SAMPLES = (
+    datetime(2017, 5, 10, 11, 46, 30, tzinfo=UTC),
+    datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-7))),
+    None,
+)
+
+
+def _processor(conn: Connection, table: Table, key: str) -> Callable[[Any], Any] | None:
+    """The column's bind processor; for SQLite's datetimes a faster equivalent.
+
+    SQLAlchemy formats SQLite datetimes field by field, a large part of a big file's
+    insert; ``isoformat`` writes the same text, which is checked once here.
+    """
+    dialect = conn.dialect
+    process = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+    if (
+        process is not None
+        and dialect.name == "sqlite"
+        and isinstance(table.c[key].type, UtcDateTime)
+        and all(process(v) == _sqlite_time(v) for v in _TIME_SAMPLES)
+    ):
+        return _sqlite_time
+    return process
+
+
+def _converter(conn: Connection, table: Table, keys: Sequence[str]) -> Callable[[Any], Any]:
+    """A row tuple (in ``keys`` order) to the driver's values, via the bind processors."""
+    processors = [
+        (index, process)
+        for index, key in enumerate(keys)
+        if (process := _processor(conn, table, key))
+    ]
+    if not processors:
+        return lambda row: row
+
+    def convert(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        values = list(row)
+        for index, process in processors:
+            values[index] = process(values[index])
+        return tuple(values)
+
+    return convert
+
+
+def insert_many(
+    conn: Connection, table: Table, keys: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Inserts value tuples (in ``keys`` order) with the driver's executemany."""
+    if not rows:
+        return
+    convert = _converter(conn, table, keys)
+    values = [convert(row) for row in rows]
+    per_statement = 1 if conn.dialect.name == "sqlite" else ROWS_PER_STATEMENT
+    placeholder = _PLACEHOLDERS[conn.dialect.paramstyle]
+    one_row = f"({', '.join(placeholder for _ in keys)})"
+    columns = ", ".join(keys)
+    whole = len(values) - len(values) % per_statement
+    for start, end, size in ((0, whole, per_statement), (whole, len(values), len(values) - whole)):
+        if start == end:
+            continue
+        sql = f"INSERT INTO {table.name} ({columns}) VALUES {', '.join([one_row] * size)}"
+        params = (
+            values[start:end]
+            if size == 1
+            else [
+                tuple(chain.from_iterable(values[offset : offset + size]))
+                for offset in range(start, end, size)
+            ]
+        )
+        conn.exec_driver_sql(sql, params)
