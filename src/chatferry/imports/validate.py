@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -373,6 +373,18 @@ def _participants(check: RowCheck) -> list[str]:
     return list(value)
 
 
+def _check_unique_id(
+    check: RowCheck, unique_id: str, first_id: dict[str, int], known: Container[str], noun: str
+) -> None:
+    """A row's UniqueId must be its own in the file and new to the app."""
+    if not unique_id:
+        return
+    if first_id[unique_id] != check.index:
+        check.add("UniqueId", f"UniqueId {unique_id!r} is also used by row {first_id[unique_id]}")
+    elif unique_id in known:
+        check.add("UniqueId", f"a {noun} with UniqueId {unique_id!r} already exists in this app")
+
+
 def check_rooms(
     conn: Connection, app_pk: int, rows: list[dict[str, Any]], now: datetime
 ) -> tuple[list[RoomRow], list[Problem]]:
@@ -389,16 +401,7 @@ def check_rooms(
     for check, unique_id, creator, people in zip(
         checks, unique_ids, creators, participants, strict=True
     ):
-        i = check.index
-        if unique_id:
-            if first_id[unique_id] != i:
-                check.add(
-                    "UniqueId", f"UniqueId {unique_id!r} is also used by row {first_id[unique_id]}"
-                )
-            elif unique_id in known_rooms:
-                check.add(
-                    "UniqueId", f"a room with UniqueId {unique_id!r} already exists in this app"
-                )
+        _check_unique_id(check, unique_id, first_id, known_rooms, "room")
         if creator and creator not in user_ids:
             check.add(
                 "CreatorEmail",
@@ -640,15 +643,7 @@ def check_comments(
         checks, unique_ids, room_keys, creators, parents, strict=True
     ):
         i = check.index
-        if unique_id:
-            if first_id[unique_id] != i:
-                check.add(
-                    "UniqueId", f"UniqueId {unique_id!r} is also used by row {first_id[unique_id]}"
-                )
-            elif unique_id in known_comments:
-                check.add(
-                    "UniqueId", f"a comment with UniqueId {unique_id!r} already exists in this app"
-                )
+        _check_unique_id(check, unique_id, first_id, known_comments, "comment")
         if room_key and room_key not in rooms:
             check.add(
                 "RoomUniqueId",
