@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -247,3 +249,16 @@ def test_the_base_url_setting_changes_the_links_host(
     response = client.get(path)
     assert response.status_code == 200
     assert response.content == b"[]\n"
+
+
+def test_curl_remote_header_name_saves_the_file_under_its_original_name(
+    finished: tuple[Any, dict[str, Any]], tmp_path: Path, start_server: Any
+) -> None:
+    """`curl -OJ` only reads a plain filename="..." (not RFC 5987's filename*)."""
+    _creds, record = finished
+    server = start_server()
+    path_and_query = record["download_url"].split("http://testserver", 1)[1]
+    subprocess.run(["curl", "-sfOJ", server.base_url + path_and_query], cwd=tmp_path, check=True)
+    saved = tmp_path / record["original_filename"]
+    assert saved.is_file()
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == record["sha256"]

@@ -21,6 +21,7 @@ from chatferry.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from chatferry.exports import service, status
 from chatferry.exports.service import export_record
 from chatferry.runtime import Runtime
+from chatferry.storage.store import content_disposition
 
 router = APIRouter(prefix="/api/v2.1/rest")
 
@@ -126,4 +127,7 @@ def download_export(
     if path is None or not path.is_file():
         raise NotFound("the export's file is no longer stored: create the export again")
     filename = service.original_filename(export, app_context(app, rt.settings))
-    return FileResponse(path, media_type="application/json", filename=filename)
+    # A plain filename="..." (with an RFC 5987 form only when needed): `curl -OJ` and
+    # browsers then save the file under its original name.
+    disposition = {"content-disposition": content_disposition(filename)}
+    return FileResponse(path, media_type="application/json", headers=disposition)
