@@ -75,13 +75,20 @@ def database_url(
 
 
 @pytest.fixture
-def settings_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+def extra_env() -> dict[str, str]:
+    """CHATFERRY_* settings a test adds; override with parametrize("extra_env", ...)."""
+    return {}
+
+
+@pytest.fixture
+def settings_env(tmp_path: Path, database_url: str, extra_env: dict[str, str]) -> dict[str, str]:
     """The CHATFERRY_* environment a test's server or CLI runs with."""
     return {
         "CHATFERRY_DATA_DIR": str(tmp_path / "data"),
         "CHATFERRY_DATABASE_URL": database_url,
         "CHATFERRY_JOB_POLL_SECONDS": "0.1",
         "CHATFERRY_JOB_LEASE_SECONDS": "3",
+        **extra_env,
     }
 
 

@@ -46,6 +46,31 @@ RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$")
 TERMINAL = ("finished", "failed", "cancelled")
 
 
+# The design's file format, keys in order (stated here, not taken from the code).
+USER_KEYS = ["Email", "Name", "AvatarUrl", "AuthenticationToken", "PasswordHash", "CreateAt"]
+ROOM_KEYS = [
+    "Name",
+    "Type",
+    "Options",
+    "CreatorEmail",
+    "CreatedAt",
+    "AvatarUrl",
+    "UniqueId",
+    "ParticipantEmails",
+]
+COMMENT_KEYS = [
+    "Message",
+    "DisableLinkPreview",
+    "Type",
+    "UniqueId",
+    "CreatorEmail",
+    "RoomUniqueId",
+    "CreatedAt",
+    "Payload",
+    "ParentCommentUniqueId",
+]
+
+
 # A real Argon2id hash at the lowest cost: the production cost (about half a second per
 # hash and per first check) would dominate the run time of tests that are not about it.
 _CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)

@@ -28,17 +28,6 @@ from helpers_api import (
 
 
 @pytest.fixture
-def extra_env() -> dict[str, str]:
-    """CHATFERRY_* settings a test adds; override with parametrize("extra_env", ...)."""
-    return {}
-
-
-@pytest.fixture
-def settings_env(settings_env: dict[str, str], extra_env: dict[str, str]) -> dict[str, str]:
-    return {**settings_env, **extra_env}
-
-
-@pytest.fixture
 def finished(client: TestClient, runtime: Runtime) -> tuple[Any, dict[str, Any]]:
     """An app in Asia/Jakarta with a finished users export of five rows."""
     creds = quick_app(runtime, "downloads", "Asia/Jakarta")

@@ -17,6 +17,9 @@ from chatferry.db.models import Comment, Room, RoomParticipant, User
 from chatferry.demo.generate import DemoSpec, generate
 from chatferry.runtime import Runtime
 from helpers_api import (
+    COMMENT_KEYS,
+    ROOM_KEYS,
+    USER_KEYS,
     add_comment,
     add_room,
     add_user,
@@ -26,28 +29,6 @@ from helpers_api import (
     quick_app,
 )
 
-USER_KEYS = ["Email", "Name", "AvatarUrl", "AuthenticationToken", "PasswordHash", "CreateAt"]
-ROOM_KEYS = [
-    "Name",
-    "Type",
-    "Options",
-    "CreatorEmail",
-    "CreatedAt",
-    "AvatarUrl",
-    "UniqueId",
-    "ParticipantEmails",
-]
-COMMENT_KEYS = [
-    "Message",
-    "DisableLinkPreview",
-    "Type",
-    "UniqueId",
-    "CreatorEmail",
-    "RoomUniqueId",
-    "CreatedAt",
-    "Payload",
-    "ParentCommentUniqueId",
-]
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 
 TRICKY_TEXTS = [
@@ -69,11 +50,6 @@ CUSTOM_PAYLOAD = (
 def extra_env() -> dict[str, str]:
     """Small batches, so every file here is written in several database pages."""
     return {"CHATFERRY_EXPORT_BATCH_SIZE": "3"}
-
-
-@pytest.fixture
-def settings_env(settings_env: dict[str, str], extra_env: dict[str, str]) -> dict[str, str]:
-    return {**settings_env, **extra_env}
 
 
 def instant(text: str) -> datetime:

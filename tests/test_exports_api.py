@@ -39,17 +39,6 @@ from conftest import wait_for
 
 
 @pytest.fixture
-def extra_env() -> dict[str, str]:
-    """CHATFERRY_* settings a test adds; override with parametrize("extra_env", ...)."""
-    return {}
-
-
-@pytest.fixture
-def settings_env(settings_env: dict[str, str], extra_env: dict[str, str]) -> dict[str, str]:
-    return {**settings_env, **extra_env}
-
-
-@pytest.fixture
 def new_app(runtime: Runtime) -> Any:
     """Like conftest's make_app, with a cheap secret hash (see helpers_api.quick_app)."""
     return lambda name="Test app", timezone="UTC": quick_app(runtime, name, timezone)

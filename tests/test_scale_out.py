@@ -32,7 +32,7 @@ from chatferry.db.engine import transaction
 from chatferry.db.models import Comment, Export, Import, Job, Room, RoomParticipant, User
 from chatferry.demo.generate import DemoSpec, generate
 from chatferry.runtime import Runtime
-from helpers_api import app_pk, quick_app
+from helpers_api import COMMENT_KEYS, ROOM_KEYS, USER_KEYS, app_pk, quick_app
 from helpers_proc import API, api_headers, create_export, get_export, show_process_logs  # noqa: F401
 
 from conftest import Credentials, cli_command, wait_for
@@ -49,28 +49,6 @@ USERS_PER_IMPORT = 3
 # Imported rows are dated long ago, outside every export's window, so the exports'
 # content does not depend on when the imports ran.
 IMPORTED_AT = "2020-01-02T03:04:05Z"
-USER_KEYS = ["Email", "Name", "AvatarUrl", "AuthenticationToken", "PasswordHash", "CreateAt"]
-ROOM_KEYS = [
-    "Name",
-    "Type",
-    "Options",
-    "CreatorEmail",
-    "CreatedAt",
-    "AvatarUrl",
-    "UniqueId",
-    "ParticipantEmails",
-]
-COMMENT_KEYS = [
-    "Message",
-    "DisableLinkPreview",
-    "Type",
-    "UniqueId",
-    "CreatorEmail",
-    "RoomUniqueId",
-    "CreatedAt",
-    "Payload",
-    "ParentCommentUniqueId",
-]
 
 
 @pytest.fixture
