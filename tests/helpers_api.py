@@ -256,7 +256,19 @@ def assert_error(response: httpx.Response, status: int, *fragments: str) -> str:
     body = response.json()
     assert set(body) == {"status", "error"}, body
     assert body["status"] == status
-    assert set(body["error"]) == {"message"}
+    # The spec's key first; extension keys (code, limit, ...) only next to it.
+    assert next(iter(body["error"])) == "message"
+    assert set(body["error"]) <= {
+        "message",
+        "code",
+        "resource",
+        "rows",
+        "limit",
+        "setting",
+        "days",
+        "max_days",
+        "limit_bytes",
+    }, body
     message: str = body["error"]["message"]
     assert isinstance(message, str) and message.strip()
     assert "Traceback" not in message

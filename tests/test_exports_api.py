@@ -350,6 +350,25 @@ def test_the_deployment_row_limit_refuses_the_request_with_a_helpful_message(
     message = assert_error(response, 400, "3", "2", "CHATFERRY_EXPORT_MAX_USERS", "start_date")
     assert "limit" in message.lower()
     assert export_count(runtime) == 0
+    # Extension keys next to the message, for clients that split the window.
+    assert response.json()["error"] == {
+        "message": message,
+        "code": "export_row_limit",
+        "resource": "users",
+        "rows": 3,
+        "limit": 2,
+        "setting": "CHATFERRY_EXPORT_MAX_USERS",
+    }
+    too_long = client.post(
+        EXPORTS,
+        json={"type": "users", "start_date": "2017-01-01", "end_date": "2017-02-01"},
+        headers=creds.headers,
+    ).json()["error"]
+    assert (too_long["code"], too_long["days"], too_long["max_days"]) == (
+        "export_range_limit",
+        31,
+        30,
+    )
 
     # The limit counts the rows in the requested window only.
     today = today_in("UTC")

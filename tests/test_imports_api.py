@@ -154,8 +154,11 @@ def test_file_over_the_app_limit_is_refused_with_413(
     _set_limit(runtime, creds.app_id, 1000)
     at_limit = b"[" + b" " * 998 + b"]"
     assert upload(client, creds, "users", at_limit).status_code == 200
-    message = _error(upload(client, creds, "users", at_limit + b" "), 413)
+    over = upload(client, creds, "users", at_limit + b" ")
+    message = _error(over, 413)
     assert "1001 bytes" in message and "1000 bytes" in message
+    assert over.json()["error"]["code"] == "import_too_large"
+    assert over.json()["error"]["limit_bytes"] == 1000
     assert "CHATFERRY_IMPORT_MAX_BYTES" in message
     # A declared body far over the limit is refused from its Content-Length alone.
     _error(upload(client, creds, "users", b" " * 200_000), 413)

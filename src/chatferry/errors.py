@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ChatferryError(Exception):
-    """Base error: ``status`` maps onto the HTTP status of the error envelope."""
+    """Base error: ``status`` maps onto the HTTP status of the error envelope.
+
+    ``details`` are extension keys sent next to ``message`` in the envelope's
+    ``error`` object (e.g. ``code``, ``rows``, ``limit``), for clients that act on
+    the error; the spec's envelope keys stay as they are.
+    """
 
     status = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.details = details or {}
 
 
 class BadRequest(ChatferryError):

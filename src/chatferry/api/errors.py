@@ -23,7 +23,7 @@ _HTTP_MESSAGES = {
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ChatferryError)
     async def domain_error(_request: Request, exc: ChatferryError) -> Response:
-        return error(exc.status, exc.message)
+        return error(exc.status, exc.message, details=exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> Response:

@@ -19,7 +19,12 @@ def ok(results: Any) -> OrjsonResponse:
     return OrjsonResponse({"results": results, "status": 200})
 
 
-def error(status: int, message: str, headers: dict[str, str] | None = None) -> OrjsonResponse:
-    return OrjsonResponse(
-        {"status": status, "error": {"message": message}}, status_code=status, headers=headers
-    )
+def error(
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    details: dict[str, Any] | None = None,
+) -> OrjsonResponse:
+    """The error envelope; ``details`` are extension keys after ``message``."""
+    body = {"status": status, "error": {"message": message, **(details or {})}}
+    return OrjsonResponse(body, status_code=status, headers=headers)

@@ -44,7 +44,8 @@ def resolve_window(
         raise BadRequest(
             f"the date range {start.isoformat()} to {end.isoformat()} spans "
             f"{(end - start).days} days, more than the maximum of {max_days}: "
-            "split it into several exports"
+            "split it into several exports",
+            {"code": "export_range_limit", "days": (end - start).days, "max_days": max_days},
         )
     return start, end
 

@@ -46,6 +46,17 @@ def row_limit_message(resource: str, rows: int, limit: int, app: AppContext) -> 
     )
 
 
+def row_limit_details(resource: str, rows: int, limit: int) -> dict[str, Any]:
+    """The row-limit refusal for clients that split windows (extension keys)."""
+    return {
+        "code": "export_row_limit",
+        "resource": resource,
+        "rows": rows,
+        "limit": limit,
+        "setting": f"CHATFERRY_EXPORT_MAX_{resource.upper()}",
+    }
+
+
 def create_export(
     session: Session, settings: Settings, app: AppContext, body: Any, now: datetime | None = None
 ) -> Export:
@@ -72,7 +83,10 @@ def create_export(
     rows = count_rows(session.connection(), resource, app.pk, lower, upper)
     limit = app.export_max_rows[resource]
     if rows > limit:
-        raise BadRequest(row_limit_message(resource, rows, limit, app))
+        raise BadRequest(
+            row_limit_message(resource, rows, limit, app),
+            row_limit_details(resource, rows, limit),
+        )
     export = new_export(app, resource, start, end, now, run_at=run_at)
     session.add(export)
     session.flush()

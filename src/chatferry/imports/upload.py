@@ -52,6 +52,12 @@ def too_large_message(app: AppContext, figure: str) -> str:
     )
 
 
+def too_large(app: AppContext, figure: str) -> PayloadTooLarge:
+    """The 413 refusal, with the limit as an extension key for clients that split files."""
+    details = {"code": "import_too_large", "limit_bytes": app.import_max_bytes}
+    return PayloadTooLarge(too_large_message(app, figure), details)
+
+
 async def _capped(
     stream: AsyncIterator[bytes], cap: int, app: AppContext
 ) -> AsyncGenerator[bytes, None]:
@@ -59,7 +65,7 @@ async def _capped(
     async for chunk in stream:
         received += len(chunk)
         if received > cap:
-            raise PayloadTooLarge(too_large_message(app, f"the upload is over {cap} bytes"))
+            raise too_large(app, f"the upload is over {cap} bytes")
         yield chunk
 
 
@@ -112,7 +118,7 @@ async def read_upload(
     cap = app.import_max_bytes + FRAMING_ALLOWANCE
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
-        raise PayloadTooLarge(too_large_message(app, f"the upload is {declared} bytes"))
+        raise too_large(app, f"the upload is {declared} bytes")
     parser = MultiPartParser(
         headers,
         _capped(stream, cap, app),
@@ -136,7 +142,7 @@ async def read_upload(
             )
         size = upload.size if upload.size is not None else 0
         if size > app.import_max_bytes:
-            raise PayloadTooLarge(too_large_message(app, f"the file is {size} bytes"))
+            raise too_large(app, f"the file is {size} bytes")
         upload.file.seek(0)
         return ParsedUpload(resource, dry_run, _clean_filename(upload.filename), size, upload.file)
     except BaseException:
