@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 
@@ -15,10 +16,16 @@ class ChatferryError(Exception):
 
     status = 400
 
-    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
+        self.headers = headers or {}
 
 
 class BadRequest(ChatferryError):
@@ -39,3 +46,41 @@ class NotFound(ChatferryError):
 
 class PayloadTooLarge(ChatferryError):
     status = 413
+
+
+class RangeNotSatisfiable(ChatferryError):
+    status = 416
+
+
+class TooManyRequests(ChatferryError):
+    status = 429
+
+
+_SHOWN_CHARS = 60
+
+
+def show(value: object) -> str:
+    """A raw client value as it may appear in a message: strings quoted and cut to a
+    short prefix, short scalars as they are, anything else by its JSON type name.
+    Never ``repr()`` of an unbounded or deeply nested value."""
+    if isinstance(value, str):
+        cut = value[:_SHOWN_CHARS]
+        return repr(cut)[:-1] + "…'" if len(value) > _SHOWN_CHARS else repr(cut)
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
+    if isinstance(value, int | float):
+        text = repr(value)
+        return text if len(text) <= _SHOWN_CHARS else f"a {len(text)}-digit number"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+_REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def new_reference() -> str:
+    """A short id that ties what a tenant reads to the log line with the details."""
+    return "E" + "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(9))
