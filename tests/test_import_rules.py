@@ -15,6 +15,7 @@ from chatferry.db.engine import transaction
 from chatferry.db.models import App, Comment, Import, Room, RoomParticipant, User
 from chatferry.imports import job as import_job
 from chatferry.imports.passwords import hash_password, verify_password
+from chatferry.imports.rules.file import parse_file
 from chatferry.jobs.queue import ClaimedJob
 from chatferry.runtime import Runtime
 from import_helpers import (
@@ -460,7 +461,7 @@ def test_unique_constraints_decide_a_race_and_reruns_do_nothing(
     )
     plan = import_job._load_plan(runtime, unfinished.id)
     assert plan is not None
-    rows = import_job.validate.parse_file(runtime.store.read_bytes(plan.storage_key))
+    rows = parse_file(runtime.store.read_bytes(plan.storage_key), 1000)
     checked = import_job._check(runtime, plan, rows)
     with transaction(runtime.sessions) as session:
         session.execute(
