@@ -286,7 +286,11 @@ def test_room_rules_report_every_problem_then_options_are_stored(
     ]
     assert "must be one of the single room's participants" in messages(record, 5, "CreatorEmail")[0]
     assert counts(runtime, app_id)["rooms"] == 1
+    _import_rooms_with_options(runtime, app_id)
 
+
+def _import_rooms_with_options(runtime: Runtime, app_id: str) -> None:
+    """An Options object is stored as JSON text; a single room is named after its people."""
     good = [
         room("g", "a@x.com", ["a@x.com", "b@x.com"], Options={"color": "teal"}, Name="Team"),
         room("s", "b@x.com", ["b@x.com", "a@x.com"], "single", Name="ignored", Options=None),
@@ -316,6 +320,26 @@ def _reply(unique_id: str, room_id: str, parent: str, **extra: Any) -> dict[str,
     return comment(unique_id, room_id, "a@x.com", "reply", ParentCommentUniqueId=parent, **extra)
 
 
+COMMENT_PROBLEMS = [
+    (1, "old", "UniqueId"),
+    (2, "c0", "UniqueId"),
+    (3, "c3", "RoomUniqueId"),
+    (3, "c3", "CreatorEmail"),
+    (4, "c4", "Type"),
+    (5, "c5", "DisableLinkPreview"),
+    (6, "c6", "ParentCommentUniqueId"),
+    (7, "c7", "ParentCommentUniqueId"),
+    (8, "c8", "ParentCommentUniqueId"),
+    (10, "c10", "Payload"),
+    (11, "c11", "Payload"),
+    (12, "c12", "ParentCommentUniqueId"),
+    (13, "c13", "ParentCommentUniqueId"),
+    (14, "c14", "ParentCommentUniqueId"),
+    (15, "c15", "CreatedAt"),
+    (16, "c16", "Payload"),
+]
+
+
 def test_comment_rules_report_every_problem(make_app: Any, runtime: Runtime) -> None:
     app_id = make_app().app_id
     _comment_world(runtime, app_id)
@@ -339,24 +363,7 @@ def test_comment_rules_report_every_problem(make_app: Any, runtime: Runtime) -> 
         _reply("c16", "r1", "c0", Payload=None),
     ]
     record = run_job(runtime, app_id, "comments", rows)
-    assert problems(record) == [
-        (1, "old", "UniqueId"),
-        (2, "c0", "UniqueId"),
-        (3, "c3", "RoomUniqueId"),
-        (3, "c3", "CreatorEmail"),
-        (4, "c4", "Type"),
-        (5, "c5", "DisableLinkPreview"),
-        (6, "c6", "ParentCommentUniqueId"),
-        (7, "c7", "ParentCommentUniqueId"),
-        (8, "c8", "ParentCommentUniqueId"),
-        (10, "c10", "Payload"),
-        (11, "c11", "Payload"),
-        (12, "c12", "ParentCommentUniqueId"),
-        (13, "c13", "ParentCommentUniqueId"),
-        (14, "c14", "ParentCommentUniqueId"),
-        (15, "c15", "CreatedAt"),
-        (16, "c16", "Payload"),
-    ]
+    assert problems(record) == COMMENT_PROBLEMS
     assert messages(record, 1, "UniqueId") == [
         "a comment with UniqueId 'old' already exists in this app"
     ]
