@@ -253,3 +253,11 @@ def test_a_parent_earlier_in_the_file_wins_over_a_stored_one() -> None:
     rows = [_comment("elsewhere"), _reply("re", "elsewhere")]
     _, log = check_rows(comments, parse_comment, rows, WORLD)
     assert found(log.kept()) == [(0, "elsewhere", "UniqueId")]
+
+
+@pytest.mark.parametrize("field", comments.FIELDS)
+def test_a_1000_deep_value_in_any_field_is_a_short_problem_on_it(field: str) -> None:
+    raw = {**_reply("c", "p"), field: deep(1000)}
+    problems = parse_comment(0, raw, NOW).problems
+    assert field in [p.field for p in problems]
+    assert all(len(p.message) < 120 for p in problems)

@@ -102,6 +102,7 @@ BAD: list[tuple[str, Any, str, str]] = [
     ("Options", {"d": deep(100)}, "Options", "Options nests objects and arrays more than 100 deep"),
     ("Options", {"d": deep(1000)}, "Options", "more than 100 deep"),
     ("AvatarUrl", "not a url", "AvatarUrl", "AvatarUrl 'not a url' is not an absolute http(s) URL"),
+    ("AvatarUrl", "https://a.b/\x00.png", "AvatarUrl", "AvatarUrl contains a NUL character"),
     ("CreatedAt", "yesterday", "CreatedAt", "CreatedAt 'yesterday' is not an RFC 3339 date-time"),
     ("CreatedAt", "9999-12-31T23:59:59-23:59", "CreatedAt", "is out of range"),
     ("CreatedAt", {"at": deep(1000)}, "CreatedAt", "CreatedAt (an object) is not an RFC 3339"),
@@ -208,3 +209,10 @@ def test_rows_to_write_name_users_by_id_in_participant_order() -> None:
         ("r1", 1, [1, 2, 3], "Qiscus Family Super"),
         ("s", 1, [2, 1], "b@x.com a@x.com"),
     ]
+
+
+@pytest.mark.parametrize("field", rooms.FIELDS)
+def test_a_1000_deep_value_in_any_field_is_a_short_problem_on_it(field: str) -> None:
+    problems = parse_room(0, {**VALID, field: deep(1000)}, NOW).problems
+    assert [p.field for p in problems] == [field]
+    assert len(problems[0].message) < 120

@@ -253,3 +253,10 @@ def test_rows_to_write_get_a_token_and_keep_the_password_to_hash() -> None:
     tokens = [r.authentication_token for r in rows]
     assert len(set(tokens)) == 3 and all(len(t) == 32 for t in tokens)
     assert users.plain_passwords(rows) == ["pw"]
+
+
+@pytest.mark.parametrize("field", users.FIELDS)
+def test_a_1000_deep_value_in_any_field_is_a_short_problem_on_it(field: str) -> None:
+    problems = parse_user(0, {**VALID, field: deep(1000)}, NOW).problems
+    assert [p.field for p in problems] == [field]
+    assert len(problems[0].message) < 120
