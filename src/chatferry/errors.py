@@ -56,26 +56,30 @@ class TooManyRequests(ChatferryError):
     status = 429
 
 
-_SHOWN_CHARS = 60
+SHOWN_CHARS = 60
+
+
+def shorten(text: str) -> str:
+    """``text`` cut after SHOWN_CHARS characters, with "…" where it was cut."""
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "\u2026"
 
 
 def show(value: object) -> str:
-    """A raw client value as it may appear in a message: strings quoted and cut to a
-    short prefix, short scalars as they are, anything else by its JSON type name.
+    """A raw client value as it may appear in a message: a string quoted and cut short,
+    a number or boolean as JSON writes it, anything else by its JSON type.
     Never ``repr()`` of an unbounded or deeply nested value."""
     if isinstance(value, str):
-        cut = value[:_SHOWN_CHARS]
-        return repr(cut)[:-1] + "…'" if len(value) > _SHOWN_CHARS else repr(cut)
+        return repr(shorten(value))
     if value is None or isinstance(value, bool):
         return "null" if value is None else str(value).lower()
     if isinstance(value, int | float):
         text = repr(value)
-        return text if len(text) <= _SHOWN_CHARS else f"a {len(text)}-digit number"
+        return text if len(text) <= SHOWN_CHARS else f"a {len(text)}-digit number"
     if isinstance(value, list):
-        return "an array"
+        return "(an array)"
     if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+        return "(an object)"
+    return f"({type(value).__name__})"
 
 
 _REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     export_max_comments: int = Field(default=5000, gt=0)
     export_max_days: int = Field(default=30, gt=0, le=366)
     import_max_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # Rows in one import file, checked before any per-row work (a real row is over 100
+    # bytes, so a file under the byte limit of real rows never reaches it).
+    import_max_rows: int = Field(default=100_000, gt=0)
 
     worker_concurrency: int = Field(default=2, gt=0, le=256)
     job_lease_seconds: float = Field(default=30.0, gt=0)

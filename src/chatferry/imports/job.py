@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -33,11 +32,12 @@ from chatferry.clock import utcnow
 from chatferry.db.engine import begin_write, transaction
 from chatferry.db.models import App, Import, table_of
 from chatferry.errors import new_reference
-from chatferry.imports import validate, write
 from chatferry.imports.passwords import hash_many
+from chatferry.imports.rules.common import MAX_KEPT_PROBLEMS, ImportRejected
+from chatferry.imports.rules.file import parse_file
+from chatferry.imports.rules.importers import importer_for
 from chatferry.imports.service import JOB_KIND, storage_key_for
 from chatferry.imports.status import ImportStatus
-from chatferry.imports.validate import ImportRejected, Problem
 from chatferry.jobs.handlers import JobReport
 from chatferry.jobs.queue import ClaimedJob
 from chatferry.jobs.records import TrackedRecords
@@ -54,15 +54,8 @@ IMPORT_RECORDS = TrackedRecords(
 )
 
 # At most this many problems are stored and shown; the summary gives the full count.
-MAX_REPORTED_PROBLEMS = 1000
+MAX_REPORTED_PROBLEMS = MAX_KEPT_PROBLEMS
 _PROGRESS_INTERVAL_SECONDS = 0.5
-
-Checker = Callable[[Any, int, list[dict[str, Any]], Any], tuple[list[Any], list[Problem]]]
-CHECKS: dict[str, Checker] = {
-    "users": validate.check_users,
-    "rooms": validate.check_rooms,
-    "comments": validate.check_comments,
-}
 
 
 @dataclass(frozen=True)
@@ -94,20 +87,6 @@ def _load_plan(rt: Runtime, import_id: int) -> ImportPlan | None:
         )
 
 
-def _summary(problems: list[Problem], total_rows: int) -> str:
-    rows = len({p.row for p in problems})
-    shown = (
-        f" (the first {MAX_REPORTED_PROBLEMS} are listed in Data)"
-        if len(problems) > MAX_REPORTED_PROBLEMS
-        else ""
-    )
-    return (
-        f"the file has {len(problems)} problem{'s' if len(problems) != 1 else ''} in {rows} "
-        f"of {total_rows} rows{shown}; nothing was imported: fix the rows listed in Data "
-        "and upload the file again"
-    )
-
-
 def mark_rejected(session: Session, import_id: int, rejected: ImportRejected) -> None:
     """Fails the import with the file's problems listed in ``errors.Data``."""
     problems = rejected.problems
@@ -137,15 +116,16 @@ def _finish(session: Session, plan: ImportPlan, rows: int) -> bool:
 
 def _check(rt: Runtime, plan: ImportPlan, rows: list[dict[str, Any]]) -> list[Any]:
     """The checked rows ready to write; raises ImportRejected listing every problem."""
+    importer = importer_for(plan.resource)
     with transaction(rt.sessions) as session:
-        checked, problems = CHECKS[plan.resource](session.connection(), plan.app.pk, rows, utcnow())
+        checked, problems = importer.check(session.connection(), plan.app.pk, rows, utcnow())
     if problems:
-        raise ImportRejected(_summary(problems, len(rows)), problems)
+        raise problems.rejection(len(rows))
     return checked
 
 
 def _hash_passwords(rt: Runtime, plan: ImportPlan, checked: list[Any]) -> list[str]:
-    plain = [row.password for row in checked if row.password is not None]
+    plain = importer_for(plan.resource).plain_passwords(checked)
     if not plain:
         return []
     last = time.monotonic()
@@ -171,25 +151,20 @@ def _write(rt: Runtime, plan: ImportPlan, checked: list[Any], hashes: list[str])
         if not _finish(session, plan, len(checked)):
             log.info("import %s was already finished; nothing to do", plan.unique_id)
             return
-        if plan.resource == "users":
-            write.write_users(session, plan.app.pk, checked, hashes)
-        elif plan.resource == "rooms":
-            write.write_rooms(session, plan.app.pk, checked)
-        else:
-            write.write_comments(session, plan.app.pk, checked)
+        importer_for(plan.resource).write(session, plan.app.pk, checked, hashes)
 
 
 def _run(rt: Runtime, plan: ImportPlan) -> int:
     """Checks and writes the file; returns its row count."""
     data = rt.store.read_bytes(plan.storage_key)
-    rows = validate.parse_file(data)
+    rows = parse_file(data, rt.settings.import_max_rows)
     checked = _check(rt, plan, rows)
     IMPORT_RECORDS.set_progress(rt.engine, plan.import_id, 10)
     if plan.dry_run:
         with transaction(rt.sessions) as session:
             _finish(session, plan, len(checked))
         return len(checked)
-    hashes = _hash_passwords(rt, plan, checked) if plan.resource == "users" else []
+    hashes = _hash_passwords(rt, plan, checked)
     IMPORT_RECORDS.set_progress(rt.engine, plan.import_id, 90)
     try:
         _write(rt, plan, checked, hashes)
