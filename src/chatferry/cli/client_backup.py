@@ -93,7 +93,7 @@ def backup(
     options = BackupOptions(
         out, parse_types(types), _day(since), _day(until), concurrency, window_days, keep_exports
     )
-    with connect(server, app_id, secret) as api, RichReporter() as reporter:
+    with connect(server, app_id, secret, patient=True) as api, RichReporter() as reporter:
         result = run_backup(api, options, reporter)
     if as_json:
         print_json({"new_parts": len(result.new_parts), "manifest": result.manifest.as_json()})
@@ -143,7 +143,7 @@ def restore(
     """Restore a backup into an app: users, rooms, comments; run it again to resume."""
     from chatferry.client.restore import Restore, dry_run_restore
 
-    with connect(server, app_id, secret) as api, RichReporter() as reporter:
+    with connect(server, app_id, secret, patient=True) as api, RichReporter() as reporter:
         try:
             if dry_run:
                 summary, uploads = dry_run_restore(api, directory, reporter, upload_limit)

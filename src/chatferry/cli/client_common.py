@@ -56,11 +56,18 @@ err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 @contextmanager
-def connect(server: str | None, app_id: str | None, secret: str | None) -> Iterator[Api]:
-    """An API client for the resolved connection, closed afterwards."""
-    from chatferry.client.http import Api
+def connect(
+    server: str | None, app_id: str | None, secret: str | None, patient: bool = False
+) -> Iterator[Api]:
+    """An API client for the resolved connection, closed afterwards.
 
-    with Api(resolve(server, app_id, secret)) as api:
+    ``patient`` (backup, restore) retries a lost connection for about 20 s, long enough
+    for a server restart; one-shot commands report a dead server within a second.
+    """
+    from chatferry.client.http import PATIENT_RETRIES, QUICK_RETRIES, Api
+
+    retries = PATIENT_RETRIES if patient else QUICK_RETRIES
+    with Api(resolve(server, app_id, secret), retries=retries) as api:
         yield api
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
-from chatferry.client import exports
+from chatferry.client import exports, imports
 from chatferry.client.download import download_file
 from chatferry.client.errors import ApiError, ClientError, JobFailed
 from chatferry.client.files import directory_lock
@@ -41,6 +41,7 @@ DEFAULT_CONCURRENCY = 3
 EMPTY_STOP_DAYS = 365
 # Until the server's own offset is known, a day counts as over once it is over everywhere.
 LATEST_OFFSET = timezone(timedelta(hours=-12))
+EARLIEST_OFFSET = timezone(timedelta(hours=14))
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class Backup:
         self.reporter = reporter or NullReporter()
         self.manifest: Manifest
         self._window_days = options.window_days
+        self._offset: timezone | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._new_parts: list[Part] = []
@@ -122,6 +124,7 @@ class Backup:
                 since = self._discover(until)
             else:
                 self._run_windows(self._missing(since, until))
+            until = self._extend_until(since, until)
             self._complete(since, until)
         self._overall.done()
         return BackupResult(self.manifest, self._new_parts)
@@ -159,12 +162,17 @@ class Backup:
     # -- what to export -----------------------------------------------------------------
 
     def _until(self) -> date:
-        newest = exports.list_exports(self.api, page=1)
-        offset = utc_offset(newest[0]) if newest else None
-        if offset is not None:
-            self.manifest.utc_offset = datetime.now(offset).isoformat()[-6:]
-        last = last_complete_day(offset)
+        for records in (exports.list_exports(self.api), imports.list_imports(self.api)):
+            if records and self._offset is None:
+                self._learn_offset(records[0])
+        last = last_complete_day(self._offset)
         until = self.options.until or last
+        if self._offset is None and until > last:
+            self.reporter.note(
+                "the app's timezone is not known yet (it has no export or import): make sure "
+                f"--until {until.isoformat()} is over in it"
+            )
+            last = last_complete_day(EARLIEST_OFFSET)
         if until > last:
             raise ClientError(
                 f"--until {until.isoformat()} is not over yet in the app's timezone (the "
@@ -172,6 +180,16 @@ class Backup:
                 "so that a later run can extend it without a gap"
             )
         return until
+
+    def _extend_until(self, since: date, until: date) -> date:
+        """Adds the days up to yesterday once a record showed the app's own UTC offset
+        (an app without exports yet starts with the most cautious one)."""
+        if self.options.until is not None or self._offset is None:
+            return until
+        last = last_complete_day(self._offset)
+        if last > until:
+            self._run_windows(self._missing(since, last))
+        return max(last, until)
 
     def _missing(self, since: date, until: date) -> list[Window]:
         return missing_windows(
@@ -198,6 +216,12 @@ class Backup:
             "days before it (use --since to go further back)"
         )
         return oldest
+
+    def _learn_offset(self, record: Record) -> None:
+        offset = utc_offset(record)
+        if offset is not None and self._offset is None:
+            self._offset = offset
+            self.manifest.utc_offset = datetime.now(offset).isoformat()[-6:]
 
     def _rows_between(self, start: date, end: date) -> int:
         return sum(
@@ -249,6 +273,8 @@ class Backup:
                 return [_Job(w) for w in created]
             record = created
             self._set_pending(window, str(record.get("unique_id")))
+            with self._lock:
+                self._learn_offset(record)
         record = self._wait(window, record)
         part = self._download(window, record)
         self._record(part)

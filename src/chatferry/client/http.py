@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     import httpx
 
 RETRY_STATUSES = (502, 503, 504)
-MAX_RETRIES = 4
+QUICK_RETRIES = 1  # one-shot commands: a dead server is reported within a second
+PATIENT_RETRIES = 6  # backup and restore ride over a server restart (about 20 s)
 MAX_RETRY_AFTER = 60.0
+MAX_BACKOFF = 8.0
 
 
 def _retry_after(response: httpx.Response, attempt: int) -> float:
@@ -66,10 +68,13 @@ def network_error(exc: Exception, server: str, what: str) -> ClientError:
 class Api:
     """One server and app: ``call`` returns a response's ``results``."""
 
-    def __init__(self, connection: Connection, timeout: float = 60.0) -> None:
+    def __init__(
+        self, connection: Connection, timeout: float = 60.0, retries: int = QUICK_RETRIES
+    ) -> None:
         import httpx
 
         self.connection = connection
+        self.retries = retries
         self.server = connection.server
         self._timeout = httpx.Timeout(timeout, connect=10.0)
         self._http = httpx.Client(
@@ -133,8 +138,8 @@ class Api:
         import httpx
 
         safe = method in ("GET", "HEAD", "DELETE", "PATCH")
-        for attempt in range(MAX_RETRIES + 1):
-            last = attempt == MAX_RETRIES
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
             try:
                 response = self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:
@@ -142,7 +147,7 @@ class Api:
                 retryable = safe or isinstance(exc, httpx.ConnectError)
                 if last or not retryable:
                     raise network_error(exc, self.server, f"{method} {API_PATH}{path}") from exc
-                time.sleep(0.5 * 2**attempt)
+                time.sleep(min(0.5 * 2**attempt, MAX_BACKOFF))
                 continue
             if not last and (
                 response.status_code == 429 or (safe and response.status_code in RETRY_STATUSES)
