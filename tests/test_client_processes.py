@@ -12,7 +12,6 @@ import random
 import shutil
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -205,6 +204,29 @@ def _backup_of(env: dict[str, str], manifest: dict[str, Any], out: Path) -> Path
     return out
 
 
+def run_killed(
+    args: tuple[str, ...],
+    env: dict[str, str],
+    rng: random.Random,
+    lifetime: tuple[float, float],
+    kills: int,
+) -> int:
+    """Runs the command, SIGKILLs it after a random time up to ``kills`` times, then lets
+    it finish (it must exit 0); returns how often it was killed."""
+    for round_ in range(kills + 1):
+        process = subprocess.Popen(cli_command(*args), env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE)  # fmt: skip
+        try:
+            process.wait(timeout=rng.uniform(*lifetime) if round_ < kills else 120)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            continue
+        assert process.returncode == 0, process.stderr.read() if process.stderr else ""
+        return round_
+    raise AssertionError("unreachable")
+
+
 def assert_same_rows(first: Path, second: Path) -> None:
     for resource in ("users", "rooms", "comments"):
         left = [comparable(resource, r) for r in backup_rows(first, resource)]
@@ -290,26 +312,7 @@ def test_restore_killed_at_random_moments_finishes_without_a_duplicate(
     backup = tmp_path / "backup"
     shutil.copytree(full_backup, backup)
     env = _new_app(target, "Killed restore")
-    rng = random.Random(11)
-    kills = 0
-    for _ in range(40):
-        process = subprocess.Popen(
-            cli_command("restore", str(backup)),
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            process.wait(timeout=rng.uniform(0.3, 1.2))
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            kills += 1
-            continue
-        assert process.returncode == 0, process.stderr.read() if process.stderr else ""
-        break
-    else:
-        pytest.fail("the restore never finished")
+    kills = run_killed(("restore", str(backup)), env, random.Random(11), (0.5, 1.3), 3)
     assert kills >= 2, "the restore finished before it could be killed twice"
     imports = run_client_json(env, "import", "list", "--all")
     assert all(r["status"] == "finished" for r in imports), [
@@ -351,22 +354,7 @@ def test_backup_killed_at_random_moments_resumes(
     full = _manifest(full_backup)
     out = tmp_path / "killed"
     args = ("backup", "--out", str(out), "--since", full["since"], "--until", full["until"])
-    rng = random.Random(5)
-    kills = 0
-    while True:
-        process = subprocess.Popen(cli_command(*args), env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE)  # fmt: skip
-        try:
-            process.wait(timeout=rng.uniform(0.3, 0.9))
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            kills += 1
-            assert kills < 40, "the backup never finished"
-            continue
-        assert process.returncode == 0, process.stderr.read() if process.stderr else ""
-        break
-    assert kills >= 1
+    assert run_killed(args, env, random.Random(5), (0.5, 1.0), 2) >= 1
     assert _manifest(out)["pending"] == []
     assert_same_rows(full_backup, out)
     assert run_client(dict(os.environ), "verify", str(out)).returncode == 0
@@ -466,10 +454,3 @@ def test_export_import_and_schedule_commands_against_chatferry(
     assert [s["unique_id"] for s in run_client_json(env, "schedules", "list")] == [sid]
     assert run_client_json(env, "schedules", "get", sid)["cron"] == "0 3 * * *"
     assert run_client_json(env, "schedules", "delete", sid)["unique_id"] == sid
-    assert run_client_json(env, "schedules", "list") == []
-    human = run_client(env, "export", "list")
-    assert human.returncode == 0 and "unique_id" in human.stdout
-
-
-def _wait_seconds(start: float) -> float:
-    return time.monotonic() - start

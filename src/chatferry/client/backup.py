@@ -33,7 +33,7 @@ from chatferry.client.manifest import (
     load_manifest,
 )
 from chatferry.client.plan import covered_days, cut, day_range, missing_windows, split
-from chatferry.client.progress import NullReporter, Reporter
+from chatferry.client.progress import NullReporter, Reporter, Task
 from chatferry.client.records import Record, seconds_between, utc_offset
 
 DEFAULT_WINDOW_DAYS = 30
@@ -342,7 +342,7 @@ class Backup:
                 self.api,
                 record,
                 self.options.out / relative,
-                progress=lambda done, total: task.update(done, total),
+                progress=lambda done, total: self._advance(task, done, total),
                 refresh=self._refresher(export_id),
             )
         finally:
@@ -360,6 +360,11 @@ class Backup:
             download_seconds=round(got.seconds, 3),
             sha256_from_server=got.sha256_checked,
         )
+
+    def _advance(self, task: Task, done: int, total: int | None) -> None:
+        if self._stop.is_set():
+            raise _Stopped
+        task.update(done, total)
 
     def _refresher(self, export_id: str) -> Callable[[], str]:
         def refresh() -> str:
