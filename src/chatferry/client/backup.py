@@ -211,11 +211,26 @@ class Backup:
                 rows = self._rows_between(start, stop)
                 empty_days = empty_days + (stop - start).days + 1 if rows == 0 else 0
                 oldest = start
+        since = self._drop_empty_start(oldest)
         self.reporter.note(
-            f"the backup starts on {oldest.isoformat()}: no rows in the {EMPTY_STOP_DAYS} "
-            "days before it (use --since to go further back)"
+            f"the backup starts on {since.isoformat()}, the oldest data: the server has no "
+            f"row in the {EMPTY_STOP_DAYS} days before it (use --since to go further back)"
         )
-        return oldest
+        return since
+
+    def _drop_empty_start(self, oldest: date) -> date:
+        """Forgets the empty parts the walk back exported before the oldest data."""
+        with self._lock:
+            filled = [p.start_date for p in self.manifest.parts if p.rows > 0]
+            if not filled:
+                return oldest
+            empty = [p for p in self.manifest.parts if p.end_date < min(filled)]
+            self.manifest.parts = [p for p in self.manifest.parts if p not in empty]
+            self._new_parts = [p for p in self._new_parts if p not in empty]
+            self._save()
+        for part in empty:
+            (self.options.out / part.file).unlink(missing_ok=True)
+        return min(p.start_date for p in self.manifest.parts)
 
     def _learn_offset(self, record: Record) -> None:
         offset = utc_offset(record)
@@ -258,7 +273,11 @@ class Backup:
     def _plan_more(self, count: int) -> None:
         with self._lock:
             self._planned += count
-            self._overall.update(self._finished, total=self._planned)
+            self._show_overall()
+
+    def _show_overall(self) -> None:
+        label = f"backup: {self._finished} of {self._planned} exports"
+        self._overall.update(self._finished, total=self._planned, label=label)
 
     def _do(self, job: _Job) -> list[_Job]:
         """One window: export, wait, download, verify, record. Returns smaller windows
@@ -387,7 +406,7 @@ class Backup:
             self.manifest.pending = [p for p in self.manifest.pending if p.window != part.window]
             self._save()
             self._finished += 1
-            self._overall.update(self._finished, total=self._planned)
+            self._show_overall()
 
     def _delete_quietly(self, export_id: str) -> None:
         """Deletes the server's copy (the verified file is in the backup)."""
