@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -205,9 +204,14 @@ def _download(fake: FakeVendor, unique_id: str, request: Request) -> Response:
     return Response(body, status_code=206 if start else 200, headers=headers)
 
 
-def build(fake: FakeVendor) -> Starlette:
-    async def exports(request: Request) -> Response:
-        app = _app(fake, request)
+class _Routes:
+    """The fake's endpoints."""
+
+    def __init__(self, fake: FakeVendor) -> None:
+        self.fake = fake
+
+    async def exports(self, request: Request) -> Response:
+        fake, app = self.fake, _app(self.fake, request)
         fake.seen_queries.append(str(request.query_params))
         if app is None:
             return _error(401, "unauthorized")
@@ -217,24 +221,23 @@ def build(fake: FakeVendor) -> Starlette:
             _advance(fake, app, record)
         return _ok({"backup_histories": [_shown(r) for r in _page(request, app.exports)]})
 
-    async def one_export(request: Request) -> Response:
-        app = _app(fake, request)
+    async def one_export(self, request: Request) -> Response:
+        app = _app(self.fake, request)
         if app is None:
             return _error(401, "unauthorized")
-        record = next(
-            (r for r in app.exports if r["unique_id"] == request.path_params["uid"]), None
-        )
+        uid = request.path_params["uid"]
+        record = next((r for r in app.exports if r["unique_id"] == uid), None)
         if record is None:
             return _error(404, "backup not found")
         if request.method == "DELETE":
             app.exports.remove(record)
             app.files.pop(record["unique_id"], None)
         else:
-            _advance(fake, app, record)
+            _advance(self.fake, app, record)
         return _ok({"backup_history": _shown(record)})
 
-    async def imports(request: Request) -> Response:
-        app = _app(fake, request)
+    async def imports(self, request: Request) -> Response:
+        fake, app = self.fake, _app(self.fake, request)
         fake.seen_queries.append(str(request.query_params))
         if app is None:
             return _error(401, "unauthorized")
@@ -244,33 +247,32 @@ def build(fake: FakeVendor) -> Starlette:
             record.update(record.pop("_final", {}))
         return _ok({"backup_histories": [_shown(r) for r in _page(request, app.imports)]})
 
-    async def file(request: Request) -> Response:
-        return _download(fake, request.path_params["uid"], request)
+    async def file(self, request: Request) -> Response:
+        return _download(self.fake, request.path_params["uid"], request)
 
-    async def not_found(request: Request) -> Response:
+    async def not_found(self, request: Request) -> Response:
         return PlainTextResponse("404 page not found", status_code=404)
 
-    async def record_request(scope: Any, receive: Any, send: Any) -> None:
-        await inner(scope, receive, send)
 
-    base = "/api/v2.1/rest"
+def build(fake: FakeVendor) -> Any:
+    """The fake as an ASGI app that records every request's method and path."""
+    routes, base = _Routes(fake), "/api/v2.1/rest"
     inner = Starlette(
         routes=[
-            Route(f"{base}/exports", exports, methods=["GET", "POST"]),
-            Route(f"{base}/exports/{{uid}}", one_export, methods=["GET", "DELETE"]),
-            Route(f"{base}/imports", imports, methods=["GET", "POST"]),
-            Route("/files/{uid}.json", file, methods=["GET"]),
-            Route("/{rest:path}", not_found, methods=["GET", "POST", "PATCH", "DELETE"]),
+            Route(f"{base}/exports", routes.exports, methods=["GET", "POST"]),
+            Route(f"{base}/exports/{{uid}}", routes.one_export, methods=["GET", "DELETE"]),
+            Route(f"{base}/imports", routes.imports, methods=["GET", "POST"]),
+            Route("/files/{uid}.json", routes.file, methods=["GET"]),
+            Route("/{rest:path}", routes.not_found, methods=["GET", "POST", "PATCH", "DELETE"]),
         ]
     )
 
-    class Recording(Starlette):
-        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] == "http":
-                fake.requests.append(f"{scope['method']} {scope['path']}")
-            await inner(scope, receive, send)
+    async def recording(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            fake.requests.append(f"{scope['method']} {scope['path']}")
+        await inner(scope, receive, send)
 
-    return Recording()
+    return recording
 
 
 @contextmanager
@@ -318,10 +320,3 @@ def seed(app: VendorApp, days: int = 60, comments: int = 150) -> None:
                                      "Payload": {"text": f"m{c}", "replied_comment_id": 1}
                                      if parent else None,
                                      "ParentCommentUniqueId": parent})  # fmt: skip
-
-
-def wait_until(predicate: Any, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)

@@ -372,5 +372,9 @@ def test_version_debug_and_usage_errors() -> None:
     assert debug.returncode == 1
     assert "Traceback" in debug.stderr
     assert debug.stderr.strip().splitlines()[-1].startswith("error: cannot reach the server")
+    # The server's commands end in one line too (here: a database that is not there).
+    broken = {**env, "CHATFERRY_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}
+    server_error = run_client(broken, "apps", "list")
+    assert_one_line_error(server_error, 1, "OperationalError", "port 1 failed", "--debug")
     help_text = " ".join(run_client(env, "--help").stdout.split())
     assert "Exit codes: 0 ok; 1 error" in help_text and "4 verify" in help_text

@@ -399,9 +399,7 @@ def test_one_day_over_the_row_limit_stops_the_backup_with_what_to_raise(
     assert line.split("comments of ")[1][:10] >= busy["start_date"]
 
 
-def test_export_import_and_schedule_commands_against_chatferry(
-    source: Deployment, tmp_path: Path
-) -> None:
+def test_export_commands_against_chatferry(source: Deployment, tmp_path: Path) -> None:
     env = source.client(SOURCE_ID, SOURCE_SECRET)
     got = run_client_json(env, "export", "create", "--type", "users", "--download", str(tmp_path))
     record, file = got["export"], got["file"]
@@ -430,6 +428,9 @@ def test_export_import_and_schedule_commands_against_chatferry(
     assert_one_line_error(wrong, 1)
     assert "wrong-secret-000" not in wrong.stderr + wrong.stdout
 
+
+def test_import_and_schedule_commands_against_chatferry(source: Deployment, tmp_path: Path) -> None:
+    env = source.client(SOURCE_ID, SOURCE_SECRET)
     bad = tmp_path / "bad rooms.json"
     room = {"Name": "x", "Type": "group", "CreatorEmail": "nobody@x.io", "UniqueId": "r1",
             "ParticipantEmails": ["nobody@x.io"]}  # fmt: skip

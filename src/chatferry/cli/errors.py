@@ -16,9 +16,15 @@ class _State:
 state = _State()
 
 
-def first_line(text: str) -> str:
+NOISE = ("(Background on this error at", "For further information visit")
+MAX_DETAIL = 400
+
+
+def one_line(text: str) -> str:
+    """A multi-line exception message as one line, without links to library docs."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""
+    kept = "; ".join(line for line in lines if not line.startswith(NOISE))
+    return kept if len(kept) <= MAX_DETAIL else kept[: MAX_DETAIL - 3] + "..."
 
 
 def error_line(exc: BaseException) -> tuple[str, int]:
@@ -27,7 +33,7 @@ def error_line(exc: BaseException) -> tuple[str, int]:
         return exc.message, exc.exit_code
     if isinstance(exc, ChatferryError):
         return exc.message, EXIT_ERROR
-    detail = first_line(str(exc)) or "no details"
+    detail = one_line(str(exc)) or "no details"
     hint = "" if state.debug else " (run with --debug for the traceback)"
     return f"{exc.__class__.__name__}: {detail}{hint}", EXIT_ERROR
 
