@@ -291,6 +291,8 @@ class Backup:
             if isinstance(created, list):
                 return [_Job(w) for w in created]
             record = created
+            # A .part left by an earlier export of this window holds other bytes.
+            _part_file(self.options.out / _relative(window)).unlink(missing_ok=True)
             self._set_pending(window, str(record.get("unique_id")))
             with self._lock:
                 self._learn_offset(record)
@@ -354,7 +356,7 @@ class Backup:
 
     def _download(self, window: Window, record: Record) -> Part:
         export_id = str(record.get("unique_id"))
-        relative = f"{window.resource}/{window.start.isoformat()}_{window.end.isoformat()}.json"
+        relative = _relative(window)
         task = self.reporter.task(f"download {window.label()}", total=None)
         try:
             got = download_file(
@@ -415,6 +417,15 @@ class Backup:
         except ApiError as exc:
             if exc.status != 404:
                 self.reporter.note(f"could not delete export {export_id}: {exc.message}")
+
+
+def _relative(window: Window) -> str:
+    """Where a window's file lives in the backup directory."""
+    return f"{window.resource}/{window.start.isoformat()}_{window.end.isoformat()}.json"
+
+
+def _part_file(path: Path) -> Path:
+    return path.with_name(path.name + ".part")
 
 
 def _earliest(first: date | None, second: date | None) -> date | None:
