@@ -1,6 +1,6 @@
 """Start-up benchmark: how long ``chatferry`` takes before it does anything.
 
-Run: ``.venv/bin/python bench/cli_startup_bench.py [--repeat 5]``
+Run: ``.venv/bin/python bench/cli_startup_bench.py [--repeat 5] [--report-only]``
 
 Times (best of N, wall clock, a fresh interpreter each time) ``chatferry --help``,
 ``chatferry export create --help``, and two client commands that run to the end without
@@ -66,6 +66,9 @@ def _slowest_imports(env: dict[str, str]) -> list[tuple[int, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--report-only", action="store_true", help="exit 0 over the target (a loaded CI box)"
+    )
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHATFERRY_", "QISCUS_"))}
     env |= {"CHATFERRY_SERVER": "http://127.0.0.1:9", "QISCUS_SDK_APP_ID": "a",
@@ -97,7 +100,7 @@ def main() -> None:
     print("slowest top-level imports of 'chatferry --help' (cumulative):")
     for micros, module in _slowest_imports(env):
         print(f"  {micros / 1000:7.1f} ms  {module}")
-    sys.exit(0 if worst < TARGET else 1)
+    sys.exit(0 if worst < TARGET or args.report_only else 1)
 
 
 if __name__ == "__main__":
