@@ -52,6 +52,7 @@ class FakeVendor:
     seen_queries: list[str] = field(default_factory=list)
     broken_once: set[str] = field(default_factory=set)
     requests: list[str] = field(default_factory=list)
+    expire_next: bool = False
 
 
 def _now() -> str:
@@ -132,7 +133,8 @@ def _advance(fake: FakeVendor, app: VendorApp, record: dict[str, Any]) -> None:
         data = app.files[record["unique_id"]]
         record.update(status="finished", percentage=100, size=len(data),
                       total_rows=record["_rows"],
-                      download_url=f"{fake.base_url}/files/{record['unique_id']}.json")  # fmt: skip
+                      download_url=f"{fake.base_url}/files/{record['unique_id']}.json"
+                      "?signature=s3cr3t-signature")  # fmt: skip
     record["_seen"] = True
 
 
@@ -188,6 +190,9 @@ def _download(fake: FakeVendor, unique_id: str, request: Request) -> Response:
     data = next((a.files[unique_id] for a in fake.apps.values() if unique_id in a.files), None)
     if data is None:
         return PlainTextResponse("404 page not found", status_code=404)
+    if fake.expire_next:
+        fake.expire_next = False
+        return PlainTextResponse("link expired", status_code=403)
     start = _range_start(request)
     body = data[start:]
     headers = {"content-length": str(len(body)), "accept-ranges": "bytes"}

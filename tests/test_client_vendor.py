@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,13 @@ def test_export_commands_work_without_extensions(vendor: FakeVendor, tmp_path: P
     )
     assert (tmp_path / "x.json").read_bytes() == saved.read_bytes()
     assert again["file"]["rows"] == 8
+    vendor.expire_next = True  # the link has expired: the client fetches a fresh one
+    again = run_client_json(env, "export", "download", record["unique_id"], "-o", str(tmp_path))
+    assert Path(again["file"]["path"]).read_bytes() == saved.read_bytes()
+    vendor.apps["vendor-a"].files.pop(record["unique_id"])  # the file is gone for good
+    gone = run_client(env, "export", "download", record["unique_id"], "-o", str(tmp_path / "y"))
+    line = assert_one_line_error(gone, 1, "answered HTTP 404", "no longer stored")
+    assert "signature" not in line and "s3cr3t" not in gone.stderr + gone.stdout
     listed = run_client_json(env, "export", "list", "--all")
     assert [r["unique_id"] for r in listed] == [record["unique_id"]]
     assert run_client_json(env, "export", "get", record["unique_id"])["status"] == "finished"
@@ -130,6 +139,9 @@ def test_backup_verify_restore_round_trip_on_the_spec_alone(
     assert vendor.apps["vendor-b"].rows == source
     again = run_client_json(_env(vendor, "vendor-b"), "restore", str(out))
     assert again["imported_now"] == 0
+    into_source = run_client(_env(vendor), "restore", str(out))
+    assert_one_line_error(into_source, 3, "ended failed", "duplicates")
+    assert "already exists" in into_source.stdout  # the problems, as a table
     plan = run_client(_env(vendor, "vendor-b"), "restore", str(out), "--dry-run")
     assert plan.returncode == 0 and "this server has no dry run" in " ".join(plan.stderr.split())
     _no_extension_was_used(vendor)
@@ -142,3 +154,29 @@ def test_one_day_over_the_limit_names_the_day_on_the_spec_alone(
     done = run_client(_env(vendor), "backup", "--out", str(tmp_path / "b"), "--types", "comments")
     line = assert_one_line_error(done, 1, "refused the export of comments of", "alone")
     assert "maximum total comments rows of export is 1" in line
+
+
+def test_backup_refuses_what_it_cannot_do_safely(vendor: FakeVendor, tmp_path: Path) -> None:
+    env = _env(vendor)
+    today = datetime.now(UTC).astimezone(timezone(timedelta(hours=7))).date()
+    not_over = run_client(env, "backup", "--out", str(tmp_path / "a"), "--until", str(today))
+    assert_one_line_error(not_over, 1, f"--until {today} is not over yet", "whole days only")
+    backwards = run_client(env, "backup", "--out", str(tmp_path / "a"), "--since", "2099-01-01")
+    assert_one_line_error(backwards, 1, "--since 2099-01-01 is after the last day")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    not_empty = run_client(env, "backup", "--out", str(tmp_path / "full"))
+    assert_one_line_error(not_empty, 1, "is not empty and holds no manifest.json")
+    mine = tmp_path / "mine"
+    since = str(today - timedelta(days=5))
+    assert run_client(env, "backup", "--out", str(mine), "--since", since).returncode == 0
+    other = run_client(_env(vendor, "vendor-b"), "backup", "--out", str(mine))
+    assert_one_line_error(other, 1, "holds a backup of app 'vendor-a'", "another directory")
+    with (mine / ".chatferry.lock").open("a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        busy = run_client(env, "backup", "--out", str(mine))
+        restore_busy = run_client(_env(vendor, "vendor-b"), "restore", str(mine))
+    assert_one_line_error(busy, 1, "another chatferry command is using")
+    assert_one_line_error(restore_busy, 1, "another chatferry command is using")
+    missing = run_client(env, "import", str(tmp_path / "nope.json"), "--type", "users")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr

@@ -77,6 +77,14 @@ def last_complete_day(offset: timezone | None, now: datetime | None = None) -> d
     return now.astimezone(offset or LATEST_OFFSET).date() - timedelta(days=1)
 
 
+def not_over(day: date, last: date) -> ClientError:
+    return ClientError(
+        f"--until {day.isoformat()} is not over yet in the app's timezone (the last whole "
+        f"day is {last.isoformat()}): a backup holds whole days only, so that a later run "
+        "can extend it without a gap"
+    )
+
+
 def one_day_over_limit(window: Window, exc: ApiError) -> ClientError:
     """The message that stops a backup: one day alone is over the server's row limit."""
     day = window.start.isoformat()
@@ -117,9 +125,15 @@ class Backup:
         out.mkdir(parents=True, exist_ok=True)
         with directory_lock(out, "backup"):
             self.manifest = self._open_manifest()
+            self._offset = _parse_offset(self.manifest.utc_offset)
             until = self._until()
-            self._run_jobs([_Job(p.window, p.export_id) for p in self.manifest.pending])
             since = _earliest(self.options.since, self.manifest.since)
+            if since is not None and since > until:
+                raise ClientError(
+                    f"--since {since.isoformat()} is after the last day to back up, "
+                    f"{until.isoformat()}: pick an earlier --since"
+                )
+            self._run_jobs([_Job(p.window, p.export_id) for p in self.manifest.pending])
             if since is None:
                 since = self._discover(until)
             else:
@@ -162,23 +176,16 @@ class Backup:
     # -- what to export -----------------------------------------------------------------
 
     def _until(self) -> date:
-        for records in (exports.list_exports(self.api), imports.list_imports(self.api)):
-            if records and self._offset is None:
+        for records in (imports.list_imports(self.api), exports.list_exports(self.api)):
+            if records:
                 self._learn_offset(records[0])
         last = last_complete_day(self._offset)
         until = self.options.until or last
         if self._offset is None and until > last:
-            self.reporter.note(
-                "the app's timezone is not known yet (it has no export or import): make sure "
-                f"--until {until.isoformat()} is over in it"
-            )
+            # Checked again with the app's offset once the first export shows it.
             last = last_complete_day(EARLIEST_OFFSET)
         if until > last:
-            raise ClientError(
-                f"--until {until.isoformat()} is not over yet in the app's timezone (the "
-                f"last whole day is {last.isoformat()}): a backup holds whole days only, "
-                "so that a later run can extend it without a gap"
-            )
+            raise not_over(until, last)
         return until
 
     def _extend_until(self, since: date, until: date) -> date:
@@ -232,9 +239,22 @@ class Backup:
             (self.options.out / part.file).unlink(missing_ok=True)
         return min(p.start_date for p in self.manifest.parts)
 
+    def _check_over(self, window: Window, record: Record) -> None:
+        """Refuses a window whose last day is not over in the app's timezone (which the
+        record shows): its export is deleted and forgotten, nothing of it is kept."""
+        with self._lock:
+            self._learn_offset(record)
+            last = last_complete_day(self._offset or EARLIEST_OFFSET)
+            if window.end <= last:
+                return
+            self.manifest.pending = [p for p in self.manifest.pending if p.window != window]
+            self._save()
+        self._delete_quietly(str(record.get("unique_id")))
+        raise not_over(window.end, last)
+
     def _learn_offset(self, record: Record) -> None:
         offset = utc_offset(record)
-        if offset is not None and self._offset is None:
+        if offset is not None:  # the newest record wins (an app can change its timezone)
             self._offset = offset
             self.manifest.utc_offset = datetime.now(offset).isoformat()[-6:]
 
@@ -294,8 +314,7 @@ class Backup:
             # A .part left by an earlier export of this window holds other bytes.
             _part_file(self.options.out / _relative(window)).unlink(missing_ok=True)
             self._set_pending(window, str(record.get("unique_id")))
-            with self._lock:
-                self._learn_offset(record)
+        self._check_over(window, record)
         record = self._wait(window, record)
         part = self._download(window, record)
         self._record(part)
@@ -417,6 +436,16 @@ class Backup:
         except ApiError as exc:
             if exc.status != 404:
                 self.reporter.note(f"could not delete export {export_id}: {exc.message}")
+
+
+def _parse_offset(text: str) -> timezone | None:
+    """``+07:00`` as a timezone (``None`` for anything else)."""
+    try:
+        parsed = datetime.fromisoformat(f"2000-01-01T00:00:00{text}")
+    except ValueError:
+        return None
+    offset = parsed.utcoffset()
+    return timezone(offset) if text and offset is not None else None
 
 
 def _relative(window: Window) -> str:
