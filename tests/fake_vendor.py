@@ -299,7 +299,7 @@ def running(fake: FakeVendor) -> Iterator[FakeVendor]:
 
 def seed(app: VendorApp, days: int = 60, comments: int = 150) -> None:
     """Users, rooms and comments (every fifth a reply) spread over the last ``days`` days."""
-    now = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)  # over in any zone
     first = now - timedelta(days=days)
 
     def moment(fraction: float) -> str:

@@ -180,3 +180,18 @@ def test_backup_refuses_what_it_cannot_do_safely(vendor: FakeVendor, tmp_path: P
     assert_one_line_error(restore_busy, 1, "another chatferry command is using")
     missing = run_client(env, "import", str(tmp_path / "nope.json"), "--type", "users")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_an_extended_backup_restores_only_what_it_added(vendor: FakeVendor, tmp_path: Path) -> None:
+    out = tmp_path / "backup"
+    source, target = vendor.apps["vendor-a"].rows, vendor.apps["vendor-b"].rows
+    yesterday = datetime.now(timezone(timedelta(hours=7))).date() - timedelta(days=1)
+    middle = str(yesterday - timedelta(days=10))
+    run_client_json(_env(vendor), "backup", "--out", str(out), "--until", middle)
+    first = run_client_json(_env(vendor, "vendor-b"), "restore", str(out))
+    assert 0 < len(target["comments"]) < len(source["comments"])
+    run_client_json(_env(vendor), "backup", "--out", str(out))
+    second = run_client_json(_env(vendor, "vendor-b"), "restore", str(out))
+    assert second["imported_now"] >= 1
+    assert second["already_imported"] == first["uploads"]
+    assert target == source

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +202,19 @@ class Restore:
             state["restores"][key] = target
         self._target = target
         self.uploads = [Upload.from_json(u) for u in target["uploads"]]
+        self.uploads.extend(self._plan_new_parts(manifest))
         self._save()
+
+    def _plan_new_parts(self, manifest: Manifest) -> list[Upload]:
+        """Uploads for parts a later backup run added after this restore was planned."""
+        planned = {segment[0] for upload in self.uploads for segment in upload.segments}
+        new = [p for p in manifest.parts if p.rows and p.file not in planned]
+        if not new:
+            return []
+        self._target["finished_at"] = ""
+        names = _Names(manifest.backup_id, self._target.setdefault("counters", {}))
+        limit = int(self._target.get("upload_limit") or self._default_limit)
+        return plan_uploads(self.parts, replace(manifest, parts=new), limit, names)
 
     def _new_target(self, manifest: Manifest) -> dict[str, Any]:
         names = _Names(manifest.backup_id, {})
