@@ -30,8 +30,15 @@ if TYPE_CHECKING:
 DirArgument = Annotated[
     Path, typer.Argument(help="The backup directory.", file_okay=False, show_default=False)
 ]
-DayOption = Annotated[
-    datetime | None, typer.Option(formats=["%Y-%m-%d"], help="YYYY-MM-DD", show_default=False)
+SinceOption = Annotated[
+    datetime | None,
+    typer.Option(
+        formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="First day (default: the oldest data)."
+    ),
+]
+UntilOption = Annotated[
+    datetime | None,
+    typer.Option(formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="Last day (default: yesterday)."),
 ]
 RESOURCES = ("users", "rooms", "comments")
 
@@ -65,8 +72,8 @@ def show_manifest(manifest: Manifest, new_parts: int, out: Path) -> None:
 
 def backup(
     out: Annotated[Path, typer.Option("--out", help="Backup directory (new, or an earlier one).")],
-    since: DayOption = None,
-    until: DayOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     types: Annotated[
         str, typer.Option(help="Comma-separated types to back up.")
     ] = "users,rooms,comments",
@@ -83,7 +90,7 @@ def backup(
     secret: SecretOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Back up a whole app into DIR; run it again to add the days since.
+    """Back up a whole app into the --out directory; run it again to add the days since.
 
     Without --since a new backup starts at the app's oldest data (it walks back until a
     year without any row). --until defaults to yesterday, the last whole day.

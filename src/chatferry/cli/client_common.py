@@ -24,7 +24,7 @@ ServerOption = Annotated[
     str | None,
     typer.Option(
         "--server",
-        help=f"The API's base URL, e.g. http://127.0.0.1:8000 [env: {ENV_SERVER}]",
+        help=f"The API's base URL, e.g. http://127.0.0.1:8000 (or {ENV_SERVER})",
         show_default=False,
         rich_help_panel=CONNECTION,
     ),
@@ -33,7 +33,7 @@ AppIdOption = Annotated[
     str | None,
     typer.Option(
         "--app-id",
-        help=f"The app id [env: {ENV_APP_ID}]",
+        help=f"The app id (or {ENV_APP_ID})",
         show_default=False,
         rich_help_panel=CONNECTION,
     ),

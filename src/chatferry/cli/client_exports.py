@@ -40,8 +40,21 @@ class Resource(StrEnum):
     comments = "comments"
 
 
-DateOption = Annotated[
-    datetime | None, typer.Option(formats=["%Y-%m-%d"], help="YYYY-MM-DD", show_default=False)
+StartOption = Annotated[
+    datetime | None,
+    typer.Option(
+        formats=["%Y-%m-%d"],
+        metavar="YYYY-MM-DD",
+        help="First day, in the app's timezone (server default: end date minus 30 days).",
+    ),
+]
+EndOption = Annotated[
+    datetime | None,
+    typer.Option(
+        formats=["%Y-%m-%d"],
+        metavar="YYYY-MM-DD",
+        help="Last day, included (server default: today).",
+    ),
 ]
 IdArgument = Annotated[str, typer.Argument(help="The export's unique_id.", show_default=False)]
 
@@ -137,8 +150,8 @@ def _downloaded(api: Api, record: dict[str, Any], dest: Path, as_json: bool) -> 
 @export_cli.command("create")
 def export_create(
     resource: Annotated[Resource, typer.Option("--type", help="What to export.")],
-    start_date: DateOption = None,
-    end_date: DateOption = None,
+    start_date: StartOption = None,
+    end_date: EndOption = None,
     run_at: Annotated[
         str | None,
         typer.Option(help="Run later: RFC 3339 with offset, e.g. 2030-01-05T02:00:00+07:00."),
