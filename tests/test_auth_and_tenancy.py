@@ -63,7 +63,7 @@ def test_wrong_secret_and_unknown_app_get_the_same_401(
     client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app(real_secret_hash=True)
-    other = new_app("other", real_secret_hash=True)
+    other = new_app("other")  # only its secret is used, against the first app's hash
     wrong_secret = client.get(
         EXPORTS, headers={"QISCUS-SDK-APP-ID": creds.app_id, "QISCUS-SDK-SECRET": "nope" * 8}
     )

@@ -13,6 +13,7 @@ from chatferry.db.engine import transaction
 from chatferry.db.models import Job
 from chatferry.jobs import queue
 from chatferry.runtime import Runtime
+from support.waiting import wait_for
 
 
 def _enqueue(rt: Runtime, count: int, max_attempts: int = 3) -> list[int]:
@@ -25,6 +26,13 @@ def _status(rt: Runtime, job_id: int) -> Job:
         job = session.get(Job, job_id)
         assert job is not None
         return job
+
+
+def _wait_until_the_lease_ran_out(rt: Runtime, job_id: int) -> None:
+    """Waits until the reaper's clock (``utcnow``) is past the job's lease."""
+    expires = _status(rt, job_id).lease_expires_at
+    assert expires is not None
+    wait_for(lambda: utcnow() > expires, timeout=5, interval=0.01)
 
 
 def test_concurrent_claimers_never_take_the_same_job(runtime: Runtime) -> None:
@@ -56,7 +64,7 @@ def test_expired_lease_is_requeued_and_claimed_again(runtime: Runtime) -> None:
     first = queue.claim_next(runtime.engine, "dead-worker", 0.2)
     assert first is not None and first.attempts == 1
     assert queue.claim_next(runtime.engine, "other", 30) is None
-    time.sleep(0.3)
+    _wait_until_the_lease_ran_out(runtime, job_id)
     assert queue.reap_expired(runtime.engine) == []
     second = queue.claim_next(runtime.engine, "other", 30)
     assert second is not None and second.id == job_id and second.attempts == 2
@@ -70,7 +78,7 @@ def test_heartbeat_keeps_the_lease(runtime: Runtime) -> None:
     _enqueue(runtime, 1)
     job = queue.claim_next(runtime.engine, "w", 0.3)
     assert job is not None
-    for _ in range(3):
+    for _ in range(3):  # past the first lease: only the heartbeats keep it
         time.sleep(0.15)
         queue.extend_leases(runtime.engine, "w", [job.id], 0.3)
     assert queue.reap_expired(runtime.engine) == []
@@ -80,7 +88,7 @@ def test_heartbeat_keeps_the_lease(runtime: Runtime) -> None:
 def test_job_out_of_attempts_is_abandoned_not_requeued(runtime: Runtime) -> None:
     [job_id] = _enqueue(runtime, 1, max_attempts=1)
     assert queue.claim_next(runtime.engine, "w", 0.1) is not None
-    time.sleep(0.2)
+    _wait_until_the_lease_ran_out(runtime, job_id)
     abandoned = queue.reap_expired(runtime.engine)
     assert [job.id for job in abandoned] == [job_id]
     assert _status(runtime, job_id).status == queue.FAILED

@@ -53,6 +53,16 @@ def _job_rows(runtime: Runtime, export_unique_id: str) -> list[Job]:
         )
 
 
+def _finished_job(runtime: Runtime, export_unique_id: str) -> Job:
+    """The export's job once its worker has recorded it done (just after the export)."""
+
+    def done() -> Job | None:
+        [job] = _job_rows(runtime, export_unique_id)
+        return job if job.status == "done" else None
+
+    return wait_for(done, timeout=10)
+
+
 def test_no_worker_server_leaves_jobs_to_a_worker_process(
     runtime: Runtime, new_app: NewApp, start_server: StartServer, start_worker: StartWorker
 ) -> None:
@@ -73,8 +83,8 @@ def test_no_worker_server_leaves_jobs_to_a_worker_process(
     # Claimed once, by the worker process: the API process never touched the job (its
     # threads would have claimed it within a poll interval, long before the worker
     # process had started).
-    [job] = _job_rows(runtime, record["unique_id"])
-    assert (job.status, job.attempts) == ("done", 1)
+    job = _finished_job(runtime, record["unique_id"])
+    assert job.attempts == 1
     assert job.lease_owner and f":{worker.pid}:" in job.lease_owner, job.lease_owner
 
     # A second export is picked up by the same, still idle, worker.
@@ -142,9 +152,9 @@ def test_export_survives_a_server_killed_mid_job(
     assert len({row["UniqueId"] for row in rows}) == len(rows) == count
     assert rows == expected
 
-    [job] = _job_rows(runtime, unique_id)
-    assert (job.status, job.attempts) == ("done", 2)
-    assert str(second.process.pid) in (job.lease_owner or str(second.process.pid))
+    job = _finished_job(runtime, unique_id)
+    assert job.attempts == 2
+    assert job.lease_owner and f":{second.process.pid}:" in job.lease_owner, job.lease_owner
 
     # Exactly one file for this export: the finished one, nothing left from the killed run.
     files = [p for p in stored_files(settings) if unique_id in str(p)]
