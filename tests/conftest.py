@@ -30,6 +30,7 @@ __all__ = ["POSTGRES_URL", "Credentials", "cli_command", "free_port", "wait_for"
 PROCESS_FIXTURES = {"start_server", "start_worker", "moto_server", "s3_bucket"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
