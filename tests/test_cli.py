@@ -15,7 +15,7 @@ from sqlalchemy import select
 from chatferry.db.engine import transaction
 from chatferry.db.models import App, Comment, Room, RoomParticipant, User
 from chatferry.runtime import Runtime
-from support.apps import Credentials
+from support.apps import Credentials, NewApp
 from support.exports import create_export, wait_finished
 from support.http import EXPORTS
 from support.rows import seed_comments
@@ -87,11 +87,11 @@ def test_apps_create_prints_credentials_that_authenticate(
     assert record["created_at"].endswith("+07:00"), record
 
 
-def test_apps_create_refuses_duplicates_and_bad_input(settings_env: dict[str, str]) -> None:
-    run_cli_json(
-        settings_env, "apps", "create", "--name", "Sample", "--app-id", SAMPLE_ID,
-        "--secret", SAMPLE_SECRET,
-    )  # fmt: skip
+def test_apps_create_refuses_duplicates_and_bad_input(
+    settings_env: dict[str, str], new_app: NewApp
+) -> None:
+    # The app comes from the test's database directly: `apps create` is tested above.
+    new_app("Sample", app_id=SAMPLE_ID, secret=SAMPLE_SECRET, real_secret_hash=True)
 
     duplicate = run_cli(
         settings_env, "apps", "create", "--name", "Other", "--app-id", SAMPLE_ID,
@@ -155,12 +155,10 @@ def test_apps_list_shows_apps_but_never_secrets(
 
 
 def test_rotate_secret_takes_effect_on_a_running_server(
-    settings_env: dict[str, str], start_server: StartServer
+    settings_env: dict[str, str], new_app: NewApp, start_server: StartServer
 ) -> None:
-    run_cli_json(
-        settings_env, "apps", "create", "--name", "Sample", "--app-id", SAMPLE_ID,
-        "--secret", SAMPLE_SECRET,
-    )  # fmt: skip
+    # The app comes from the test's database directly: `apps create` is tested above.
+    new_app("Sample", app_id=SAMPLE_ID, secret=SAMPLE_SECRET, real_secret_hash=True)
     server = start_server()
     http = server.http
     # Authenticated once before rotating (a server may remember recent successes).
@@ -186,12 +184,10 @@ def test_rotate_secret_takes_effect_on_a_running_server(
 
 
 def test_apps_update_changes_limits_and_timezone(
-    settings_env: dict[str, str], runtime: Runtime, start_server: StartServer
+    settings_env: dict[str, str], runtime: Runtime, new_app: NewApp, start_server: StartServer
 ) -> None:
-    run_cli_json(
-        settings_env, "apps", "create", "--name", "Sample", "--app-id", SAMPLE_ID,
-        "--secret", SAMPLE_SECRET,
-    )  # fmt: skip
+    # The app comes from the test's database directly: `apps create` is tested above.
+    new_app("Sample", app_id=SAMPLE_ID, secret=SAMPLE_SECRET, real_secret_hash=True)
     now = datetime.now(UTC).replace(microsecond=0)
     seed_comments(runtime, SAMPLE_ID, [now - timedelta(hours=2, minutes=i) for i in range(6)])
     server = start_server()
@@ -248,10 +244,10 @@ def test_apps_update_changes_limits_and_timezone(
 
 
 def test_demo_data_fills_an_app_with_realistic_data(
-    settings_env: dict[str, str], runtime: Runtime
+    settings_env: dict[str, str], runtime: Runtime, new_app: NewApp
 ) -> None:
-    run_cli_json(settings_env, "apps", "create", "--name", "Demo", "--app-id", "demo")
-    other = run_cli_json(settings_env, "apps", "create", "--name", "Other", "--app-id", "other")
+    new_app("Demo", app_id="demo")
+    other = {"app_id": new_app("Other", app_id="other").app_id}
     started = datetime.now(UTC)
     counts = run_cli_json(
         settings_env, "demo-data", "--app-id", "demo", "--users", "50", "--rooms", "20",
