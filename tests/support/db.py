@@ -2,7 +2,7 @@
 
 Both are migrated ONCE per test session (per pytest-xdist worker) and handed to each test
 empty: SQLite as a copy of a migrated template file, PostgreSQL as one schema per
-session, emptied (TRUNCATE ... RESTART IDENTITY) before each test that uses it.
+session, emptied (every row deleted, every id sequence restarted) before each test.
 
 PostgreSQL comes from CHATFERRY_TEST_POSTGRES_URL (default: the local server on
 127.0.0.1:5432, database ``test``). Without a server the PostgreSQL variants skip with
@@ -144,8 +144,9 @@ def _admin() -> psycopg.Connection[tuple[object, ...]]:
 
 
 @contextmanager
-def postgres_schema_for_test() -> Iterator[PostgresSchema]:
-    """A migrated schema of its own, dropped afterwards (for tests that need one)."""
+def migrated_postgres_schema() -> Iterator[PostgresSchema]:
+    """A new migrated schema, dropped afterwards: the session's, or one for a test that
+    needs a schema of its own."""
     schema = PostgresSchema()
     schema.create()
     try:
@@ -163,7 +164,7 @@ def postgres_problem() -> str | None:
 def postgres_schema(postgres_problem: str | None) -> Iterator[PostgresSchema]:
     """This session's schema, migrated once (each xdist worker has its own)."""
     require_postgres(postgres_problem)
-    with postgres_schema_for_test() as schema:
+    with migrated_postgres_schema() as schema:
         yield schema
 
 
