@@ -12,8 +12,8 @@ import pytest
 pytest.register_assert_rewrite("support")
 
 from support.apps import Credentials  # noqa: E402
-from support.db import POSTGRES_URL  # noqa: E402
-from support.servers import cli_command, free_port  # noqa: E402
+from support.db import BACKENDS, IN_CI, POSTGRES_URL  # noqa: E402
+from support.servers import ServerProcess, cli_command, free_port  # noqa: E402
 from support.waiting import wait_for  # noqa: E402
 
 pytest_plugins = [
@@ -24,7 +24,16 @@ pytest_plugins = [
 ]
 
 # Names this module used to define, for tests that still import them from here.
-__all__ = ["POSTGRES_URL", "Credentials", "cli_command", "free_port", "wait_for"]
+__all__ = [
+    "BACKENDS",
+    "IN_CI",
+    "POSTGRES_URL",
+    "Credentials",
+    "ServerProcess",
+    "cli_command",
+    "free_port",
+    "wait_for",
+]
 
 # Fixtures that start a process: a test using one is ``slow`` even if it forgot to say so.
 PROCESS_FIXTURES = {"start_server", "start_worker", "moto_server", "s3_bucket"}
