@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from chatferry.db.engine import transaction
 from chatferry.db.models import App, Comment, Room, RoomParticipant, User
@@ -27,7 +28,7 @@ def app_pk(rt: Runtime, app_id: str) -> int:
 
 
 def add_user(
-    session: Any,
+    session: Session,
     pk: int,
     email: str,
     created_at: datetime,
@@ -51,7 +52,7 @@ def add_user(
 
 
 def add_room(
-    session: Any,
+    session: Session,
     pk: int,
     unique_id: str,
     creator: User,
@@ -81,7 +82,7 @@ def add_room(
 
 
 def add_comment(
-    session: Any,
+    session: Session,
     pk: int,
     unique_id: str,
     room: Room,
@@ -136,88 +137,66 @@ MESSAGES = [
 
 
 def seed_comments(
-    rt: Any, app_id: str, moments: list[datetime], tag: str = "seed"
+    rt: Runtime, app_id: str, moments: list[datetime], tag: str = "seed"
 ) -> list[dict[str, Any]]:
     """Adds two users, a single room between them and one comment per (aware) moment.
 
     Every third comment is a reply to the comment before it. Returns the rows an export of
     all of them must contain, in export order (created_at, then insertion order).
     """
+    pk = app_pk(rt, app_id)
+    first = min(moments)
     with transaction(rt.sessions) as session:
-        app_pk = session.scalar(select(App.id).where(App.app_id == app_id))
-        assert app_pk is not None, f"no app {app_id}"
-        first = min(moments)
         users = [
-            User(
-                app_pk=app_pk,
-                email=f"{name}.{tag}@example.com",
-                name=name.title(),
-                avatar_url="",
-                authentication_token=f"token-{name}-{tag}",
-                password_hash="",
-                created_at=first,
-            )
-            for name in ("alice", "budi")
+            add_user(session, pk, f"{name}.{tag}@example.com", first, name.title(), "", token)
+            for name, token in (("alice", f"token-alice-{tag}"), ("budi", f"token-budi-{tag}"))
         ]
-        session.add_all(users)
-        session.flush()
-        room = Room(
-            app_pk=app_pk,
-            unique_id=f"room-{tag}",
-            name=f"{users[0].email} {users[1].email}",
-            type="single",
-            options="",
-            creator_id=users[0].id,
-            avatar_url="",
-            created_at=first,
-        )
-        session.add(room)
-        session.flush()
-        session.add_all(
-            [
-                RoomParticipant(room_id=room.id, position=i, user_id=u.id)
-                for i, u in enumerate(users)
-            ]
-        )
-        comments: list[Comment] = []
-        for index, moment in enumerate(moments):
-            message = MESSAGES[index % len(MESSAGES)]
-            parent = comments[-1] if index % 3 == 2 else None
-            comment = Comment(
-                app_pk=app_pk,
-                unique_id=f"msg-{tag}-{index}",
-                room_id=room.id,
-                user_id=users[index % 2].id,
-                type="reply" if parent else "text",
-                message=message,
-                payload=(
-                    json.dumps({"text": message, "replied_comment_id": parent.id})
-                    if parent
-                    else None
-                ),
-                disable_link_preview=index % 5 == 0,
-                parent_id=parent.id if parent else None,
-                created_at=moment,
-            )
-            session.add(comment)
-            session.flush()
-            comments.append(comment)
+        name = f"{users[0].email} {users[1].email}"
+        room = add_room(session, pk, f"room-{tag}", users[0], users, first, "single", name)
+        comments = _conversation(session, pk, room, users, moments, tag)
         expected = [
-            (
-                c.created_at,
-                c.id,
-                {
-                    "Message": c.message,
-                    "DisableLinkPreview": c.disable_link_preview,
-                    "Type": c.type,
-                    "UniqueId": c.unique_id,
-                    "CreatorEmail": users[i % 2].email,
-                    "RoomUniqueId": room.unique_id,
-                    "CreatedAt": naive_utc(c.created_at),
-                    "Payload": json.loads(c.payload) if c.payload else None,
-                    "ParentCommentUniqueId": comments[i - 1].unique_id if c.parent_id else "",
-                },
-            )
+            (c.created_at, c.id, _export_row(c, users[i % 2], room, comments[i - 1]))
             for i, c in enumerate(comments)
         ]
     return [row for _, _, row in sorted(expected, key=lambda item: (item[0], item[1]))]
+
+
+def _conversation(
+    session: Session, pk: int, room: Room, users: list[User], moments: list[datetime], tag: str
+) -> list[Comment]:
+    """One comment per moment, the two users taking turns; every third is a reply."""
+    comments: list[Comment] = []
+    for index, moment in enumerate(moments):
+        message = MESSAGES[index % len(MESSAGES)]
+        parent = comments[-1] if index % 3 == 2 else None
+        payload = json.dumps({"text": message, "replied_comment_id": parent.id}) if parent else None
+        comment = add_comment(
+            session,
+            pk,
+            f"msg-{tag}-{index}",
+            room,
+            users[index % 2],
+            moment,
+            message,
+            type="reply" if parent else "text",
+            payload=payload,
+            parent=parent,
+            disable_link_preview=index % 5 == 0,
+        )
+        comments.append(comment)
+    return comments
+
+
+def _export_row(comment: Comment, creator: User, room: Room, before: Comment) -> dict[str, Any]:
+    """The comment as an export file holds it (``before``: the comment added before it)."""
+    return {
+        "Message": comment.message,
+        "DisableLinkPreview": comment.disable_link_preview,
+        "Type": comment.type,
+        "UniqueId": comment.unique_id,
+        "CreatorEmail": creator.email,
+        "RoomUniqueId": room.unique_id,
+        "CreatedAt": naive_utc(comment.created_at),
+        "Payload": json.loads(comment.payload) if comment.payload else None,
+        "ParentCommentUniqueId": before.unique_id if comment.parent_id else "",
+    }
