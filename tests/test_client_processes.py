@@ -31,16 +31,9 @@ from client_helpers import (
     run_client,
     run_client_json,
 )
-
-from conftest import (
-    IN_CI,
-    POSTGRES_URL,
-    ServerProcess,
-    _postgres_unavailable,
-    cli_command,
-    free_port,
-    wait_for,
-)
+from support.db import IN_CI, POSTGRES_URL, _postgres_unavailable
+from support.servers import ServerProcess, cli_command, free_port
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
