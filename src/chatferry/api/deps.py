@@ -102,13 +102,14 @@ CurrentApp = Annotated[AppContext, Depends(current_app)]
 def page_of(
     page: Annotated[
         int,
-        BeforeValidator(parse_page_number),
+        # Query before the validator: the document then says minimum/maximum.
         Query(ge=1, le=MAX_PAGE, description="Page number, from 1."),
+        BeforeValidator(parse_page_number),
     ] = 1,
     limit: Annotated[
         int,
-        BeforeValidator(parse_page_size),
         Query(ge=1, le=MAX_PAGE_SIZE, description="Extension: records a page (1-100)."),
+        BeforeValidator(parse_page_size),
     ] = PAGE_SIZE,
 ) -> Page:
     """The ``page`` and ``limit`` query parameters (our messages for bad values)."""

@@ -89,6 +89,10 @@ def list_exports(
 @router.get(
     "/exports/{unique_id}",
     summary="Get a backup by id",
+    description=(
+        "`results.backup_history` is the export record; a finished one carries a fresh "
+        "signed `download_url`. Another app's ids are not found."
+    ),
     response_model=Envelope[OneExport],
     responses=errors(401, 404, 429),
 )
@@ -124,20 +128,31 @@ _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     206: {"description": "The requested byte range of the file."},
     307: {"description": "On object storage: a redirect to a presigned URL of the file."},
-    **errors(403, 404, 416),
+    **errors(400, 403, 404, 416),
 }
 
 
-@router.api_route(
+_DOWNLOAD_DESCRIPTION = (
+    "Serves the file to whoever holds a valid signed link, without app headers. "
+    "Supports `Range` and `HEAD`."
+)
+
+
+@router.get(
     "/exports/{unique_id}/file",
-    methods=["GET", "HEAD"],
     summary="Download a backup's file (the signed download_url)",
-    description=(
-        "Serves the file to whoever holds a valid signed link, without app headers. "
-        "Supports `Range` and `HEAD`."
-    ),
+    description=_DOWNLOAD_DESCRIPTION,
     responses=_FILE_RESPONSES,
     response_class=Response,
+    operation_id="download_export",
+)
+@router.head(
+    "/exports/{unique_id}/file",
+    summary="A backup file's headers (size, name) without its bytes",
+    description=_DOWNLOAD_DESCRIPTION,
+    responses=_FILE_RESPONSES,
+    response_class=Response,
+    operation_id="download_export_headers",
 )
 def download_export(
     unique_id: str,

@@ -109,6 +109,10 @@ def list_imports(app: CurrentApp, page: PageDep, session: SessionDep) -> Respons
 @router.get(
     "/imports/{unique_id}",
     summary="Get an import by id (extension)",
+    description=(
+        "`results.backup_history` is the import record: its `status`, `percentage` and, "
+        "once failed, every problem in `errors.Data`. Another app's ids are not found."
+    ),
     response_model=Envelope[OneImport],
     responses=errors(401, 404, 429),
 )

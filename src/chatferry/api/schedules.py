@@ -55,6 +55,7 @@ async def create_schedule(app: CurrentApp, body: CreateBody, rt: RuntimeDep) -> 
 @router.get(
     "/export_schedules",
     summary="List periodic exports",
+    description="The app's schedules, newest first, 20 a page (`limit` up to 100).",
     response_model=Envelope[SchedulePage],
     responses=errors(400, 401, 429),
 )

@@ -184,9 +184,29 @@ _ERROR_MEANINGS = {
 }
 
 
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    416: {
+        "Content-Range": {
+            "description": "bytes */<size of the file>",
+            "schema": {"type": "string"},
+        }
+    },
+    429: {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+
+
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The documented error answers of an operation, all in the error envelope."""
     return {
-        status: {"model": ErrorEnvelope, "description": _ERROR_MEANINGS[status]}
+        status: {
+            "model": ErrorEnvelope,
+            "description": _ERROR_MEANINGS[status],
+            **({"headers": _ERROR_HEADERS[status]} if status in _ERROR_HEADERS else {}),
+        }
         for status in statuses
     }
