@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # app id, and requests a second per app.
     rate_limit_auth_failures_per_minute: float = Field(default=30.0, ge=0)
     rate_limit_app_requests_per_second: float = Field(default=200.0, ge=0)
+    # A 429 for failed sign-ins is answered after this delay (a flood's connection then
+    # costs a request a second); the right credentials are never delayed.
+    rate_limit_refusal_delay_seconds: float = Field(default=1.0, ge=0, le=60)
     # The HTTP server: idle keep-alive timeout, concurrent connections, and the time a
     # request's headers, then its body, may take to arrive.
     http_keepalive_seconds: float = Field(default=5.0, gt=0)

@@ -1,4 +1,4 @@
-"""Request dependencies as typed aliases: the runtime, a session, the current app, a page.
+"""Request dependencies as typed aliases: the runtime, the current app, a page.
 
 As in the FastAPI template's ``deps.py``: routes say ``app: CurrentApp`` and get the
 authenticated tenant, ``rt: RuntimeDep`` the process's runtime.
@@ -6,13 +6,12 @@ authenticated tenant, ``rt: RuntimeDep`` the process's runtime.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
 from typing import Annotated
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader
 from pydantic import BeforeValidator
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from chatferry.api.paging import (
@@ -45,21 +44,18 @@ _secret_scheme = APIKeyHeader(
 )
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency
+# in the thread pool, and under load every trip through the pool queues behind every
+# other request's. A route's database work is one trip: the route itself (a ``def``
+# that opens its own transaction), after one for the sign-in.
+
+
+async def get_runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-
-def get_session(rt: RuntimeDep) -> Iterator[Session]:
-    """One transaction for the request: committed when the route returns."""
-    with transaction(rt.sessions) as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def _header(request: Request, names: tuple[str, ...]) -> str | None:
@@ -90,8 +86,11 @@ async def current_app(
     try:
         app = await run_in_threadpool(check)
     except Unauthorized:
-        guard.failed(client, app_id)
-        raise
+        refusal = guard.failed(client, app_id)
+        if refusal is None:
+            raise
+        await asyncio.sleep(guard.refusal_wait())  # see ratelimit.py: a flood waits
+        raise refusal from None
     guard.admitted(app.app_id)
     return app
 
@@ -99,7 +98,7 @@ async def current_app(
 CurrentApp = Annotated[AppContext, Depends(current_app)]
 
 
-def page_of(
+async def page_of(
     page: Annotated[
         int,
         # Query before the validator: the document then says minimum/maximum.
@@ -121,5 +120,6 @@ PageDep = Annotated[Page, Depends(page_of)]
 
 def base_url(request: Request) -> str:
     """Where links point: CHATFERRY_BASE_URL, else the host the client called."""
-    configured = get_runtime(request).settings.base_url
+    rt: Runtime = request.app.state.runtime
+    configured = rt.settings.base_url
     return configured or str(request.base_url)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from chatferry.api.deps import CurrentApp, PageDep, RuntimeDep, SessionDep
+from chatferry.api.deps import CurrentApp, PageDep, RuntimeDep
 from chatferry.api.paging import paged
 from chatferry.api.records import import_record
 from chatferry.api.responses import ok
@@ -100,10 +100,11 @@ async def create_import(request: Request, app: CurrentApp, rt: RuntimeDep) -> Re
     response_model=Envelope[ImportPage],
     responses=errors(400, 401, 429),
 )
-def list_imports(app: CurrentApp, page: PageDep, session: SessionDep) -> Response:
-    records = service.list_imports(session, app, page.number, page.size)
-    total = service.count_imports(session, app)
-    return paged("backup_histories", [import_record(r, app) for r in records], page, total)
+def list_imports(app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Response:
+    with transaction(rt.sessions) as session:
+        records = service.list_imports(session, app, page.number, page.size)
+        total = service.count_imports(session, app)
+        return paged("backup_histories", [import_record(r, app) for r in records], page, total)
 
 
 @router.get(
@@ -116,6 +117,7 @@ def list_imports(app: CurrentApp, page: PageDep, session: SessionDep) -> Respons
     response_model=Envelope[OneImport],
     responses=errors(401, 404, 429),
 )
-def get_import(unique_id: str, app: CurrentApp, session: SessionDep) -> Response:
-    record = service.get_import(session, app, unique_id)
-    return ok({"backup_history": import_record(record, app)})
+def get_import(unique_id: str, app: CurrentApp, rt: RuntimeDep) -> Response:
+    with transaction(rt.sessions) as session:
+        record = service.get_import(session, app, unique_id)
+        return ok({"backup_history": import_record(record, app)})

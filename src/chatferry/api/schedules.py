@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from chatferry.api.body import json_body, request_doc
-from chatferry.api.deps import CurrentApp, PageDep, RuntimeDep, SessionDep
+from chatferry.api.deps import CurrentApp, PageDep, RuntimeDep
 from chatferry.api.exports import render
 from chatferry.api.paging import paged
 from chatferry.api.records import schedule_record
@@ -59,10 +59,11 @@ async def create_schedule(app: CurrentApp, body: CreateBody, rt: RuntimeDep) -> 
     response_model=Envelope[SchedulePage],
     responses=errors(400, 401, 429),
 )
-def list_schedules(app: CurrentApp, page: PageDep, session: SessionDep) -> Response:
-    schedules = service.list_schedules(session, app, page.number, page.size)
-    total = service.count_schedules(session, app)
-    return paged("export_schedules", [schedule_record(s, app) for s in schedules], page, total)
+def list_schedules(app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Response:
+    with transaction(rt.sessions) as session:
+        schedules = service.list_schedules(session, app, page.number, page.size)
+        total = service.count_schedules(session, app)
+        return paged("export_schedules", [schedule_record(s, app) for s in schedules], page, total)
 
 
 @router.get(
@@ -72,9 +73,10 @@ def list_schedules(app: CurrentApp, page: PageDep, session: SessionDep) -> Respo
     response_model=Envelope[OneSchedule],
     responses=errors(401, 404, 429),
 )
-def get_schedule(unique_id: str, app: CurrentApp, session: SessionDep) -> Response:
-    schedule = service.get_schedule(session, app, unique_id)
-    return ok({"export_schedule": schedule_record(schedule, app)})
+def get_schedule(unique_id: str, app: CurrentApp, rt: RuntimeDep) -> Response:
+    with transaction(rt.sessions) as session:
+        schedule = service.get_schedule(session, app, unique_id)
+        return ok({"export_schedule": schedule_record(schedule, app)})
 
 
 @router.patch(
