@@ -198,8 +198,11 @@ def report(
     print(
         f"flood: {total} requests in {flood['seconds']:.1f} s ({rate:.0f}/s): "
         f"401 {counts.get('401', 0)}, 429 {counts.get('429', 0)}, "
-        f"other {total - counts.get('401', 0) - counts.get('429', 0)}; the server used "
-        f"{flood['server_cpu']:.1f} CPU s meanwhile (valid requests included)"
+        f"other {total - counts.get('401', 0) - counts.get('429', 0)}"
+    )
+    print(
+        f"server CPU: {flood['baseline_cpu']:.1f} s in the baseline phase, "
+        f"{flood['server_cpu']:.1f} s in the flood phase (valid requests included)"
     )
     growth = (memory["peak"] - memory["before"]) / 1024
     print(
@@ -217,7 +220,9 @@ def report(
 
 
 def measure(base_url: str, pid: int, args: argparse.Namespace) -> bool:
+    cpu_start = cpu_seconds(pid)
     baseline = steady_valid_requests(base_url, args.seconds, args.rate)
+    baseline_cpu = cpu_seconds(pid) - cpu_start
     reset_peak(pid)
     memory = {"before": memory_kb(pid, "VmRSS")}
     cpu_before = cpu_seconds(pid)
@@ -233,7 +238,10 @@ def measure(base_url: str, pid: int, args: argparse.Namespace) -> bool:
     out, _ = flood.communicate(timeout=args.seconds + 120)
     measuring.join()
     memory |= {"peak": memory_kb(pid, "VmHWM"), "after": memory_kb(pid, "VmRSS")}
-    result = json.loads(out) | {"server_cpu": cpu_seconds(pid) - cpu_before}
+    result = json.loads(out) | {
+        "server_cpu": cpu_seconds(pid) - cpu_before,
+        "baseline_cpu": baseline_cpu,
+    }
     return report(baseline, flooded, result, memory)
 
 
