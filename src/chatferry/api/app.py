@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from chatferry import __version__
-from chatferry.api import exports, imports, schedules
+from chatferry.api import exports, imports, schedules, stats
+from chatferry.api.console import install_console
 from chatferry.api.errors import install_error_handlers
 from chatferry.jobs.worker import Worker
 from chatferry.runtime import Runtime
@@ -34,12 +35,17 @@ def create_api(rt: Runtime, run_worker: bool = True) -> FastAPI:
             if worker:
                 worker.stop()
 
-    app = FastAPI(title="chatferry", version=__version__, lifespan=lifespan)
+    # FastAPI's own /docs and /redoc load their assets from a CDN: ours are local (console.py).
+    app = FastAPI(
+        title="chatferry", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.runtime = rt
     install_error_handlers(app)
     app.include_router(exports.router)
     app.include_router(imports.router)
     app.include_router(schedules.router)
+    app.include_router(stats.router)
+    install_console(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
