@@ -57,27 +57,27 @@ def _page(name: str) -> FileResponse:
     )
 
 
-@router.get("/")
+@router.api_route("/", methods=["GET", "HEAD"])
 def root() -> Response:
     return RedirectResponse("/console", status_code=307)
 
 
-@router.get("/console")
+@router.api_route("/console", methods=["GET", "HEAD"])
 def console_page() -> Response:
     return _page("index.html")
 
 
-@router.get("/console/")
+@router.api_route("/console/", methods=["GET", "HEAD"])
 def console_slash() -> Response:
     return RedirectResponse("/console", status_code=307)
 
 
-@router.get("/docs")
+@router.api_route("/docs", methods=["GET", "HEAD"])
 def docs_page() -> Response:
     return _page("docs.html")
 
 
-@router.get("/docs/{name}")
+@router.api_route("/docs/{name}", methods=["GET", "HEAD"])
 def swagger_asset(name: str) -> Response:
     media_type = SWAGGER_FILES.get(name)
     if media_type is None:
@@ -85,7 +85,7 @@ def swagger_asset(name: str) -> Response:
     return FileResponse(SWAGGER_DIR / name, media_type=media_type)
 
 
-@router.get("/favicon.ico")
+@router.api_route("/favicon.ico", methods=["GET", "HEAD"])
 def favicon() -> Response:
     return RedirectResponse("/console/static/favicon.svg", status_code=307)
 
