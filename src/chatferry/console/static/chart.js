@@ -14,8 +14,8 @@ const dayLabel = new Intl.DateTimeFormat("en", { month: "short", day: "numeric",
 function niceCeil(value) {
   if (value <= 0) return 1;
   const power = 10 ** Math.floor(Math.log10(value));
-  const step = [1, 2, 2.5, 5, 10].find((f) => f * power >= value);
-  return step * power;
+  const steps = power >= 10 ? [1, 2, 2.5, 5, 10] : [1, 2, 4, 5, 10]; // whole rows only
+  return steps.find((f) => f * power >= value) * power;
 }
 
 /** The top of the y axis, and whether the limit line fits under it. */
@@ -39,7 +39,7 @@ function stateText(day, type) {
 
 function yAxis(geometry, scale) {
   const { plotTop, plotBottom, left, right } = geometry;
-  const ticks = [0, scale.top / 2, scale.top];
+  const ticks = Number.isInteger(scale.top / 2) ? [0, scale.top / 2, scale.top] : [0, scale.top];
   return ticks.map((value) => {
     const y = plotBottom - (value / scale.top) * (plotBottom - plotTop);
     return s("g", { class: "tick" },

@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { drawChart, dayState } from "./chart.js";
-import { addDays, byId, formatNumber, h, replaceChildren, say } from "./dom.js";
+import { addDays, byId, cell, formatNumber, h, replaceChildren, say } from "./dom.js";
 import { planBackups } from "./plan.js";
 
 const FOLLOW_POLL_MS = 1000;
@@ -48,7 +48,9 @@ function renderSummary(results, sums) {
     h("ul", { class: "stats" },
       h("li", { class: "stat stat-backed" }, h("strong", {}, String(sums.backed)), ` of ${sums.total} days backed up`),
       h("li", { class: "stat stat-missing" }, h("strong", {}, String(sums.missing.length)),
-        ` days with ${formatNumber(sums.missingRows)} ${results.type} not backed up`),
+        sums.missing.length
+          ? ` days with ${formatNumber(sums.missingRows)} ${results.type} not backed up`
+          : ` days with ${results.type} not backed up`),
       h("li", { class: "stat stat-empty" }, h("strong", {}, String(sums.empty)), " days without rows")),
   );
 }
@@ -58,9 +60,9 @@ function renderTable(results) {
   replaceChildren(
     byId("coverage-table").querySelector("tbody"),
     results.days.map((d) => h("tr", { dataset: { date: d.date } },
-      h("td", { "data-label": "Day" }, d.date),
-      h("td", { "data-label": "Rows" }, formatNumber(d.rows)),
-      h("td", { "data-label": "Backed up" }, state[dayState(d)]))),
+      cell("Day", d.date),
+      cell("Rows", formatNumber(d.rows)),
+      cell("Backed up", state[dayState(d)]))),
   );
 }
 

@@ -154,5 +154,14 @@ export class Poller {
 
 /** A cell with a label for the narrow (card) layout of tables. */
 export function cell(label, ...children) {
-  return h("td", { "data-label": label }, ...children);
+  return h("td", { "data-label": label }, h("div", { class: "cell" }, ...children));
+}
+
+/** The rows of a list, or one row saying the list is empty. */
+export function rowsOrEmpty(tbody, rows, columns, emptyText) {
+  if (rows.length) {
+    replaceChildren(tbody, rows);
+  } else {
+    replaceChildren(tbody, h("tr", { class: "empty" }, h("td", { colspan: columns }, emptyText)));
+  }
 }

@@ -3,7 +3,7 @@
 import { api } from "./api.js";
 import {
   Poller, browserOffset, byId, cell, formatBytes, formatNumber, h, localInputToRfc3339,
-  momentCell, replaceChildren, say,
+  momentCell, replaceChildren, rowsOrEmpty, say,
 } from "./dom.js";
 import { PAGE_SIZE, renderPager } from "./pager.js";
 
@@ -81,8 +81,7 @@ async function refresh() {
     const results = await api("GET", "/exports", { query: { page, limit: PAGE_SIZE } });
     const records = results.backup_histories;
     const tbody = byId("exports-table").querySelector("tbody");
-    replaceChildren(tbody, records.map(exportRow));
-    say(byId("exports-message"), records.length ? "" : "No exports yet: create one above.");
+    rowsOrEmpty(tbody, records.map(exportRow), 7, "No exports yet: create one above.");
     renderPager(byId("exports-pager"), results.meta, (p) => { page = p; load(); });
     return visible ? nextPoll(records) : null;
   } catch (error) {
@@ -122,6 +121,7 @@ async function create(event) {
   try {
     const record = await api("POST", "/exports", { json: body });
     say(byId("exports-message"), `Export of ${record.resource_name} ${record.status}.`);
+    byId("export-run-at").value = "";
     page = 1;
     load();
   } catch (error) {

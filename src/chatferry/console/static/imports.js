@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import {
-  Poller, byId, cell, formatBytes, formatNumber, h, momentCell, replaceChildren, say,
+  Poller, byId, cell, formatBytes, formatNumber, h, momentCell, replaceChildren, rowsOrEmpty, say,
 } from "./dom.js";
 import { PAGE_SIZE, renderPager } from "./pager.js";
 import { problemTable } from "./problems.js";
@@ -206,8 +206,8 @@ async function refresh() {
   try {
     const results = await api("GET", "/imports", { query: { page, limit: PAGE_SIZE } });
     const records = results.backup_histories;
-    replaceChildren(byId("imports-table").querySelector("tbody"), records.map(importRow));
-    say(byId("imports-message"), records.length ? "" : "No imports yet.");
+    const tbody = byId("imports-table").querySelector("tbody");
+    rowsOrEmpty(tbody, records.map(importRow), 7, "No imports yet.");
     renderPager(byId("imports-pager"), results.meta, (p) => { page = p; load(); });
     return visible && records.some((r) => r.status === "started") ? LIST_POLL_MS : null;
   } catch (error) {

@@ -1,6 +1,6 @@
 // The problem table of a failed import: errors.Data as rows a person can read.
 
-import { h } from "./dom.js";
+import { cell, h } from "./dom.js";
 
 /** Row numbers start at 1 here; the API's `row` is a 0-based index into the file. */
 export function rowNumber(problem) {
@@ -11,6 +11,7 @@ export function problemTable(data, caption) {
   return h(
     "div",
     { class: "table-wrap" },
+    h("p", { class: "help" }, "Rows are numbered from 1, the first object in the file being row 1."),
     h(
       "table",
       { class: "records problems" },
@@ -27,10 +28,10 @@ export function problemTable(data, caption) {
           h(
             "tr",
             {},
-            h("td", { "data-label": "Row" }, rowNumber(problem)),
-            h("td", { "data-label": "Key" }, problem.key || "—"),
-            h("td", { "data-label": "Field" }, problem.field || "—"),
-            h("td", { "data-label": "Message" }, problem.message),
+            cell("Row", rowNumber(problem)),
+            cell("Key", problem.key || "—"),
+            cell("Field", problem.field || "—"),
+            cell("Message", problem.message),
           ),
         ),
       ),

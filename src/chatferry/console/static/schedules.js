@@ -2,7 +2,7 @@
 // Numbers go to the API as typed, so its own validation messages reach the person.
 
 import { api } from "./api.js";
-import { byId, cell, h, momentCell, replaceChildren, say } from "./dom.js";
+import { byId, cell, h, momentCell, replaceChildren, rowsOrEmpty, say } from "./dom.js";
 import { PAGE_SIZE, renderPager } from "./pager.js";
 
 let page = 1;
@@ -99,8 +99,8 @@ async function load() {
   try {
     const results = await api("GET", "/export_schedules", { query: { page, limit: PAGE_SIZE } });
     const records = results.export_schedules;
-    replaceChildren(byId("schedules-table").querySelector("tbody"), records.map(scheduleRow));
-    if (!records.length) message("No schedules yet: create one above.");
+    const tbody = byId("schedules-table").querySelector("tbody");
+    rowsOrEmpty(tbody, records.map(scheduleRow), 9, "No schedules yet: create one above.");
     renderPager(byId("schedules-pager"), results.meta, (p) => { page = p; load(); });
   } catch (error) {
     message(error.message);
