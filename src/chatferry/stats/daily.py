@@ -3,8 +3,8 @@
 Days are whole days in the app's timezone. Each day's bounds are its local midnights
 converted to UTC (so a day around a DST change is 23 or 25 hours long), computed the
 same way as an export's window, so a day counted here is exactly the rows an export of
-that day contains. One grouped query counts all days: the bounds are a VALUES list
-joined to the rows on the ``(app_pk, created_at, id)`` index, one range scan per day.
+that day contains. One query counts all days: the bounds are a VALUES list, and each
+day's count is a range scan of the ``(app_pk, created_at, id)`` index.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, DateTime, Integer, Table, and_, column, func, select, values
+from sqlalchemy import Connection, DateTime, Integer, TextClause, bindparam, select, text
+from sqlalchemy.sql.elements import BindParameter
 
 from chatferry.apps.service import AppContext
 from chatferry.db.models import Comment, Export, Room, User, table_of
@@ -27,10 +29,10 @@ from chatferry.exports.service import check_resource
 MAX_DAYS = 366
 DEFAULT_DAYS = 90
 
-_TABLES: dict[str, Table] = {
-    "users": table_of(User),
-    "rooms": table_of(Room),
-    "comments": table_of(Comment),
+_TABLES: dict[str, str] = {
+    "users": table_of(User).name,
+    "rooms": table_of(Room).name,
+    "comments": table_of(Comment).name,
 }
 _exports = table_of(Export)
 
@@ -98,28 +100,43 @@ def _midnight_utc(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, zone).astimezone(UTC).replace(tzinfo=None)
 
 
+@lru_cache(maxsize=64)
+def _counts_statement(table: str, days: int) -> TextClause:
+    """The per-day count statement for ``days`` days, built once per size.
+
+    SQLAlchemy would compile a fresh ``values()`` construct of a year's bounds on every
+    request (about 30 ms, ten times the count itself); this text is compiled once.
+    """
+    rows = ", ".join(f"(:n{i}, :lo{i}, :hi{i})" for i in range(days))
+    sql = (
+        f"WITH days (n, lo, hi) AS (VALUES {rows}) "
+        "SELECT days.n, (SELECT count(*) FROM "
+        f"{table} AS t WHERE t.app_pk = :app_pk AND t.created_at >= days.lo "
+        "AND t.created_at < days.hi) AS rows FROM days ORDER BY days.n"
+    )
+    params: list[BindParameter[Any]] = [bindparam("app_pk", type_=Integer())]
+    for i in range(days):
+        params.append(bindparam(f"n{i}", type_=Integer()))
+        params.append(bindparam(f"lo{i}", type_=DateTime()))
+        params.append(bindparam(f"hi{i}", type_=DateTime()))
+    return text(sql).bindparams(*params)
+
+
 def rows_per_day(
     conn: Connection, resource: str, app_pk: int, bounds: Sequence[datetime]
 ) -> list[int]:
-    """How many rows the app created in each [bounds[i], bounds[i+1]), in one query."""
-    table = _TABLES[resource]
-    days = values(
-        column("n", Integer), column("lo", DateTime()), column("hi", DateTime()), name="days"
-    ).data([(i, bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)])
-    day = days.cte("days")
-    created = table.c.created_at
-    query = (
-        select(day.c.n, func.count())
-        .select_from(
-            day.join(
-                table,
-                and_(table.c.app_pk == app_pk, created >= day.c.lo, created < day.c.hi),
-            )
-        )
-        .group_by(day.c.n)
-    )
-    counts = [0] * (len(bounds) - 1)
-    for n, count in conn.execute(query):
+    """How many rows the app created in each [bounds[i], bounds[i+1]), in one query.
+
+    Each day's count is an index range count on ``(app_pk, created_at, id)``; the days
+    are a VALUES list in the same statement. (A join with GROUP BY reads the same index
+    entries but SQLite then sorts every row into a temporary B-tree: 3x slower.)
+    """
+    days = len(bounds) - 1
+    values: dict[str, Any] = {"app_pk": app_pk}
+    for i in range(days):
+        values[f"n{i}"], values[f"lo{i}"], values[f"hi{i}"] = i, bounds[i], bounds[i + 1]
+    counts = [0] * days
+    for n, count in conn.execute(_counts_statement(_TABLES[resource], days), values):
         counts[n] = int(count)
     return counts
 
