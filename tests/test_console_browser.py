@@ -563,7 +563,10 @@ def test_coverage_chart_marks_backed_up_days_and_backs_up_the_rest(
 # ---------------------------------------------------------------------------- docs, a11y
 
 
-def test_docs_render_offline_under_the_csp(start_server: Any, open_console: Any) -> None:
+def test_docs_render_offline_under_the_csp_and_try_it_out_works(
+    start_server: Any, open_console: Any, make_app: Any
+) -> None:
+    creds = make_app()
     server = start_server()
     console = open_console(server)
     page = console.page
@@ -571,8 +574,23 @@ def test_docs_render_offline_under_the_csp(start_server: Any, open_console: Any)
     assert response is not None
     assert "script-src 'self'" in response.headers["content-security-policy"]
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("chatferry")
-    expect(page.get_by_text("/api/v2.1/rest/stats/daily", exact=True)).to_be_visible()
     snap(page, "15-docs")
+
+    page.get_by_role("button", name="Authorize").first.click()
+    modal = page.locator(".modal-ux")
+    for scheme, value in (("AppId", creds.app_id), ("Secret", creds.secret)):
+        section = modal.locator(".auth-container").filter(has_text=scheme)
+        section.locator("input").fill(value)
+        section.get_by_role("button", name="Apply credentials").click()
+    modal.locator("button.close-modal").click()
+    operation = page.locator("#operations-default-get_daily_stats_api_v2_1_rest_stats_daily_get")
+    operation.locator(".opblock-summary").click()
+    operation.get_by_role("button", name="Try it out").click()
+    operation.locator("input[placeholder='type']").fill("users")
+    operation.get_by_role("button", name="Execute").click()
+    status = operation.locator(".live-responses-table tbody .response-col_status")
+    expect(status).to_have_text("200")
+    snap(page, "16-docs-try-it-out")
 
 
 KEYBOARD_CHECK = """() => {

@@ -116,7 +116,13 @@ def test_docs_are_swagger_ui_from_local_files(client: TestClient) -> None:
     assert bundle.headers["content-type"].startswith("text/javascript")
     assert b"SwaggerUIBundle" in bundle.content
     assert client.get("/docs/swagger-ui.css").headers["content-type"].startswith("text/css")
-    assert client.get("/openapi.json").json()["paths"]["/api/v2.1/rest/stats/daily"]
+    document = client.get("/openapi.json").json()
+    stats = document["paths"]["/api/v2.1/rest/stats/daily"]["get"]
+    assert stats["security"] == [{"AppId": [], "Secret": []}]  # "Authorize" sends both
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["Secret"] == {"type": "apiKey", "in": "header", "name": "QISCUS-SDK-SECRET"}
+    download = document["paths"]["/api/v2.1/rest/exports/{unique_id}/file"]["get"]
+    assert "security" not in download  # the signed link is the credential
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException
 from starlette.datastructures import MutableHeaders
@@ -111,8 +112,35 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+API_PREFIX = "/api/v2.1/rest"
+SECURITY_SCHEMES = {
+    "AppId": {"type": "apiKey", "in": "header", "name": "QISCUS-SDK-APP-ID"},
+    "Secret": {"type": "apiKey", "in": "header", "name": "QISCUS-SDK-SECRET"},
+}
+
+
+def document_credentials(app: FastAPI) -> None:
+    """Declares the two credential headers in the OpenAPI document, so /docs can send
+    them ("Authorize"); the signed file download needs none."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        for path, operations in schema.get("paths", {}).items():
+            if path.startswith(API_PREFIX) and not path.endswith("/file"):
+                for operation in operations.values():
+                    operation["security"] = [{"AppId": [], "Secret": []}]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_console(app: FastAPI) -> None:
     """The console and docs routes, their static files and the security headers."""
     app.include_router(router)
+    document_credentials(app)
     app.mount("/console/static", StaticFiles(directory=CONSOLE_DIR), name="console-static")
     app.add_middleware(SecurityHeaders)
