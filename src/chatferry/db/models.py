@@ -134,9 +134,12 @@ class ExportSchedule(Base):
     cron: Mapped[str] = mapped_column(String(100))
     window_days: Mapped[int] = mapped_column(Integer)
     keep_last: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200), default="", server_default="")
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     next_run_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_run_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Every day up to this one (in the app's timezone) is in a finished run's file.
+    covered_through: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -147,7 +150,10 @@ class Export(Base):
     __tablename__ = "exports"
     __table_args__ = (
         Index("ix_exports_app_created", "app_pk", "created_at", "id"),
-        UniqueConstraint("schedule_id", "scheduled_for", name="uq_exports_schedule_run"),
+        # A run of a schedule may be split into several exports, one per window.
+        UniqueConstraint(
+            "schedule_id", "scheduled_for", "start_date", name="uq_exports_schedule_run"
+        ),
         _NEVER_REUSE_IDS,
     )
 
@@ -191,14 +197,28 @@ class Job(Base):
     """A durable unit of background work; the table is the queue."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status_run_after", "status", "run_after"), _NEVER_REUSE_IDS)
+    __table_args__ = (
+        Index("ix_jobs_status_run_after", "status", "run_after"),
+        Index("ix_jobs_status_app", "status", "app_pk"),
+        _NEVER_REUSE_IDS,
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
     target_id: Mapped[int] = mapped_column(BigInteger)
+    # The app the job works for: workers share their threads fairly between apps.
+    app_pk: Mapped[int | None] = mapped_column(BigInteger)
+    # For the logs: the target record's public id and its app's id.
+    ref: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    app_ref: Mapped[str] = mapped_column(String(100), default="", server_default="")
     status: Mapped[str] = mapped_column(String(20))
+    # Runs started; runs that ended on an error (budget max_attempts); runs whose worker
+    # vanished, its lease running out (budget max_crashes).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
+    errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    crashes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    max_crashes: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
     run_after: Mapped[datetime] = mapped_column(UtcDateTime)
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
