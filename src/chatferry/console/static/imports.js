@@ -95,10 +95,16 @@ function showImported(record) {
   );
 }
 
+/** Screen readers hear each step once, not every progress update. */
+function announce(text) {
+  byId("import-status").textContent = text;
+}
+
 async function run(dryRun) {
   const { file, type } = chosen;
   const title = dryRun ? `Checking ${file.name}…` : `Importing ${file.name}…`;
   progressPanel(title, null);
+  announce(title);
   const record = await follow(await upload(file, type, dryRun), title);
   if (!record) return;
   if (record.status !== "finished") {
@@ -108,6 +114,7 @@ async function run(dryRun) {
   } else {
     showImported(record);
   }
+  announce(byId("import-result").querySelector("h2").textContent);
   load();
 }
 
