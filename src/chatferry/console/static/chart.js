@@ -54,7 +54,13 @@ function xLabels(geometry, days) {
   for (let i = 0; i < days.length; i += every) {
     const x = geometry.left + (i + 0.5) * geometry.slot;
     const text = dayLabel.format(new Date(`${days[i].date}T00:00:00Z`));
-    labels.push(s("text", { class: "axis-label", x, y: geometry.height - 8, "text-anchor": "middle" }, text));
+    const atEdge = x > geometry.right - MIN_LABEL_GAP / 2; // keep the last label inside
+    labels.push(s("text", {
+      class: "axis-label",
+      x: atEdge ? geometry.right : x,
+      y: geometry.height - 8,
+      "text-anchor": atEdge ? "end" : "middle",
+    }, text));
   }
   return labels;
 }

@@ -7,6 +7,7 @@ import { addDays, byId, cell, formatNumber, h, replaceChildren, say } from "./do
 import { planBackups } from "./plan.js";
 
 const FOLLOW_POLL_MS = 1000;
+const FOLLOW_BATCH = 8;
 let last = null; // the latest stats results
 let appToday = null; // today in the app's timezone, as the API said
 let visible = false;
@@ -70,26 +71,33 @@ function rangeText(window) {
   return window.start === window.end ? window.start : `${window.start} – ${window.end}`;
 }
 
-function renderPlan(results, sums) {
-  const plan = planBackups(results.days, results.limit, results.max_export_days);
-  const box = byId("coverage-plan");
-  box.hidden = sums.missing.length === 0;
+const LISTED_WINDOWS = 6;
+
+function planText(plan, results) {
   const parts = [];
-  if (plan.windows.length) {
-    const n = plan.windows.length;
-    parts.push(`${n} export${n > 1 ? "s" : ""} would back up the days with rows that are not covered: `
-      + `${plan.windows.map(rangeText).join(", ")}.`);
+  const n = plan.windows.length;
+  if (n) {
+    const days = plan.windows.map(rangeText);
+    const listed = n > LISTED_WINDOWS ? `${days.slice(0, LISTED_WINDOWS).join(", ")} and ${n - LISTED_WINDOWS} more` : days.join(", ");
+    parts.push(`${n} export${n > 1 ? "s" : ""} would back up the days with rows that are not covered `
+      + `(at most ${formatNumber(results.limit)} rows and ${results.max_export_days + 1} days each): ${listed}.`);
   }
   if (plan.tooBig.length) {
     parts.push(`${plan.tooBig.map((d) => `${d.date} (${formatNumber(d.rows)} rows)`).join(", ")} `
       + `${plan.tooBig.length > 1 ? "have" : "has"} more rows than one export may hold `
       + `(${formatNumber(results.limit)}): ask the operator to raise the limit.`);
   }
-  byId("coverage-plan-text").textContent = parts.join(" ");
+  return parts.join(" ");
+}
+
+function renderPlan(results, sums) {
+  const plan = planBackups(results.days, results.limit, results.max_export_days);
+  byId("coverage-plan").hidden = sums.missing.length === 0;
+  byId("coverage-plan-text").textContent = planText(plan, results);
   const button = byId("coverage-backup");
-  button.hidden = plan.windows.length === 0;
-  button.textContent = `Back up ${plan.windows.length > 1 ? `these days in ${plan.windows.length} exports` : "these days"}`;
-  return plan;
+  const n = plan.windows.length;
+  button.hidden = n === 0;
+  button.textContent = n > 1 ? `Back up these days in ${n} exports` : "Back up these days";
 }
 
 function render(results) {
@@ -101,8 +109,9 @@ function render(results) {
   renderPlan(results, sums);
 }
 
-async function load() {
-  const mine = ++generation;
+/** Fetches and draws the stats; a fresh load (not a redraw) abandons older requests. */
+async function load(fresh = true) {
+  const mine = fresh ? ++generation : generation;
   say(byId("coverage-error"), "");
   const params = query();
   try {
@@ -115,15 +124,16 @@ async function load() {
   }
 }
 
-async function createExports(windows, type) {
+async function createExports(windows, type, status) {
   const created = [];
   const problems = [];
-  for (const window of windows) {
+  for (const [i, window] of windows.entries()) {
+    status.textContent = `Creating export ${i + 1} of ${windows.length}…`;
     try {
       const record = await api("POST", "/exports", {
         json: { type, start_date: window.start, end_date: window.end },
       });
-      created.push(record);
+      created.push(record.unique_id);
     } catch (error) {
       problems.push(`${rangeText(window)}: ${error.message}`);
     }
@@ -131,15 +141,22 @@ async function createExports(windows, type) {
   return { created, problems };
 }
 
-async function followExports(records, status, mine) {
-  let pending = records.map((r) => r.unique_id);
+/** Follows the exports (oldest first, a few per poll) and redraws the chart as they end. */
+async function followExports(ids, status, mine) {
+  let pending = ids;
+  let failed = 0;
   while (pending.length && mine === generation) {
-    status.textContent = `${records.length - pending.length} of ${records.length} exports finished…`;
+    status.textContent = `${ids.length - pending.length} of ${ids.length} exports done…`;
     await sleep(FOLLOW_POLL_MS);
-    const states = await Promise.all(pending.map((id) =>
+    const batch = pending.slice(0, FOLLOW_BATCH);
+    const states = await Promise.all(batch.map((id) =>
       api("GET", `/exports/${encodeURIComponent(id)}`).then((r) => r.backup_history.status)));
-    pending = pending.filter((_, i) => states[i] === "started" || states[i] === "scheduled");
+    const done = batch.filter((_, i) => !["started", "scheduled"].includes(states[i]));
+    failed += states.filter((state) => state === "failed" || state === "cancelled").length;
+    pending = pending.filter((id) => !done.includes(id));
+    if (done.length && mine === generation) await load(false);
   }
+  return failed;
 }
 
 async function backUp() {
@@ -151,12 +168,15 @@ async function backUp() {
   button.disabled = true;
   const mine = generation;
   try {
-    const { created, problems } = await createExports(plan.windows, results.type);
-    await followExports(created, status, mine);
+    const { created, problems } = await createExports(plan.windows, results.type, status);
+    const failed = await followExports(created, status, mine);
     if (mine !== generation) return;
-    const done = `${created.length} export${created.length === 1 ? "" : "s"} finished.`;
-    status.textContent = problems.length ? `${done} Not started: ${problems.join(" ")}` : done;
-    await load();
+    const n = created.length - failed;
+    const parts = [`${n} export${n === 1 ? "" : "s"} finished.`];
+    if (failed) parts.push(`${failed} did not finish: see Exports for why.`);
+    if (problems.length) parts.push(`Not started: ${problems.join(" ")}`);
+    status.textContent = parts.join(" ");
+    await load(false);
   } catch (error) {
     status.textContent = error.message;
   } finally {
