@@ -120,7 +120,7 @@ def make_app(runtime: Runtime):  # type: ignore[no-untyped-def]
 
     def make(name: str = "Test app", timezone: str = "UTC", **kwargs: str) -> Credentials:
         with transaction(runtime.sessions) as session:
-            app, secret = create_app(session, name, timezone=timezone, **kwargs)
+            app, secret = create_app(session, runtime.secrets, name, timezone=timezone, **kwargs)
             return Credentials(app.app_id, secret)
 
     return make

@@ -15,7 +15,6 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 import orjson
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -71,13 +70,8 @@ COMMENT_KEYS = [
 ]
 
 
-# A real Argon2id hash at the lowest cost: the production cost (about half a second per
-# hash and per first check) would dominate the run time of tests that are not about it.
-_CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-
 def quick_app(rt: Runtime, name: str = "Test app", timezone: str = "UTC") -> Credentials:
-    """An app whose secret hash is cheap to check; tests of hashing use ``make_app``."""
+    """An app made straight in the database (no CLI, no API)."""
     app_id = f"app-{uuid.uuid4().hex[:10]}"
     secret = secrets.token_hex(16)
     with transaction(rt.sessions) as session:
@@ -85,7 +79,7 @@ def quick_app(rt: Runtime, name: str = "Test app", timezone: str = "UTC") -> Cre
             App(
                 app_id=app_id,
                 name=name,
-                secret_hash=_CHEAP_HASHER.hash(secret),
+                secret_hash=rt.secrets.hash(app_id, secret),
                 timezone=timezone,
                 created_at=utcnow(),
             )

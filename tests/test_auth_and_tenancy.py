@@ -12,12 +12,13 @@ import orjson
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from chatferry.apps.service import rotate_secret
 from chatferry.db.engine import transaction
 from chatferry.db.models import App, Export
 from chatferry.runtime import Runtime
+from chatferry.security.secrets import SecretHasher
 from helpers_api import (
     EXPORTS,
     add_comment,
@@ -188,7 +189,7 @@ def test_a_real_server_accepts_any_header_case_and_the_underscore_forms(
     assert body["status"] == 401 and MISSING_SECRET in body["error"]["message"]
 
 
-def test_secrets_are_stored_as_argon2_hashes(make_app: Any, runtime: Runtime) -> None:
+def test_secrets_are_stored_as_keyed_hashes(make_app: Any, runtime: Runtime) -> None:
     creds = make_app()
     chosen = make_app("chosen", app_id="chosen-app", secret="my-own-secret-1234")
     with transaction(runtime.sessions) as session:
@@ -196,24 +197,42 @@ def test_secrets_are_stored_as_argon2_hashes(make_app: Any, runtime: Runtime) ->
     for app in (creds, chosen):
         secret_hash = stored[app.app_id]
         assert app.secret not in secret_hash
-        assert secret_hash.startswith("$argon2id$")
-        assert PasswordHasher().verify(secret_hash, app.secret)
+        assert secret_hash.startswith("hmac-sha256$") and len(secret_hash) == 12 + 64
+        # The server's key is part of it: the database alone cannot test a guess.
+        assert secret_hash == runtime.secrets.hash(app.app_id, app.secret)
+        assert secret_hash != SecretHasher(b"another key").hash(app.app_id, app.secret)
     assert chosen.secret == "my-own-secret-1234"
-    # Same secret, different salt: equal secrets never show as equal hashes.
+    assert len(creds.secret) == 32 and int(creds.secret, 16) >= 0  # 128 random bits, hex
+    # The app id is part of it: equal secrets of two apps never show as equal hashes.
     twin = make_app("twin", app_id="twin-app", secret="my-own-secret-1234")
     with transaction(runtime.sessions) as session:
         twin_hash = session.scalar(select(App.secret_hash).where(App.app_id == twin.app_id))
     assert twin_hash != stored["chosen-app"]
 
 
+def test_a_legacy_argon2_secret_works_once_and_is_upgraded(
+    client: TestClient, make_app: Any, runtime: Runtime
+) -> None:
+    creds = make_app()
+    legacy = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(creds.secret)
+    with transaction(runtime.sessions) as session:
+        session.execute(update(App).where(App.app_id == creds.app_id).values(secret_hash=legacy))
+    wrong = Credentials(creds.app_id, "0" * 32)
+    assert_error(client.get(EXPORTS, headers=wrong.headers), 401, MISSING_SECRET)
+    assert client.get(EXPORTS, headers=creds.headers).status_code == 200
+    with transaction(runtime.sessions) as session:
+        upgraded = session.scalar(select(App.secret_hash).where(App.app_id == creds.app_id))
+    assert upgraded == runtime.secrets.hash(creds.app_id, creds.secret)
+    assert client.get(EXPORTS, headers=creds.headers).status_code == 200
+
+
 def test_rotating_the_secret_stops_the_old_one_at_once(
     client: TestClient, make_app: Any, runtime: Runtime
 ) -> None:
     creds = make_app()
-    # Authenticate once so the verifier has cached the old secret.
     assert client.get(EXPORTS, headers=creds.headers).status_code == 200
     with transaction(runtime.sessions) as session:
-        new_secret = rotate_secret(session, creds.app_id)
+        new_secret = rotate_secret(session, runtime.secrets, creds.app_id)
     assert new_secret != creds.secret
 
     assert_error(client.get(EXPORTS, headers=creds.headers), 401, MISSING_SECRET)

@@ -583,7 +583,7 @@ def test_docs_render_offline_under_the_csp_and_try_it_out_works(
         section.locator("input").fill(value)
         section.get_by_role("button", name="Apply credentials").click()
     modal.locator("button.close-modal").click()
-    operation = page.locator("#operations-default-get_daily_stats_api_v2_1_rest_stats_daily_get")
+    operation = page.locator(".opblock").filter(has_text="/api/v2.1/rest/stats/daily")
     operation.locator(".opblock-summary").click()
     operation.get_by_role("button", name="Try it out").click()
     operation.locator("input[placeholder='type']").fill("users")

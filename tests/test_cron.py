@@ -8,7 +8,7 @@ import pytest
 
 from chatferry.errors import BadRequest
 from chatferry.schedules.cron import latest_run_at_or_before, next_run_after, parse_cron
-from chatferry.schedules.service import run_window
+from chatferry.schedules.scheduler import run_window
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:

@@ -8,7 +8,10 @@ from chatferry.apps.service import app_context
 from chatferry.db.engine import transaction
 from chatferry.db.models import App, Export
 from chatferry.exports import service
+from chatferry.exports.requests import ExportRequest
 from chatferry.runtime import Runtime
+
+USERS = ExportRequest.model_validate({"type": "users"})
 
 
 def test_an_export_created_after_a_delete_gets_a_new_id(runtime: Runtime, make_app) -> None:  # type: ignore[no-untyped-def]
@@ -18,11 +21,11 @@ def test_an_export_created_after_a_delete_gets_a_new_id(runtime: Runtime, make_a
         assert app is not None
         ctx = app_context(app, runtime.settings)
     with transaction(runtime.sessions) as session:
-        first = service.create_export(session, runtime.settings, ctx, {"type": "users"})
+        first = service.create_export(session, runtime.settings, ctx, USERS)
     with transaction(runtime.sessions) as session:
         service.delete_export(session, ctx, first.unique_id)
     with transaction(runtime.sessions) as session:
-        second = service.create_export(session, runtime.settings, ctx, {"type": "users"})
+        second = service.create_export(session, runtime.settings, ctx, USERS)
     with transaction(runtime.sessions) as session:
         assert session.get(Export, first.id) is None
     assert second.id > first.id

@@ -31,6 +31,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 
 from chatferry.api.app import create_api
+from chatferry.composition import job_handlers
 from chatferry.db.engine import transaction
 from chatferry.db.models import App, User
 from chatferry.imports.passwords import hash_password
@@ -146,7 +147,9 @@ def test_racing_imports_in_two_worker_threads(runtime: Runtime, make_app: Any, s
 
         started = time.monotonic()
         with _hold_at_first_write(runtime, 2) as barrier:
-            worker = Worker(runtime, concurrency=2)
+            # Three threads: a worker keeps its last free thread for other apps, so two
+            # imports of one app run side by side only with two more threads.
+            worker = Worker(runtime, 3, job_handlers(runtime.settings))
             worker.start()
             try:
 
@@ -182,7 +185,8 @@ def test_racing_imports_on_a_real_server_postgresql(
         pytest.skip("PostgreSQL only: the table lock that lines the two jobs up")
     assert database_url.startswith(POSTGRES_URL)
     creds: Credentials = make_app()
-    server = start_server({"CHATFERRY_WORKER_CONCURRENCY": "2"})
+    # Three job threads: the last free one is kept for other apps (see the worker).
+    server = start_server({"CHATFERRY_WORKER_CONCURRENCY": "3"})
     base = server.base_url
 
     with psycopg.connect(database_url) as lock:

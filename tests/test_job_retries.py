@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from chatferry.db.engine import transaction
 from chatferry.db.models import Export, Job
 from chatferry.exports.job import ExportFailed
-from chatferry.jobs.retry import backoff_seconds, is_transient, short_error
+from chatferry.jobs.failures import backoff_seconds, is_transient, short_error
 from chatferry.runtime import Runtime
 from chatferry.storage.store import FileStore
 from helpers_api import (
@@ -87,15 +87,21 @@ def test_an_export_is_retried_while_storage_is_down_then_fails_with_a_message(
         assert delay == pytest.approx(2**attempt, abs=0.2)  # 2 s, then 4 s
         assert job["run_after"] > datetime.now(UTC) - timedelta(seconds=0.5)
         assert "GenericError" in job["last_error"] and "\n" not in job["last_error"]
-        # Meanwhile the export is still running as far as the user can tell.
-        assert get_record(client, creds.headers, unique_id)["status"] == "started"
+        # Meanwhile the export is still running, with a short note on the retry.
+        waiting = get_record(client, creds.headers, unique_id)
+        assert waiting["status"] == "started"
+        assert "retried automatically" in waiting["error_message"]
+        assert "file storage" in waiting["error_message"]
 
     final = wait_done(client, creds.headers, unique_id, timeout=30)
     assert final["status"] == "failed"
     message = final["error_message"]
-    assert "failed 3 times on a temporary error" in message
-    assert "storage are reachable" in message
-    assert "Traceback" not in message and "\n" not in message
+    assert "the file storage could not be reached in 3 tries" in message
+    assert "the operator must check the file storage (reference E" in message
+    # A short sentence: none of the storage client's debug output, URL, bucket or keys.
+    assert len(message) < 250, message
+    for leak in ("Traceback", "\n", "http", s3_bucket.name, "exports/", "GenericError"):
+        assert leak not in message, (leak, message)
     assert final["download_url"] == ""
     job = job_of(runtime, unique_id)
     assert (job["status"], job["attempts"]) == ("failed", 3)
@@ -122,7 +128,7 @@ def test_an_export_succeeds_when_storage_comes_back_before_the_last_attempt(
     final = wait_done(client, creds.headers, unique_id, timeout=30)
     assert final["status"] == "finished", final
     assert job_of(runtime, unique_id)["attempts"] >= 2  # 3 if moto took over 2 s to start
-    assert final["error_message"] == ""
+    assert final["error_message"] == ""  # the retry's note is gone once it finished
 
 
 def test_transient_errors_are_told_apart_from_the_rest(tmp_path: Path) -> None:

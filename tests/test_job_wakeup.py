@@ -18,9 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from chatferry.api.app import create_api
+from chatferry.composition import job_handlers
 from chatferry.db.engine import transaction
 from chatferry.jobs import notify
-from chatferry.jobs.queue import enqueue
+from chatferry.jobs.queue import JobSpec, enqueue
 from chatferry.jobs.worker import Worker
 from chatferry.runtime import Runtime, build_runtime
 from chatferry.settings import Settings
@@ -54,7 +55,7 @@ def api(runtime: Runtime) -> Iterator[TestClient]:
 def worker(settings: Settings, runtime: Runtime) -> Iterator[Worker]:
     """A worker on its own runtime (own engine, own wakeup event), as in another process."""
     rt = build_runtime(settings, migrate=False)
-    running = Worker(rt, 1)
+    running = Worker(rt, 1, job_handlers(rt.settings))
     running.start()
     assert running.listener is not None
     wait_for(running.listener.connected.is_set, timeout=10)
@@ -117,10 +118,10 @@ def test_notify_is_sent_on_commit_only(runtime: Runtime, database_url: str) -> N
             return [n.payload for n in found if n.channel == notify.CHANNEL]
 
         with runtime.sessions() as session, session.begin():
-            rolled_back = enqueue(session, "nothing", 1, max_attempts=1).id
+            rolled_back = enqueue(session, JobSpec("nothing", 1, 1, "r1", "a", 1, 1)).id
             session.rollback()
         with transaction(runtime.sessions) as session:
-            committed = enqueue(session, "nothing", 2, max_attempts=1).id
+            committed = enqueue(session, JobSpec("nothing", 2, 1, "r2", "a", 1, 1)).id
             assert f"nothing:{committed}" not in received()  # not before the commit
         payloads = received()
         assert f"nothing:{committed}" in payloads

@@ -10,10 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from chatferry.clock import rfc3339_in_zone
+from chatferry.composition import periodic_tasks
 from chatferry.db.engine import transaction
 from chatferry.db.models import Export
 from chatferry.exports.retention import sweep_expired_exports
-from chatferry.jobs.worker import Worker
+from chatferry.jobs.periodic import PeriodicRunner
 from chatferry.runtime import Runtime
 from helpers_api import EXPORTS, add_users, export_and_wait, get_record, quick_app, stored_files
 
@@ -106,7 +107,7 @@ def test_unfinished_exports_are_left_alone(client: TestClient, runtime: Runtime)
 
 
 @pytest.mark.parametrize("retention_days", ["1"])
-def test_the_workers_heartbeat_sweeps(client: TestClient, runtime: Runtime) -> None:
+def test_the_retention_task_sweeps(client: TestClient, runtime: Runtime) -> None:
     creds, old, new = two_exports(client, runtime)
     with transaction(runtime.sessions) as session:
         session.execute(
@@ -114,12 +115,12 @@ def test_the_workers_heartbeat_sweeps(client: TestClient, runtime: Runtime) -> N
             .where(Export.unique_id == old["unique_id"])
             .values(finished_at=datetime.now(UTC) - timedelta(days=2))
         )
-    # A worker sweeps on its first heartbeat (a third of the 3 s lease), then once a minute.
-    worker = Worker(runtime, 1)
-    worker.start()
+    # Every worker process runs retention as a periodic task: at once, then once a minute.
+    tasks = PeriodicRunner([t for t in periodic_tasks(runtime) if t.name == "retention"])
+    tasks.start()
     try:
         wait_for(lambda: get_record(client, creds.headers, old["unique_id"])["expired_at"], 10)
     finally:
-        worker.stop()
+        tasks.stop()
     assert len(stored_files(runtime)) == 1
     assert get_record(client, creds.headers, new["unique_id"])["download_url"]

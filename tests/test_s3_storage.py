@@ -164,9 +164,11 @@ def test_an_upload_is_stored_in_the_bucket_and_imported_from_it(
     record = run_import(client, creds, "users", rows)
     assert_finished(record, 3)
     assert counts(runtime, creds.app_id)["users"] == 3
-    uploads = [k for k in s3_bucket.object_keys() if "/exports/" not in k]
-    assert len(uploads) == 1 and uploads[0].startswith(f"{s3_bucket.prefix}/")
-    assert orjson.loads(s3_bucket.read(uploads[0])) == rows
+    # Read from the bucket by the job (nothing on local disk), then deleted with its end.
+    key = f"{s3_bucket.prefix}/imports/{creds.app_id}/{record['unique_id']}.json"
+    log = s3_bucket.server.log_path.read_text(errors="replace")
+    assert f"GET /{s3_bucket.name}/{key}" in log
+    assert [k for k in s3_bucket.object_keys() if "/exports/" not in k] == []
     assert stored_files(runtime) == []
 
 

@@ -387,17 +387,20 @@ def test_three_workers_and_two_apis_run_every_job_exactly_once(
     assert len(owners) == WORKERS, f"not every worker claimed jobs: {dict(owners)}"
 
     # The S3 server's request log says the same: each export's object was uploaded once
-    # (one CreateMultipartUpload) and each import's file was read once, by its job (the
-    # job table alone would not show two workers running the same job at once).
+    # (one CreateMultipartUpload) and each import's file was read once, by its job, then
+    # deleted (the job table alone would not show two workers running one job at once).
     requests = _s3_requests(s3_bucket)
     for e in exports.values():
         key = f"{s3_bucket.prefix}/{e.storage_key}"
         assert requests[("POST", key, "uploads")] == 1, (key, e.unique_id)
+    app_ids = {app_pk(runtime, creds.app_id): creds.app_id for creds in apps}
     for i in import_rows.values():
-        key = f"{s3_bucket.prefix}/{i.storage_key}"
-        assert (requests[("POST", key, "uploads")], requests[("GET", key, "")]) == (1, 1), key
+        assert i.storage_key == ""  # the upload is gone once its import ended
+        key = f"{s3_bucket.prefix}/imports/{app_ids[i.app_pk]}/{i.unique_id}.json"
+        read_once = (requests[("POST", key, "uploads")], requests[("GET", key, "")])
+        assert read_once == (1, 1), key
 
-    # --- the bucket: exactly one object per export and per import, nothing else ------
+    # --- the bucket: exactly one object per export, nothing else ----------------------
     store = from_url(f"s3://{s3_bucket.name}", client_options={"allow_http": True})
     listed = {
         meta["path"]: meta["size"]
@@ -406,12 +409,9 @@ def test_three_workers_and_two_apis_run_every_job_exactly_once(
     }
     prefix = s3_bucket.prefix
     export_keys = {f"{prefix}/{e.storage_key}": uid for uid, e in exports.items()}
-    import_keys = {f"{prefix}/{i.storage_key}" for i in import_rows.values()}
     assert all(e.storage_key for e in exports.values())
-    assert set(listed) == set(export_keys) | import_keys, sorted(
-        set(listed) ^ (set(export_keys) | import_keys)
-    )
-    assert len(listed) == EXPORTS + len(imports)
+    assert set(listed) == set(export_keys), sorted(set(listed) ^ set(export_keys))
+    assert len(listed) == EXPORTS
     assert set(s3_bucket.object_keys()) == set(listed)  # nothing outside the prefix either
 
     # --- every export's object is what the database holds for its window -------------

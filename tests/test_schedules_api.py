@@ -55,6 +55,8 @@ def test_create_returns_the_schedule_in_the_envelope(client: TestClient, new_app
     record = create_schedule(client, creds)
     assert set(record) == {
         "unique_id",
+        "name",
+        "covered_through",
         "type",
         "cron",
         "timezone",
@@ -72,6 +74,7 @@ def test_create_returns_the_schedule_in_the_envelope(client: TestClient, new_app
     assert record["timezone"] == "Asia/Jakarta"
     assert (record["window_days"], record["keep_last"], record["paused"]) == (7, 3, False)
     assert record["last_run_at"] == ""
+    assert (record["name"], record["covered_through"]) == ("", "")
     assert RFC3339_RE.match(record["next_run_at"]) and record["next_run_at"].endswith("+07:00")
     next_run = datetime.fromisoformat(record["next_run_at"])
     assert next_run.astimezone(ZoneInfo("Asia/Jakarta")).strftime("%H:%M") == "02:30"
@@ -179,7 +182,7 @@ def test_pause_and_resume(client: TestClient, new_app: Any, runtime: Runtime) ->
     assert record["paused"] is False
     assert datetime.fromisoformat(record["next_run_at"]) > datetime.now(UTC)
     assert client.get(EXPORTS, headers=creds.headers).json()["results"]["backup_histories"] == []
-    for bad in ({}, {"paused": "true"}, {"paused": True, "cron": "@daily"}, [True]):
+    for bad in ({}, {"paused": "true"}, {"paused": True, "colour": "red"}, [True]):
         assert_error(client.patch(path, json=bad, headers=creds.headers), 400, "paused")
 
 
@@ -306,3 +309,63 @@ def test_a_bad_run_at_gets_400_with_a_message(
     creds = new_app()
     response = client.post(EXPORTS, json={"type": "users", "run_at": run_at}, headers=creds.headers)
     assert_error(response, 400, "run_at", *fragments)
+
+
+# --- PATCH and run now ----------------------------------------------------------------
+
+
+def test_patch_changes_name_cron_window_and_keep_last(client: TestClient, new_app: Any) -> None:
+    creds = new_app()
+    uid = create_schedule(client, creds, name="nightly")["unique_id"]
+    path = f"{SCHEDULES}/{uid}"
+    change = {"name": "early bird", "cron": "15 4 * * *", "window_days": 2, "keep_last": 9}
+    response = client.patch(path, json=change, headers=creds.headers)
+    assert response.status_code == 200, response.text
+    record = response.json()["results"]["export_schedule"]
+    assert {k: record[k] for k in change} == change
+    assert record["next_run_at"].endswith("T04:15:00+00:00")
+    assert client.get(path, headers=creds.headers).json()["results"]["export_schedule"] == record
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        ({"cron": "61 * * * *"}, ("cron", "not a valid cron")),
+        ({"window_days": 0}, ("window_days", "1 to 30")),
+        ({"keep_last": True}, ("keep_last", "whole number")),
+        ({"name": "x" * 201}, ("name", "200")),
+        ({"name": "a\u0000b"}, ("name", "control characters")),
+        ({"type": "users"}, ("type", "not a field")),
+    ],
+)
+def test_patch_refuses_bad_values_with_the_create_messages(
+    client: TestClient, new_app: Any, change: dict[str, Any], fragments: tuple[str, ...]
+) -> None:
+    creds = new_app()
+    created = create_schedule(client, creds)
+    path = f"{SCHEDULES}/{created['unique_id']}"
+    assert_error(client.patch(path, json=change, headers=creds.headers), 400, *fragments)
+    assert client.get(path, headers=creds.headers).json()["results"]["export_schedule"] == created
+
+
+def test_run_now_exports_the_uncovered_days_at_once(
+    client: TestClient, new_app: Any, runtime: Runtime
+) -> None:
+    creds = new_app()
+    add_users(runtime, creds.app_id, [datetime.now(UTC) - timedelta(days=1)])
+    uid = create_schedule(client, creds, type="users", window_days=2)["unique_id"]
+    ran = client.post(f"{SCHEDULES}/{uid}/run", headers=creds.headers)
+    assert ran.status_code == 200, ran.text
+    results = ran.json()["results"]
+    [export] = results["backup_histories"]
+    assert export["schedule_id"] == uid and export["status"] == "started"
+    assert results["export_schedule"]["last_run_at"] != ""
+    finished = wait_finished(client, creds.headers, export["unique_id"])
+    assert finished["total_rows"] == 1
+    # Its days are covered now: another run now has nothing left to export.
+    again = client.post(f"{SCHEDULES}/{uid}/run", headers=creds.headers).json()["results"]
+    assert again["backup_histories"] == []
+    schedule = client.get(f"{SCHEDULES}/{uid}", headers=creds.headers).json()["results"]
+    assert schedule["export_schedule"]["covered_through"] == finished["end_date"]
+    other = new_app("other")
+    assert_error(client.post(f"{SCHEDULES}/{uid}/run", headers=other.headers), 404)

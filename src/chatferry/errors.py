@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 
@@ -15,10 +16,16 @@ class ChatferryError(Exception):
 
     status = 400
 
-    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
+        self.headers = headers or {}
 
 
 class BadRequest(ChatferryError):
@@ -39,3 +46,45 @@ class NotFound(ChatferryError):
 
 class PayloadTooLarge(ChatferryError):
     status = 413
+
+
+class RangeNotSatisfiable(ChatferryError):
+    status = 416
+
+
+class TooManyRequests(ChatferryError):
+    status = 429
+
+
+SHOWN_CHARS = 60
+
+
+def shorten(text: str) -> str:
+    """``text`` cut after SHOWN_CHARS characters, with "…" where it was cut."""
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "\u2026"
+
+
+def show(value: object) -> str:
+    """A raw client value as it may appear in a message: a string quoted and cut short,
+    a number or boolean as JSON writes it, anything else by its JSON type.
+    Never ``repr()`` of an unbounded or deeply nested value."""
+    if isinstance(value, str):
+        return repr(shorten(value))
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
+    if isinstance(value, int | float):
+        text = repr(value)
+        return text if len(text) <= SHOWN_CHARS else f"a {len(text)}-digit number"
+    if isinstance(value, list):
+        return "(an array)"
+    if isinstance(value, dict):
+        return "(an object)"
+    return f"({type(value).__name__})"
+
+
+_REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def new_reference() -> str:
+    """A short id that ties what a tenant reads to the log line with the details."""
+    return "E" + "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(9))

@@ -1,18 +1,21 @@
-"""The long-lived objects one chatferry process shares: settings, database, storage."""
+"""The long-lived objects one chatferry process shares: settings, database, storage, keys."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from chatferry.apps.secrets import SecretVerifier
 from chatferry.db.engine import create_db_engine, make_session_factory
 from chatferry.db.migrate import upgrade_to_head
+from chatferry.fs import make_private
+from chatferry.security.keys import check_fingerprint, load_keys
+from chatferry.security.secrets import SecretHasher
+from chatferry.security.signing import LinkSigner
 from chatferry.settings import Settings
-from chatferry.storage.signing import LinkSigner, load_signing_key
 from chatferry.storage.store import FileStore
 
 
@@ -23,7 +26,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     store: FileStore
     signer: LinkSigner
-    verifier: SecretVerifier = field(default_factory=SecretVerifier)
+    secrets: SecretHasher
     # Set when this process enqueues a job, so its own idle workers start at once.
     job_wakeup: threading.Event = field(default_factory=threading.Event)
 
@@ -31,13 +34,27 @@ class Runtime:
         self.engine.dispose()
 
 
+def prepare_data_dir(path: Path) -> None:
+    """Creates the data dir readable by its owner only (0700), and keeps it so."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private(path, directory=True)
+
+
 def build_runtime(settings: Settings | None = None, migrate: bool = True) -> Runtime:
     """Connects to the database (migrating it first) and opens the file store."""
     settings = settings or Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings.data_dir)
     engine = create_db_engine(settings.resolved_database_url())
     if migrate:
         upgrade_to_head(engine)
+    keys = load_keys(
+        engine,
+        settings.data_dir,
+        settings.signing_key,
+        settings.previous_signing_key,
+        settings.secret_hash_key,
+    )
+    check_fingerprint(engine, keys.secret_hash)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -48,5 +65,6 @@ def build_runtime(settings: Settings | None = None, migrate: bool = True) -> Run
             retry_timeout_seconds=settings.storage_retry_timeout_seconds,
             connect_timeout_seconds=settings.storage_connect_timeout_seconds,
         ),
-        signer=LinkSigner(load_signing_key(engine, settings.signing_key)),
+        signer=LinkSigner(keys.signing, keys.previous_signing, settings.download_url_ttl_seconds),
+        secrets=SecretHasher(keys.secret_hash),
     )

@@ -8,12 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from chatferry import __version__
-from chatferry.api import exports, imports, schedules, stats
+from chatferry.api import exports, health, imports, schedules, stats
 from chatferry.api.console import install_console
+from chatferry.api.edge import EdgeMiddleware
 from chatferry.api.errors import install_error_handlers
-from chatferry.jobs.worker import Worker
+from chatferry.api.openapi import install_openapi
+from chatferry.api.ratelimit import AuthGuard
+from chatferry.composition import background
 from chatferry.runtime import Runtime
-from chatferry.schedules.scheduler import Scheduler
 
 
 def create_api(rt: Runtime, run_worker: bool = True) -> FastAPI:
@@ -21,34 +23,31 @@ def create_api(rt: Runtime, run_worker: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        worker = Worker(rt, rt.settings.worker_concurrency) if run_worker else None
-        scheduler = Scheduler(rt) if run_worker else None
-        if worker:
-            worker.start()
-        if scheduler:
-            scheduler.start()
+        jobs = background(rt) if run_worker else None
+        if jobs:
+            jobs.start()
         try:
             yield
         finally:
-            if scheduler:
-                scheduler.stop()
-            if worker:
-                worker.stop()
+            if jobs:
+                jobs.stop()
 
     # FastAPI's own /docs and /redoc load their assets from a CDN: ours are local (console.py).
     app = FastAPI(
         title="chatferry", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
     )
     app.state.runtime = rt
+    app.state.guard = AuthGuard(
+        rt.settings.rate_limit_auth_failures_per_minute,
+        rt.settings.rate_limit_app_requests_per_second,
+    )
     install_error_handlers(app)
+    install_openapi(app)
+    app.add_middleware(EdgeMiddleware)
     app.include_router(exports.router)
     app.include_router(imports.router)
     app.include_router(schedules.router)
+    app.include_router(health.router)
     app.include_router(stats.router)
     install_console(app)
-
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     return app

@@ -23,10 +23,9 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; "
     "base-uri 'none'; form-action 'self'"
 )
+# The edge middleware (edge.py) adds nosniff, no-referrer and no-store to every answer.
 SECURITY_HEADERS = {
     "content-security-policy": CONTENT_SECURITY_POLICY,
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
     "x-frame-options": "DENY",
 }
 SWAGGER_FILES = {
@@ -49,12 +48,20 @@ CONSOLE_DIR = package_dir("chatferry.console", "static")
 SWAGGER_DIR = package_dir("fastapi_offline", "static")
 
 
+# Files are kept by the browser but checked (ETag) on every use: an upgrade shows at once.
+REVALIDATE = {"cache-control": "no-cache"}
+
+
+class RevalidatedFiles(StaticFiles):
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers.update(REVALIDATE)
+        return response
+
+
 def _page(name: str) -> FileResponse:
-    """An HTML page, revalidated on every visit so an upgrade shows at once."""
     return FileResponse(
-        CONSOLE_DIR / name,
-        media_type="text/html; charset=utf-8",
-        headers={"cache-control": "no-cache"},
+        CONSOLE_DIR / name, media_type="text/html; charset=utf-8", headers=REVALIDATE
     )
 
 
@@ -83,7 +90,7 @@ def swagger_asset(name: str) -> Response:
     media_type = SWAGGER_FILES.get(name)
     if media_type is None:
         raise HTTPException(404)
-    return FileResponse(SWAGGER_DIR / name, media_type=media_type)
+    return FileResponse(SWAGGER_DIR / name, media_type=media_type, headers=REVALIDATE)
 
 
 @router.api_route("/favicon.ico", methods=["GET", "HEAD"])
@@ -112,35 +119,8 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-API_PREFIX = "/api/v2.1/rest"
-SECURITY_SCHEMES = {
-    "AppId": {"type": "apiKey", "in": "header", "name": "QISCUS-SDK-APP-ID"},
-    "Secret": {"type": "apiKey", "in": "header", "name": "QISCUS-SDK-SECRET"},
-}
-
-
-def document_credentials(app: FastAPI) -> None:
-    """Declares the two credential headers in the OpenAPI document, so /docs can send
-    them ("Authorize"); the signed file download needs none."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = build()
-        schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
-        for path, operations in schema.get("paths", {}).items():
-            if path.startswith(API_PREFIX) and not path.endswith("/file"):
-                for operation in operations.values():
-                    operation["security"] = [{"AppId": [], "Secret": []}]
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
 def install_console(app: FastAPI) -> None:
     """The console and docs routes, their static files and the security headers."""
     app.include_router(router)
-    document_credentials(app)
-    app.mount("/console/static", StaticFiles(directory=CONSOLE_DIR), name="console-static")
+    app.mount("/console/static", RevalidatedFiles(directory=CONSOLE_DIR), name="console-static")
     app.add_middleware(SecurityHeaders)

@@ -1,4 +1,8 @@
-"""Every error leaves as the envelope, never as a bare 500 with a stack trace."""
+"""Every error leaves as the envelope, never as a bare 500 with a stack trace.
+
+An unexpected error gets a reference id: the tenant reads a short sentence with it, the
+log holds the details (traceback, SQL, internal URLs) under the same id.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +11,65 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from chatferry.api.responses import error
-from chatferry.errors import ChatferryError
+from chatferry.errors import ChatferryError, new_reference
+from chatferry.obs.log import log_event
 
 log = logging.getLogger(__name__)
 
 _HTTP_MESSAGES = {
-    404: "no such endpoint: see the API paths under /api/v2.1/rest",
+    404: "no such endpoint: see the API paths under /api/v2.1/rest (and /docs)",
     405: "this method is not allowed on this path",
+    413: "the request body is too large: a JSON body may have at most 64 KB",
 }
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    problems = []
+    for problem in exc.errors():
+        where = ".".join(str(p) for p in problem.get("loc", ()) if p not in ("body", "query"))
+        problems.append(f"{where}: {problem.get('msg')}" if where else str(problem.get("msg")))
+    return "invalid request: " + "; ".join(problems)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ChatferryError)
     async def domain_error(_request: Request, exc: ChatferryError) -> Response:
-        return error(exc.status, exc.message, details=exc.details)
+        return error(exc.status, exc.message, headers=exc.headers or None, details=exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}"
-            for e in exc.errors()
-        )
-        return error(400, f"invalid request: {problems}")
+        return error(400, _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
         message = _HTTP_MESSAGES.get(exc.status_code) or str(exc.detail)
         return error(exc.status_code, message, headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(ClientDisconnect)
+    async def client_left(request: Request, _exc: ClientDisconnect) -> Response:
+        # Nobody reads the answer; one line in the log, no traceback.
+        log_event(log, "client disconnected", method=request.method, path=request.url.path)
+        return Response(status_code=400)
+
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error(500, "internal server error: the request was not completed; try again")
+        ref = new_reference()
+        log_event(
+            log,
+            "unhandled error",
+            logging.ERROR,
+            method=request.method,
+            path=request.url.path,
+            reference=ref,
+        )
+        log.error("details of %s", ref, exc_info=exc)
+        return error(
+            500,
+            "internal server error: the request was not completed; try again, and if it "
+            f"fails again give the operator this reference: {ref}",
+            details={"reference": ref},
+        )

@@ -3,131 +3,183 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
-import orjson
-from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, MalformedRangeHeader, RedirectResponse, Response
+from starlette.responses import RangeNotSatisfiable as RangeOutside
 
-from chatferry.api.deps import base_url, current_app, get_runtime
-from chatferry.api.paging import Page, page_of, paged
+from chatferry.api.body import json_body, request_doc
+from chatferry.api.deps import CurrentApp, PageDep, RuntimeDep, SessionDep, base_url
+from chatferry.api.paging import paged
+from chatferry.api.records import download_url, export_record
 from chatferry.api.responses import ok
-from chatferry.apps.service import AppContext, app_context
+from chatferry.api.schemas import Envelope, ExportPage, ExportRecord, OneExport, errors
+from chatferry.apps.service import AppContext
 from chatferry.db.engine import transaction
-from chatferry.db.models import App, Export
-from chatferry.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
-from chatferry.exports import service, status
-from chatferry.exports.service import export_record
+from chatferry.db.models import Export
+from chatferry.errors import BadRequest, NotFound, RangeNotSatisfiable
+from chatferry.exports import service
+from chatferry.exports.requests import ExportRequest
 from chatferry.runtime import Runtime
 from chatferry.storage.store import content_disposition
 
-router = APIRouter(prefix="/api/v2.1/rest")
+router = APIRouter(prefix="/api/v2.1/rest", tags=["exports"])
 
-MAX_JSON_BODY = 64 * 1024
-
-
-async def read_json_body(request: Request) -> Any:
-    """The request body parsed as JSON, whatever Content-Type the client sent."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_JSON_BODY:
-            raise PayloadTooLarge(f"the request body is over {MAX_JSON_BODY // 1024} KB")
-    if not body.strip():
-        raise BadRequest('the request body is empty: send a JSON object like {"type": "comments"}')
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+_EXAMPLE = '{"type": "comments"}'
+ExportBody = Annotated[ExportRequest, Depends(json_body(ExportRequest, _EXAMPLE))]
 
 
-def _render(rt: Runtime, request: Request, app: AppContext, export: Export) -> dict[str, Any]:
-    url = service.download_url(
+def render(rt: Runtime, request: Request, app: AppContext, export: Export) -> dict[str, Any]:
+    """The record with a fresh download link."""
+    url = download_url(
         export, base_url(request), rt.signer, rt.settings.download_url_ttl_seconds, rt.store
     )
     return export_record(export, app, url)
 
 
-@router.post("/exports")
-async def create_export(request: Request, app: AppContext = Depends(current_app)) -> Response:
-    rt = get_runtime(request)
-    body = await read_json_body(request)
-
+@router.post(
+    "/exports",
+    summary="Create a backup (export)",
+    description=(
+        "Queues an export of one resource over whole days in the app's timezone. "
+        "`results` is the new record, status `started` (or `scheduled` with `run_at`). "
+        "Refused with 400 when the window is over 30 days or holds more rows than the "
+        "export limit (1000 users, 1000 rooms, 5000 comments by default)."
+    ),
+    response_model=Envelope[ExportRecord],
+    responses=errors(400, 401, 413, 429),
+    openapi_extra=request_doc(
+        ExportRequest,
+        {
+            "spec": {"type": "comments", "start_date": "2017-01-01", "end_date": "2017-01-05"},
+            "later": {"type": "users", "run_at": "2030-01-05T02:00:00+07:00"},
+        },
+    ),
+)
+async def create_export(
+    request: Request, app: CurrentApp, body: ExportBody, rt: RuntimeDep
+) -> Response:
     def create() -> dict[str, Any]:
         with transaction(rt.sessions) as session:
             export = service.create_export(session, rt.settings, app, body)
         rt.job_wakeup.set()
-        return _render(rt, request, app, export)
+        return render(rt, request, app, export)
 
     return ok(await run_in_threadpool(create))
 
 
-@router.get("/exports")
+@router.get(
+    "/exports",
+    summary="List backups",
+    description="The app's exports, newest first, 20 a page (`limit` up to 100).",
+    response_model=Envelope[ExportPage],
+    responses=errors(400, 401, 429),
+)
 def list_exports(
-    request: Request,
-    app: AppContext = Depends(current_app),
-    page: Page = Depends(page_of),
+    request: Request, app: CurrentApp, page: PageDep, session: SessionDep, rt: RuntimeDep
 ) -> Response:
-    rt = get_runtime(request)
-    with transaction(rt.sessions) as session:
-        exports = service.list_exports(session, app, page.number, page.size)
-        total = service.count_exports(session, app)
-    return paged("backup_histories", [_render(rt, request, app, e) for e in exports], page, total)
+    exports = service.list_exports(session, app, page.number, page.size)
+    total = service.count_exports(session, app)
+    records = [render(rt, request, app, e) for e in exports]
+    return paged("backup_histories", records, page, total)
 
 
-@router.get("/exports/{unique_id}")
+@router.get(
+    "/exports/{unique_id}",
+    summary="Get a backup by id",
+    response_model=Envelope[OneExport],
+    responses=errors(401, 404, 429),
+)
 def get_export(
-    unique_id: str, request: Request, app: AppContext = Depends(current_app)
+    unique_id: str, request: Request, app: CurrentApp, session: SessionDep, rt: RuntimeDep
 ) -> Response:
-    rt = get_runtime(request)
-    with transaction(rt.sessions) as session:
-        export = service.get_export(session, app, unique_id)
-    return ok({"backup_history": _render(rt, request, app, export)})
+    export = service.get_export(session, app, unique_id)
+    return ok({"backup_history": render(rt, request, app, export)})
 
 
-@router.delete("/exports/{unique_id}")
-def delete_export(
-    unique_id: str, request: Request, app: AppContext = Depends(current_app)
-) -> Response:
-    rt = get_runtime(request)
+@router.delete(
+    "/exports/{unique_id}",
+    summary="Delete a backup by id",
+    description=(
+        "Deletes the record and its file; a running export is cancelled first and "
+        "leaves no file. `results.backup_history` is the deleted record."
+    ),
+    response_model=Envelope[OneExport],
+    responses=errors(401, 404, 429),
+)
+def delete_export(unique_id: str, app: CurrentApp, rt: RuntimeDep) -> Response:
     with transaction(rt.sessions) as session:
         deleted = service.delete_export(session, app, unique_id)
     if deleted.storage_key:
         rt.store.delete(deleted.storage_key)
-    record = export_record(deleted.export, app, "")
-    return ok({"backup_history": record})
+    return ok({"backup_history": export_record(deleted.export, app, "")})
 
 
-@router.get("/exports/{unique_id}/file")
+_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The export file: a JSON array in the import format.",
+        "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}},
+    },
+    206: {"description": "The requested byte range of the file."},
+    307: {"description": "On object storage: a redirect to a presigned URL of the file."},
+    **errors(403, 404, 416),
+}
+
+
+@router.api_route(
+    "/exports/{unique_id}/file",
+    methods=["GET", "HEAD"],
+    summary="Download a backup's file (the signed download_url)",
+    description=(
+        "Serves the file to whoever holds a valid signed link, without app headers. "
+        "Supports `Range` and `HEAD`."
+    ),
+    responses=_FILE_RESPONSES,
+    response_class=Response,
+)
 def download_export(
     unique_id: str,
     request: Request,
-    expires: str = "",
-    signature: str = "",
+    rt: RuntimeDep,
+    expires: Annotated[str, Query(description="The link's expiry (Unix time).")] = "",
+    signature: Annotated[str, Query(description="The link's HMAC-SHA256 (hex).")] = "",
 ) -> Response:
-    """Serves the file to whoever holds a valid signed link (no app headers needed)."""
-    rt = get_runtime(request)
-    # signer.check calls int(expires): refuse what int() cannot take ("²", 5000 digits).
-    if not expires.isascii() or len(expires) > 20:
-        raise Forbidden("the download link's signature is not valid: fetch the export again")
     rt.signer.check(unique_id, expires, signature, time.time())
     with transaction(rt.sessions) as session:
-        export = session.scalar(select(Export).where(Export.unique_id == unique_id))
-        app = session.get(App, export.app_pk) if export else None
-    if export is None or app is None or export.status != status.FINISHED:
-        raise NotFound(f"no finished export with unique_id {unique_id!r}")
-    if not export.storage_key:
-        raise NotFound("the export's file is no longer stored: create the export again")
-    presigned = rt.store.presigned_url(export.storage_key, rt.settings.download_url_ttl_seconds)
+        export, app = service.find_downloadable(session, unique_id, rt.settings)
+    ttl = rt.settings.download_url_ttl_seconds
+    presigned = rt.store.presigned_url(export.storage_key, ttl)
     if presigned is not None:  # object storage: the client fetches the object itself
         return RedirectResponse(presigned, status_code=307)
     path = rt.store.local_path(export.storage_key)
     if path is None or not path.is_file():
         raise NotFound("the export's file is no longer stored: create the export again")
-    filename = service.original_filename(export, app_context(app, rt.settings))
+    _check_range(request, path.stat().st_size)
     # A plain filename="..." (with an RFC 5987 form only when needed): `curl -OJ` and
     # browsers then save the file under its original name.
-    disposition = {"content-disposition": content_disposition(filename)}
+    disposition = {
+        "content-disposition": content_disposition(service.original_filename(export, app))
+    }
     return FileResponse(path, media_type="application/json", headers=disposition)
+
+
+def _check_range(request: Request, size: int) -> None:
+    """A Range the file cannot serve is refused in our envelope (the file response
+    itself would answer in plain text)."""
+    value = request.headers.get("range")
+    if value is None or request.headers.get("if-range") is not None:
+        return
+    try:
+        FileResponse._parse_range_header(value, size)
+    except MalformedRangeHeader:
+        raise BadRequest(
+            "the Range header is not valid: use one byte range like 'bytes=0-1023' or 'bytes=1024-'"
+        ) from None
+    except RangeOutside:
+        raise RangeNotSatisfiable(
+            f"the Range starts past the end of the file ({size} bytes)",
+            {"code": "range_not_satisfiable", "size": size},
+            {"Content-Range": f"bytes */{size}"},
+        ) from None

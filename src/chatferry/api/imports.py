@@ -4,68 +4,114 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from chatferry.api.deps import current_app, get_runtime
-from chatferry.api.paging import Page, page_of, paged
+from chatferry.api.deps import CurrentApp, PageDep, RuntimeDep, SessionDep
+from chatferry.api.paging import paged
+from chatferry.api.records import import_record
 from chatferry.api.responses import ok
+from chatferry.api.schemas import Envelope, ImportPage, OneImport, errors
+from chatferry.api.upload import ParsedUpload, file_chunks, read_upload
 from chatferry.apps.service import AppContext
 from chatferry.db.engine import transaction
 from chatferry.imports import service
-from chatferry.imports.service import StoredUpload, import_record
-from chatferry.imports.upload import ParsedUpload, file_chunks, read_upload
+from chatferry.imports.service import StoredUpload
+from chatferry.runtime import Runtime
 
-router = APIRouter(prefix="/api/v2.1/rest")
+router = APIRouter(prefix="/api/v2.1/rest", tags=["imports"])
+
+_UPLOAD_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["type", "file"],
+                    "properties": {
+                        "type": {
+                            "type": "string",
+                            "enum": ["users", "rooms", "comments"],
+                            "description": "The kind of rows in the file.",
+                        },
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "A JSON array in the import format, at most 4 MB.",
+                        },
+                        "validate_only": {
+                            "type": "boolean",
+                            "description": "Extension: check every row, write nothing.",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
 
 
-@router.post("/imports")
-async def create_import(request: Request, app: AppContext = Depends(current_app)) -> Response:
-    rt = get_runtime(request)
-    parsed = await read_upload(request.headers, request.stream(), app)
-
-    def create(upload: ParsedUpload) -> dict[str, Any]:
-        unique_id = service.new_unique_id()
-        key = service.storage_key_for(app.app_id, unique_id)
-        rt.store.put_stream(key, file_chunks(upload.file))
-        stored = StoredUpload(
-            unique_id, upload.resource, upload.filename, upload.size, upload.dry_run, key
-        )
-        try:
-            with transaction(rt.sessions) as session:
-                record = service.create_import(session, rt.settings, app, stored)
-        except BaseException:
-            rt.store.delete(key)
-            raise
-        rt.job_wakeup.set()
-        return import_record(record, app)
-
+def _store(rt: Runtime, app: AppContext, upload: ParsedUpload) -> dict[str, Any]:
+    """Stores the file, then records the import and queues its job (or removes the
+    file again if that fails)."""
+    unique_id = service.new_unique_id()
+    key = service.storage_key_for(app.app_id, unique_id)
+    rt.store.put_stream(key, file_chunks(upload.file))
+    stored = StoredUpload(
+        unique_id, upload.resource, upload.filename, upload.size, upload.dry_run, key
+    )
     try:
-        record = await run_in_threadpool(create, parsed)
+        with transaction(rt.sessions) as session:
+            record = service.create_import(session, rt.settings, app, stored)
+    except BaseException:
+        rt.store.delete(key)
+        raise
+    rt.job_wakeup.set()
+    return import_record(record, app)
+
+
+@router.post(
+    "/imports",
+    summary="Create an import",
+    description=(
+        "Uploads a JSON file of users, rooms or comments (multipart: `type`, `file`). "
+        "The whole file is checked before a row is written; a failed import lists every "
+        "problem in `errors.Data`. Import users, then rooms, then comments."
+    ),
+    response_model=Envelope[OneImport],
+    responses=errors(400, 401, 413, 429),
+    openapi_extra=_UPLOAD_DOC,
+)
+async def create_import(request: Request, app: CurrentApp, rt: RuntimeDep) -> Response:
+    parsed = await read_upload(request.headers, request.stream(), app)
+    try:
+        record = await run_in_threadpool(_store, rt, app, parsed)
     finally:
         parsed.file.close()
     return ok({"backup_history": record})
 
 
-@router.get("/imports")
-def list_imports(
-    request: Request,
-    app: AppContext = Depends(current_app),
-    page: Page = Depends(page_of),
-) -> Response:
-    rt = get_runtime(request)
-    with transaction(rt.sessions) as session:
-        records = service.list_imports(session, app, page.number, page.size)
-        total = service.count_imports(session, app)
+@router.get(
+    "/imports",
+    summary="List imports",
+    description="The app's imports, newest first, 20 a page.",
+    response_model=Envelope[ImportPage],
+    responses=errors(400, 401, 429),
+)
+def list_imports(app: CurrentApp, page: PageDep, session: SessionDep) -> Response:
+    records = service.list_imports(session, app, page.number, page.size)
+    total = service.count_imports(session, app)
     return paged("backup_histories", [import_record(r, app) for r in records], page, total)
 
 
-@router.get("/imports/{unique_id}")
-def get_import(
-    unique_id: str, request: Request, app: AppContext = Depends(current_app)
-) -> Response:
-    rt = get_runtime(request)
-    with transaction(rt.sessions) as session:
-        record = service.get_import(session, app, unique_id)
+@router.get(
+    "/imports/{unique_id}",
+    summary="Get an import by id (extension)",
+    response_model=Envelope[OneImport],
+    responses=errors(401, 404, 429),
+)
+def get_import(unique_id: str, app: CurrentApp, session: SessionDep) -> Response:
+    record = service.get_import(session, app, unique_id)
     return ok({"backup_history": import_record(record, app)})

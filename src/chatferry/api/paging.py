@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatferry.api.responses import OrjsonResponse, ok
-from chatferry.errors import BadRequest
+from chatferry.errors import BadRequest, show
 
 PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -19,28 +19,32 @@ class Page:
     size: int
 
 
-def page_of(page: str | None = None, limit: str | None = None) -> Page:
-    """The ``page`` and ``limit`` query parameters as a Page (a FastAPI dependency)."""
-    number, size = parse_paging(page, limit)
-    return Page(number, size)
+def _whole(value: object, name: str, default: int, maximum: int) -> int:
+    if value is None or value == "":
+        return default
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    elif isinstance(value, str):
+        text = value
+    else:
+        raise BadRequest(f"{name} must be a whole number of at least 1")
+    # isascii: str.isdigit() also accepts digits like "²" that int() refuses.
+    if not (text.isascii() and text.isdigit()) or not text.strip("0"):
+        raise BadRequest(f"{name} must be a whole number of at least 1, got {show(text)}")
+    digits = text.lstrip("0")
+    if len(digits) > len(str(maximum)) or int(digits) > maximum:
+        raise BadRequest(f"{name} {show(text)} is over the maximum of {maximum}")
+    return int(digits)
 
 
-def parse_paging(page: str | None, limit: str | None) -> tuple[int, int]:
-    """``page`` (1-based, default 1) and ``limit`` (default 20, at most 100)."""
+def parse_page_number(value: object) -> int:
+    """``page``: 1-based, default 1."""
+    return _whole(value, "page", 1, MAX_PAGE)
 
-    def positive(value: str | None, name: str, default: int, maximum: int) -> int:
-        if value is None or value == "":
-            return default
-        # isascii: str.isdigit() also accepts digits like "²" that int() refuses.
-        if not (value.isascii() and value.isdigit()) or not value.strip("0"):
-            raise BadRequest(f"{name} must be a whole number of at least 1, got {value!r}")
-        digits = value.lstrip("0")
-        if len(digits) > len(str(maximum)) or int(digits) > maximum:
-            raise BadRequest(f"{name} {value} is over the maximum of {maximum}")
-        return int(digits)
 
-    size = positive(limit, "limit", PAGE_SIZE, MAX_PAGE_SIZE)
-    return positive(page, "page", 1, MAX_PAGE), size
+def parse_page_size(value: object) -> int:
+    """``limit``: default 20, at most 100."""
+    return _whole(value, "limit", PAGE_SIZE, MAX_PAGE_SIZE)
 
 
 def paged(key: str, records: list[dict[str, Any]], page: Page, total: int) -> OrjsonResponse:

@@ -5,18 +5,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from chatferry.apps.secrets import SecretVerifier, generate_secret, hash_secret
 from chatferry.clock import utcnow, validate_timezone
 from chatferry.db.engine import begin_write
-from chatferry.db.models import App
-from chatferry.errors import BadRequest, NotFound, Unauthorized
+from chatferry.db.models import App, table_of
+from chatferry.errors import BadRequest, NotFound, Unauthorized, show
+from chatferry.resources import Resource
+from chatferry.security.secrets import SecretHasher, generate_secret
 from chatferry.settings import Settings
 
 _APP_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-RESOURCES = ("users", "rooms", "comments")
+_apps = table_of(App)
 
 
 @dataclass(frozen=True)
@@ -27,16 +28,16 @@ class AppContext:
     app_id: str
     name: str
     timezone: str
-    export_max_rows: dict[str, int]
+    export_max_rows: dict[str, int]  # by resource name
     import_max_bytes: int
 
 
 def app_context(app: App, settings: Settings) -> AppContext:
     """The app with deployment defaults filled in where it sets no limit of its own."""
     limits = {
-        "users": app.export_max_users or settings.export_max_users,
-        "rooms": app.export_max_rooms or settings.export_max_rooms,
-        "comments": app.export_max_comments or settings.export_max_comments,
+        Resource.USERS.value: app.export_max_users or settings.export_max_users,
+        Resource.ROOMS.value: app.export_max_rooms or settings.export_max_rooms,
+        Resource.COMMENTS.value: app.export_max_comments or settings.export_max_comments,
     }
     return AppContext(
         pk=app.id,
@@ -50,6 +51,7 @@ def app_context(app: App, settings: Settings) -> AppContext:
 
 def create_app(
     session: Session,
+    hasher: SecretHasher,
     name: str,
     app_id: str | None = None,
     secret: str | None = None,
@@ -59,7 +61,7 @@ def create_app(
     app_id = app_id or _generate_app_id(name)
     if not _APP_ID_PATTERN.match(app_id):
         raise BadRequest(
-            f"app id {app_id!r} is not valid: use 1-100 letters, digits, '.', '_' or '-'"
+            f"app id {show(app_id)} is not valid: use 1-100 letters, digits, '.', '_' or '-'"
         )
     if secret is not None and len(secret) < 8:
         raise BadRequest("the secret is too short: use at least 8 characters")
@@ -68,7 +70,7 @@ def create_app(
     except ValueError as exc:
         raise BadRequest(str(exc)) from exc
     secret = secret or generate_secret()
-    secret_hash = hash_secret(secret)  # slow by design: before taking the write lock
+    secret_hash = hasher.hash(app_id, secret)
     begin_write(session)
     if session.scalar(select(App.id).where(App.app_id == app_id)) is not None:
         raise BadRequest(f"an app with id {app_id!r} already exists")
@@ -100,10 +102,10 @@ def list_apps(session: Session) -> list[App]:
     return list(session.scalars(select(App).order_by(App.id)))
 
 
-def rotate_secret(session: Session, app_id: str) -> str:
+def rotate_secret(session: Session, hasher: SecretHasher, app_id: str) -> str:
     """Replaces the app's secret; the old one stops working at once."""
     secret = generate_secret()
-    secret_hash = hash_secret(secret)  # slow by design: before taking the write lock
+    secret_hash = hasher.hash(app_id, secret)
     begin_write(session)
     app = get_app(session, app_id)
     app.secret_hash = secret_hash
@@ -133,21 +135,33 @@ def update_app(
     return app
 
 
+_MAX_CREDENTIAL = 200
+
+
 def authenticate(
     session: Session,
-    verifier: SecretVerifier,
     settings: Settings,
+    hasher: SecretHasher,
     app_id: str | None,
     secret: str | None,
 ) -> AppContext:
-    """The app these credentials belong to, or Unauthorized."""
+    """The app these credentials belong to, or Unauthorized. An app's legacy (Argon2)
+    secret hash is replaced by the keyed hash on its first successful use."""
     if not app_id:
         raise Unauthorized("missing QISCUS-SDK-APP-ID header: send your app id")
     if not secret:
         raise Unauthorized("missing QISCUS-SDK-SECRET header: send your app secret")
-    app = session.scalar(select(App).where(App.app_id == app_id))
-    if not verifier.verify(app.secret_hash if app else None, secret) or app is None:
+    usable = len(app_id) <= _MAX_CREDENTIAL and "\x00" not in app_id
+    app = session.scalar(select(App).where(App.app_id == app_id)) if usable else None
+    stored = app.secret_hash if app else None
+    if not hasher.verify(app_id, stored, secret) or app is None:
         raise Unauthorized(
             "invalid app id or secret: check QISCUS-SDK-APP-ID and QISCUS-SDK-SECRET"
+        )
+    if not hasher.is_current(app.secret_hash):
+        session.execute(
+            update(_apps)
+            .where(_apps.c.id == app.id)
+            .values(secret_hash=hasher.hash(app_id, secret))
         )
     return app_context(app, settings)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import os
 import signal
 import threading
 from typing import Annotated
@@ -15,6 +15,7 @@ from rich.table import Table
 from chatferry.apps import service as apps
 from chatferry.db.engine import transaction
 from chatferry.errors import ChatferryError
+from chatferry.resources import Resource
 from chatferry.runtime import Runtime, build_runtime
 
 cli = typer.Typer(
@@ -28,6 +29,7 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _runtime() -> Runtime:
+    os.umask(0o077)  # everything chatferry writes is readable by its owner only
     return build_runtime()
 
 
@@ -41,9 +43,11 @@ def _print_json(value: object) -> None:
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from chatferry.obs.log import configure_logging
+    from chatferry.settings import Settings
+
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
 
 
 @cli.command()
@@ -53,13 +57,12 @@ def serve(
     no_worker: Annotated[bool, typer.Option("--no-worker", help="Run the API only.")] = False,
 ) -> None:
     """Run the API (and, unless --no-worker, the job workers); migrates the database first."""
-    import uvicorn
-
     from chatferry.api.app import create_api
+    from chatferry.api.server import run_server
 
     _configure_logging()
     rt = _runtime()
-    uvicorn.run(create_api(rt, run_worker=not no_worker), host=host, port=port, log_level="info")
+    run_server(create_api(rt, run_worker=not no_worker), rt.settings, host, port)
 
 
 @cli.command()
@@ -69,22 +72,17 @@ def worker(
     ] = None,
 ) -> None:
     """Run jobs only, until SIGINT or SIGTERM (running jobs are finished first)."""
-    from chatferry.jobs.worker import Worker
-    from chatferry.schedules.scheduler import Scheduler
+    from chatferry.composition import background
 
     _configure_logging()
     rt = _runtime()
-    runner = Worker(rt, concurrency or rt.settings.worker_concurrency)
-    scheduler = Scheduler(rt)
+    jobs = background(rt, concurrency)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    runner.start()
-    scheduler.start()
-    logging.getLogger(__name__).info("worker started with %d threads", runner.concurrency)
+    jobs.start()
     stop.wait()
-    scheduler.stop()
-    runner.stop()
+    jobs.stop()
 
 
 @apps_cli.command("create")
@@ -98,7 +96,7 @@ def apps_create(
     rt = _runtime()
     try:
         with transaction(rt.sessions) as session:
-            app, plain = apps.create_app(session, name, app_id, secret, timezone)
+            app, plain = apps.create_app(session, rt.secrets, name, app_id, secret, timezone)
             created = {
                 "app_id": app.app_id,
                 "secret": plain,
@@ -141,7 +139,7 @@ def apps_list(
             c.app_id,
             c.name,
             c.timezone,
-            f"{rows['users']}/{rows['rooms']}/{rows['comments']}",
+            "/".join(str(rows[r]) for r in Resource),
             str(c.import_max_bytes),
         )
     # A pipe or file has no width: print whole rows there rather than cut at 80 columns.
@@ -154,7 +152,7 @@ def apps_rotate_secret(app_id: str) -> None:
     rt = _runtime()
     try:
         with transaction(rt.sessions) as session:
-            secret = apps.rotate_secret(session, app_id)
+            secret = apps.rotate_secret(session, rt.secrets, app_id)
     except ChatferryError as exc:
         raise _fail(exc) from None
     _print_json({"app_id": app_id, "secret": secret})

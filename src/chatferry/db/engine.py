@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from chatferry.fs import make_private
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -28,8 +30,9 @@ def create_db_engine(url: str) -> Engine:
 
 def _create_sqlite_engine(url: str) -> Engine:
     database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    on_disk = Path(database) if database and database != ":memory:" else None
+    if on_disk is not None:
+        on_disk.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     )
@@ -44,6 +47,9 @@ def _create_sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
+        if on_disk is not None:  # the database and its journal: owner only
+            for suffix in ("", "-wal", "-shm"):
+                make_private(on_disk.with_name(on_disk.name + suffix))
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

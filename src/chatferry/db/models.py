@@ -138,7 +138,9 @@ class ExportSchedule(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     next_run_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_run_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    # Every day up to this one (in the app's timezone) is in a finished run's file.
+    # The first day the schedule covers (set by its first run), and the last day up to
+    # which every day (in the app's timezone) is in a finished run's file.
+    coverage_start: Mapped[date | None] = mapped_column(Date)
     covered_through: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -32,3 +32,9 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC)
+
+
+def is_lookup_key(value: str, max_length: int = 200) -> bool:
+    """True if ``value`` could be a stored key: PostgreSQL refuses NUL in text (the
+    query would fail), and nothing stored is longer than the key columns."""
+    return "\x00" not in value and len(value) <= max_length

@@ -7,10 +7,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from chatferry.errors import BadRequest
+from chatferry.errors import BadRequest, show
 
 # Exactly YYYY-MM-DD in ASCII digits (date.fromisoformat alone also takes "2017-W01-1").
 _DAY_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# Days whose midnight exists in UTC for every UTC offset (-23:59 to +23:59).
+FIRST_DAY = date(1, 1, 2)
+LAST_DAY = date(9999, 12, 30)
 
 
 def parse_day(value: Any, field: str) -> date | None:
@@ -18,23 +21,56 @@ def parse_day(value: Any, field: str) -> date | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise BadRequest(f"{field} must be a string in the format YYYY-MM-DD, got {value!r}")
+        raise BadRequest(f"{field} must be a string in the format YYYY-MM-DD, got {show(value)}")
     try:
         if not _DAY_PATTERN.fullmatch(value):
             raise ValueError
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise BadRequest(
-            f"{field} {value!r} is not a valid date: use the format YYYY-MM-DD, e.g. 2017-01-05"
+            f"{field} {show(value)} is not a valid date: use the format YYYY-MM-DD, e.g. 2017-01-05"
         ) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadRequest(
+            f"{field} {value} is out of range: use a day from {FIRST_DAY.isoformat()} "
+            f"to {LAST_DAY.isoformat()}"
+        )
+    return day
+
+
+# RFC 3339 date-time with a required offset ("Z" or +hh:mm); fractions of a second allowed.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_MOMENT_EXAMPLE = "2030-01-05T02:00:00+07:00"
+
+
+def parse_moment(value: Any, field: str) -> datetime | None:
+    """An RFC 3339 time with a UTC offset, as aware UTC; absent, null or "" mean none."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise BadRequest(
+            f"{field} {show(value)} is not an RFC 3339 time with a UTC offset: "
+            f"use e.g. {_MOMENT_EXAMPLE!r}"
+        )
+    text = value.upper().replace("Z", "+00:00")
+    whole, _, rest = text.partition(".")
+    if rest:  # fromisoformat takes at most 6 fraction digits
+        digits = rest[: len(rest) - 6]
+        text = f"{whole}.{digits[:6].ljust(6, '0')}{rest[-6:]}"
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise BadRequest(f"{field} {show(value)} is not a valid date and time") from None
 
 
 def resolve_window(
-    start_value: Any, end_value: Any, timezone: str, now: datetime, max_days: int
+    start: date | None, end: date | None, timezone: str, now: datetime, max_days: int
 ) -> tuple[date, date]:
     """Applies the defaults (end today, start end - max_days) and checks the range."""
-    end = parse_day(end_value, "end_date") or now.astimezone(ZoneInfo(timezone)).date()
-    start = parse_day(start_value, "start_date") or end - timedelta(days=max_days)
+    end = end or now.astimezone(ZoneInfo(timezone)).date()
+    start = start or max(FIRST_DAY, end - timedelta(days=max_days))
     if start > end:
         raise BadRequest(
             f"start_date {start.isoformat()} is after end_date {end.isoformat()}: "

@@ -5,37 +5,46 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select, update
 
 from chatferry.apps.service import AppContext, app_context
 from chatferry.clock import utcnow
 from chatferry.db.engine import transaction
 from chatferry.db.models import App, Export, table_of
 from chatferry.errors import ChatferryError
-from chatferry.exports import status
 from chatferry.exports.dates import window_bounds_utc
 from chatferry.exports.formats import BatchReader, Page, count_rows
 from chatferry.exports.service import (
     JOB_KIND,
     original_filename,
+    row_limit_details,
     row_limit_message,
     storage_key_for,
 )
+from chatferry.exports.status import PENDING, ExportStatus
+from chatferry.jobs.handlers import JobReport
 from chatferry.jobs.queue import ClaimedJob
+from chatferry.jobs.records import TrackedRecords
+from chatferry.resources import Resource
 from chatferry.runtime import Runtime
-from chatferry.schedules.service import prune_runs_of_export
 
 log = logging.getLogger(__name__)
 _exports = table_of(Export)
 
+EXPORT_RECORDS = TrackedRecords(
+    _exports, running=ExportStatus.STARTED, pending=PENDING, failed=ExportStatus.FAILED
+)
+
 # Least time between two progress writes of one export (cancellation is checked after
 # every batch regardless).
 PROGRESS_INTERVAL_SECONDS = 0.25
+
+# Called with the export's id after its file is stored and the record finished.
+FinishedHook = Callable[[Runtime, int], None]
 
 
 class ExportStopped(Exception):
@@ -50,12 +59,22 @@ class ExportFailed(ChatferryError):
 class ExportPlan:
     export_id: int
     unique_id: str
-    resource: str
+    resource: Resource
     app: AppContext
     lower: datetime
     upper: datetime
     expected_rows: int
     filename: str
+
+    @property
+    def row_limit(self) -> int:
+        return self.app.export_max_rows[self.resource]
+
+    def over_limit(self, rows: int) -> ExportFailed:
+        return ExportFailed(
+            row_limit_message(self.resource, rows, self.row_limit, self.app),
+            row_limit_details(self.resource, rows, self.row_limit),
+        )
 
 
 @dataclass
@@ -65,71 +84,126 @@ class StreamTotals:
     sha256: str = ""
 
 
-def _load_plan(rt: Runtime, export_id: int) -> ExportPlan | None:
-    # A run_at export waits as `scheduled` until its job runs: its time has come.
+def _start_if_scheduled(rt: Runtime, export_id: int) -> None:
+    """A run_at export waits as `scheduled` until its job runs: its time has come."""
     with rt.engine.begin() as conn:
         conn.execute(
             update(_exports)
-            .where(_exports.c.id == export_id, _exports.c.status == status.SCHEDULED)
-            .values(status=status.STARTED)
+            .where(_exports.c.id == export_id, _exports.c.status == ExportStatus.SCHEDULED)
+            .values(status=ExportStatus.STARTED)
         )
+
+
+def _load_plan(rt: Runtime, export_id: int) -> ExportPlan | None:
+    _start_if_scheduled(rt, export_id)
     with transaction(rt.sessions) as session:
         export = session.get(Export, export_id)
-        if export is None or export.status != status.STARTED:
+        if export is None or export.status != ExportStatus.STARTED:
             return None
         app = session.get(App, export.app_pk)
         assert app is not None
         ctx = app_context(app, rt.settings)
         lower, upper = window_bounds_utc(export.start_date, export.end_date, ctx.timezone)
-        rows = count_rows(session.connection(), export.resource_name, ctx.pk, lower, upper)
-        return ExportPlan(
-            export.id,
-            export.unique_id,
-            export.resource_name,
-            ctx,
-            lower,
-            upper,
-            rows,
-            original_filename(export, ctx),
-        )
+        resource = Resource(export.resource_name)
+        rows = count_rows(session.connection(), resource, ctx.pk, lower, upper)
+        filename = original_filename(export, ctx)
+        return ExportPlan(export.id, export.unique_id, resource, ctx, lower, upper, rows, filename)
 
 
-def _set_progress(rt: Runtime, export_id: int, percentage: int) -> None:
-    """Records progress; raises ExportStopped if the export is no longer running."""
-    with rt.engine.begin() as conn:
-        result = conn.execute(
-            update(_exports)
-            .where(_exports.c.id == export_id, _exports.c.status == status.STARTED)
-            .values(percentage=percentage)
-        )
-    if not result.rowcount:
-        raise ExportStopped
+class _Progress:
+    """After every batch: checks that the export still runs (a read), and writes the
+    percentage at most every PROGRESS_INTERVAL_SECONDS, so a fast export is not a
+    stream of commits."""
+
+    def __init__(self, rt: Runtime, plan: ExportPlan) -> None:
+        self._rt = rt
+        self._plan = plan
+        self._written_at = -PROGRESS_INTERVAL_SECONDS  # the first batch writes at once
+
+    def report(self, rows: int) -> None:
+        """Raises ExportStopped if the export was cancelled or deleted meanwhile."""
+        now = time.monotonic()
+        if now - self._written_at < PROGRESS_INTERVAL_SECONDS:
+            if not self._still_running():
+                raise ExportStopped
+            return
+        percentage = min(99, rows * 100 // max(self._plan.expected_rows, rows))
+        if not EXPORT_RECORDS.set_progress(self._rt.engine, self._plan.export_id, percentage):
+            raise ExportStopped
+        self._written_at = now
+
+    def _still_running(self) -> bool:
+        with self._rt.engine.connect() as conn:
+            found = conn.scalar(
+                select(_exports.c.status).where(_exports.c.id == self._plan.export_id)
+            )
+        return found == ExportStatus.STARTED
 
 
-def _file_chunks(rt: Runtime, plan: ExportPlan, totals: StreamTotals) -> Iterator[bytes]:
-    """The file as a JSON array, one object a line, one chunk per database batch."""
-    digest = hashlib.sha256()
-    limit = plan.app.export_max_rows[plan.resource]
-    reader = _batch_reader(rt, plan)
-    progress = _Progress(rt, plan)
-    first = True
-    for page in _pages(rt, reader):
-        totals.rows += len(page.rows)
-        if totals.rows > limit:
-            raise ExportFailed(row_limit_message(plan.resource, totals.rows, limit, plan.app))
-        chunk = (b"[\n" if first else b",\n") + reader.format(page)
-        first = False
-        digest.update(chunk)
-        totals.size += len(chunk)
-        yield chunk
-        progress.report(totals.rows)
-        if rt.settings.export_batch_delay_seconds:
-            time.sleep(rt.settings.export_batch_delay_seconds)
-    tail = b"[]\n" if first else b"\n]\n"
-    digest.update(tail)
-    totals.size += len(tail)
-    totals.sha256 = digest.hexdigest()
-    yield tail
+class ExportJobHandler:
+    """Runs export jobs. ``on_finished`` runs after an export finished (the schedules
+    prune their old runs there); ``after_batch`` is a test hook that runs after each
+    batch (e.g. a pause, so a test can act while the export is mid-way)."""
+
+    kind = JOB_KIND
+    noun = "export"
+    redo = "create the export again"
+    records = EXPORT_RECORDS
+
+    def __init__(
+        self,
+        on_finished: FinishedHook | None = None,
+        after_batch: Callable[[], None] | None = None,
+    ) -> None:
+        self._on_finished = on_finished
+        self._after_batch = after_batch
+
+    def run(self, rt: Runtime, job: ClaimedJob) -> JobReport:
+        plan = _load_plan(rt, job.target_id)
+        if plan is None:
+            return JobReport(outcome="skipped")
+        if plan.expected_rows > plan.row_limit:
+            raise plan.over_limit(plan.expected_rows)
+        key = storage_key_for(plan.app.app_id, plan.unique_id)
+        totals = StreamTotals()
+        try:
+            chunks = self._file_chunks(rt, plan, totals)
+            rt.store.put_stream(key, chunks, filename=plan.filename)
+        except ExportStopped:
+            log.info("export %s was cancelled while running; no file kept", plan.unique_id)
+            rt.store.delete(key)
+            return JobReport(outcome="cancelled", resource=plan.resource)
+        if _mark_finished(rt, plan, key, totals) and self._on_finished is not None:
+            self._on_finished(rt, plan.export_id)
+        return JobReport("finished", plan.resource, totals.rows, totals.size)
+
+    def discard(self, rt: Runtime, job: ClaimedJob) -> None:
+        """A failed export keeps no file and no staging file."""
+        rt.store.delete(storage_key_for(job.app_ref, job.ref))
+
+    def _file_chunks(self, rt: Runtime, plan: ExportPlan, totals: StreamTotals) -> Iterator[bytes]:
+        """The file as a JSON array, one object a line, one chunk per database batch."""
+        digest = hashlib.sha256()
+        progress = _Progress(rt, plan)
+        first = True
+        reader = _batch_reader(rt, plan)
+        for page in _pages(rt, reader):
+            totals.rows += len(page.rows)
+            if totals.rows > plan.row_limit:
+                raise plan.over_limit(totals.rows)
+            chunk = (b"[\n" if first else b",\n") + reader.format(page)
+            first = False
+            digest.update(chunk)
+            totals.size += len(chunk)
+            yield chunk
+            progress.report(totals.rows)
+            if self._after_batch is not None:
+                self._after_batch()
+        tail = b"[]\n" if first else b"\n]\n"
+        digest.update(tail)
+        totals.size += len(tail)
+        totals.sha256 = digest.hexdigest()
+        yield tail
 
 
 def _batch_reader(rt: Runtime, plan: ExportPlan) -> BatchReader:
@@ -155,93 +229,28 @@ def _pages(rt: Runtime, reader: BatchReader) -> Iterator[Page]:
         after = page.last
 
 
-class _Progress:
-    """After every batch: checks that the export still runs (a read), and writes the
-    percentage at most every PROGRESS_INTERVAL_SECONDS, so a fast export is not a
-    stream of commits."""
-
-    def __init__(self, rt: Runtime, plan: ExportPlan) -> None:
-        self._rt = rt
-        self._plan = plan
-        self._written_at = -PROGRESS_INTERVAL_SECONDS  # the first batch writes at once
-
-    def report(self, rows: int) -> None:
-        """Raises ExportStopped if the export was cancelled or deleted meanwhile."""
-        now = time.monotonic()
-        if now - self._written_at < PROGRESS_INTERVAL_SECONDS:
-            with self._rt.engine.connect() as conn:
-                if not _still_running(conn, self._plan.export_id):
-                    raise ExportStopped
-            return
-        expected = max(self._plan.expected_rows, rows)
-        _set_progress(self._rt, self._plan.export_id, min(99, rows * 100 // expected))
-        self._written_at = now
-
-
-def _still_running(conn: Connection, export_id: int) -> bool:
-    found = conn.scalar(select(_exports.c.status).where(_exports.c.id == export_id))
-    return found == status.STARTED
-
-
-def _mark_finished(rt: Runtime, plan: ExportPlan, key: str, totals: StreamTotals) -> None:
-    """Marks the export finished; if it was deleted meanwhile, removes the new file."""
+def _mark_finished(rt: Runtime, plan: ExportPlan, key: str, totals: StreamTotals) -> bool:
+    """Marks the export finished; True if this run did. If it was deleted meanwhile,
+    removes the new file (unless another run of this job finished the same file)."""
     with rt.engine.begin() as conn:
         result = conn.execute(
             update(_exports)
-            .where(_exports.c.id == plan.export_id, _exports.c.status == status.STARTED)
+            .where(_exports.c.id == plan.export_id, _exports.c.status == ExportStatus.STARTED)
             .values(
-                status=status.FINISHED,
+                status=ExportStatus.FINISHED,
                 percentage=100,
                 total_rows=totals.rows,
                 size=totals.size,
                 sha256=totals.sha256,
                 storage_key=key,
+                error_message="",
                 finished_at=utcnow(),
             )
         )
-        still_wanted = bool(result.rowcount) or _finished_elsewhere(conn, plan.export_id)
-    if not still_wanted:
-        rt.store.delete(key)
-
-
-def _finished_elsewhere(conn: Connection, export_id: int) -> bool:
-    """True if another run of this job already finished the same file."""
-    found = conn.scalar(select(_exports.c.status).where(_exports.c.id == export_id))
-    return found == status.FINISHED
-
-
-def mark_failed(session: Session, export_id: int, message: str) -> None:
-    session.execute(
-        update(_exports)
-        .where(
-            _exports.c.id == export_id,
-            _exports.c.status.in_([status.STARTED, status.SCHEDULED]),
+        finished_elsewhere = (
+            conn.scalar(select(_exports.c.status).where(_exports.c.id == plan.export_id))
+            == ExportStatus.FINISHED
         )
-        .values(status=status.FAILED, error_message=message, finished_at=utcnow())
-    )
-
-
-class ExportJobHandler:
-    kind = JOB_KIND
-
-    def run(self, rt: Runtime, job: ClaimedJob) -> None:
-        plan = _load_plan(rt, job.target_id)
-        if plan is None:
-            return
-        limit = plan.app.export_max_rows[plan.resource]
-        if plan.expected_rows > limit:
-            raise ExportFailed(
-                row_limit_message(plan.resource, plan.expected_rows, limit, plan.app)
-            )
-        key = storage_key_for(plan.app.app_id, plan.unique_id)
-        totals = StreamTotals()
-        try:
-            rt.store.put_stream(key, _file_chunks(rt, plan, totals), filename=plan.filename)
-        except ExportStopped:
-            log.info("export %s was cancelled while running; no file kept", plan.unique_id)
-            return
-        _mark_finished(rt, plan, key, totals)
-        prune_runs_of_export(rt, plan.export_id)
-
-    def fail(self, session: Session, job: ClaimedJob, message: str) -> None:
-        mark_failed(session, job.target_id, message)
+    if not result.rowcount and not finished_elsewhere:
+        rt.store.delete(key)
+    return bool(result.rowcount)

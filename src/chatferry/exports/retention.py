@@ -1,7 +1,7 @@
 """Retention: export files are deleted a set number of days after the export finished.
 
 The record stays, marked ``expired_at``, with no file (so its ``download_url`` is
-``""``). Every worker process sweeps from its heartbeat; sweeps racing each other or a
+``""``). Every worker process sweeps as a periodic task; sweeps racing each other or a
 DELETE are harmless: deleting a file twice is not an error, and the record is updated
 only while it still names the file.
 """
@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from chatferry.clock import utcnow
 from chatferry.db.models import Export, table_of
-from chatferry.exports import status
+from chatferry.exports.status import ExportStatus
 from chatferry.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def sweep_expired_exports(rt: Runtime, now: datetime | None = None) -> int:
             rows = conn.execute(
                 select(_exports.c.id, _exports.c.storage_key)
                 .where(
-                    _exports.c.status == status.FINISHED,
+                    _exports.c.status == ExportStatus.FINISHED,
                     _exports.c.finished_at < cutoff,
                     _exports.c.storage_key != "",
                 )

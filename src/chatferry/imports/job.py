@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from sqlalchemy import select, update
@@ -32,26 +31,31 @@ from chatferry.apps.service import AppContext, app_context
 from chatferry.clock import utcnow
 from chatferry.db.engine import begin_write, transaction
 from chatferry.db.models import App, Import, table_of
-from chatferry.imports import validate, write
+from chatferry.errors import new_reference
 from chatferry.imports.passwords import hash_many
-from chatferry.imports.service import FAILED, FINISHED, JOB_KIND, STARTED
-from chatferry.imports.validate import ImportRejected, Problem
+from chatferry.imports.rules.common import MAX_KEPT_PROBLEMS, ImportRejected
+from chatferry.imports.rules.file import parse_file
+from chatferry.imports.rules.importers import importer_for
+from chatferry.imports.service import JOB_KIND, storage_key_for
+from chatferry.imports.status import ImportStatus
+from chatferry.jobs.handlers import JobReport
 from chatferry.jobs.queue import ClaimedJob
+from chatferry.jobs.records import TrackedRecords
 from chatferry.runtime import Runtime
 
 log = logging.getLogger(__name__)
 _imports = table_of(Import)
 
-# At most this many problems are stored and shown; the summary gives the full count.
-MAX_REPORTED_PROBLEMS = 1000
-_PROGRESS_INTERVAL_SECONDS = 0.5
+IMPORT_RECORDS = TrackedRecords(
+    _imports,
+    running=ImportStatus.STARTED,
+    pending=(ImportStatus.STARTED,),
+    failed=ImportStatus.FAILED,
+)
 
-Checker = Callable[[Any, int, list[dict[str, Any]], Any], tuple[list[Any], list[Problem]]]
-CHECKS: dict[str, Checker] = {
-    "users": validate.check_users,
-    "rooms": validate.check_rooms,
-    "comments": validate.check_comments,
-}
+# At most this many problems are stored and shown; the summary gives the full count.
+MAX_REPORTED_PROBLEMS = MAX_KEPT_PROBLEMS
+_PROGRESS_INTERVAL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -62,12 +66,13 @@ class ImportPlan:
     dry_run: bool
     storage_key: str
     app: AppContext
+    size: int
 
 
 def _load_plan(rt: Runtime, import_id: int) -> ImportPlan | None:
     with transaction(rt.sessions) as session:
         record = session.get(Import, import_id)
-        if record is None or record.status != STARTED:
+        if record is None or record.status != ImportStatus.STARTED:
             return None
         app = session.get(App, record.app_pk)
         assert app is not None
@@ -78,68 +83,49 @@ def _load_plan(rt: Runtime, import_id: int) -> ImportPlan | None:
             record.dry_run,
             record.storage_key,
             app_context(app, rt.settings),
+            record.size,
         )
 
 
-def _set_progress(rt: Runtime, import_id: int, percentage: int) -> None:
-    with rt.engine.begin() as conn:
-        conn.execute(
-            update(_imports)
-            .where(_imports.c.id == import_id, _imports.c.status == STARTED)
-            .values(percentage=percentage)
-        )
-
-
-def _summary(problems: list[Problem], total_rows: int) -> str:
-    rows = len({p.row for p in problems})
-    shown = (
-        f" (the first {MAX_REPORTED_PROBLEMS} are listed in Data)"
-        if len(problems) > MAX_REPORTED_PROBLEMS
-        else ""
-    )
-    return (
-        f"the file has {len(problems)} problem{'s' if len(problems) != 1 else ''} in {rows} "
-        f"of {total_rows} rows{shown}; nothing was imported: fix the rows listed in Data "
-        "and upload the file again"
-    )
-
-
-def mark_failed(
-    session: Session, import_id: int, message: str, problems: list[Problem] | None
-) -> None:
+def mark_rejected(session: Session, import_id: int, rejected: ImportRejected) -> None:
+    """Fails the import with the file's problems listed in ``errors.Data``."""
+    problems = rejected.problems
     data = (
         orjson.dumps([p.as_dict() for p in problems[:MAX_REPORTED_PROBLEMS]]).decode()
         if problems
         else None
     )
-    session.execute(
-        update(_imports)
-        .where(_imports.c.id == import_id, _imports.c.status == STARTED)
-        .values(status=FAILED, error_message=message, error_data=data, finished_at=utcnow())
-    )
+    IMPORT_RECORDS.mark_failed(session, import_id, rejected.message, error_data=data)
 
 
 def _finish(session: Session, plan: ImportPlan, rows: int) -> bool:
     """Claims the import as finished in the caller's transaction; False if already done."""
     result = session.execute(
         update(_imports)
-        .where(_imports.c.id == plan.import_id, _imports.c.status == STARTED)
-        .values(status=FINISHED, percentage=100, total_rows=rows, finished_at=utcnow())
+        .where(_imports.c.id == plan.import_id, _imports.c.status == ImportStatus.STARTED)
+        .values(
+            status=ImportStatus.FINISHED,
+            percentage=100,
+            total_rows=rows,
+            error_message="",
+            finished_at=utcnow(),
+        )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _check(rt: Runtime, plan: ImportPlan, rows: list[dict[str, Any]]) -> list[Any]:
     """The checked rows ready to write; raises ImportRejected listing every problem."""
+    importer = importer_for(plan.resource)
     with transaction(rt.sessions) as session:
-        checked, problems = CHECKS[plan.resource](session.connection(), plan.app.pk, rows, utcnow())
+        checked, problems = importer.check(session.connection(), plan.app.pk, rows, utcnow())
     if problems:
-        raise ImportRejected(_summary(problems, len(rows)), problems)
+        raise problems.rejection(len(rows))
     return checked
 
 
 def _hash_passwords(rt: Runtime, plan: ImportPlan, checked: list[Any]) -> list[str]:
-    plain = [row.password for row in checked if row.password is not None]
+    plain = importer_for(plan.resource).plain_passwords(checked)
     if not plain:
         return []
     last = time.monotonic()
@@ -149,7 +135,7 @@ def _hash_passwords(rt: Runtime, plan: ImportPlan, checked: list[Any]) -> list[s
         now = time.monotonic()
         if now - last >= _PROGRESS_INTERVAL_SECONDS:
             last = now
-            _set_progress(rt, plan.import_id, 10 + done * 80 // len(plain))
+            IMPORT_RECORDS.set_progress(rt.engine, plan.import_id, 10 + done * 80 // len(plain))
 
     return hash_many(plain, progress)
 
@@ -165,56 +151,82 @@ def _write(rt: Runtime, plan: ImportPlan, checked: list[Any], hashes: list[str])
         if not _finish(session, plan, len(checked)):
             log.info("import %s was already finished; nothing to do", plan.unique_id)
             return
-        if plan.resource == "users":
-            write.write_users(session, plan.app.pk, checked, hashes)
-        elif plan.resource == "rooms":
-            write.write_rooms(session, plan.app.pk, checked)
-        else:
-            write.write_comments(session, plan.app.pk, checked)
+        importer_for(plan.resource).write(session, plan.app.pk, checked, hashes)
 
 
-def _run(rt: Runtime, plan: ImportPlan) -> None:
+def _run(rt: Runtime, plan: ImportPlan) -> int:
+    """Checks and writes the file; returns its row count."""
     data = rt.store.read_bytes(plan.storage_key)
-    rows = validate.parse_file(data)
+    rows = parse_file(data, rt.settings.import_max_rows)
     checked = _check(rt, plan, rows)
-    _set_progress(rt, plan.import_id, 10)
+    IMPORT_RECORDS.set_progress(rt.engine, plan.import_id, 10)
     if plan.dry_run:
         with transaction(rt.sessions) as session:
             _finish(session, plan, len(checked))
-        return
-    hashes = _hash_passwords(rt, plan, checked) if plan.resource == "users" else []
-    _set_progress(rt, plan.import_id, 90)
+        return len(checked)
+    hashes = _hash_passwords(rt, plan, checked)
+    IMPORT_RECORDS.set_progress(rt.engine, plan.import_id, 90)
     try:
         _write(rt, plan, checked, hashes)
     except IntegrityError as exc:
-        # Another import wrote the same email, token or unique id since the check.
-        log.info("import %s lost a race on a unique constraint: %s", plan.unique_id, exc.orig)
-        try:
-            _check(rt, plan, rows)
-        except ImportRejected as rejected:
-            raise ImportRejected(
-                "another import added some of the same rows while this one ran; "
-                + rejected.message,
-                rejected.problems,
-            ) from None
+        _lost_race(rt, plan, rows, exc)
+    return len(checked)
+
+
+def _lost_race(
+    rt: Runtime, plan: ImportPlan, rows: list[dict[str, Any]], exc: IntegrityError
+) -> NoReturn:
+    """Another import wrote the same email, token or unique id since the check: the
+    file is checked again to list the duplicates (the SQL stays in the log)."""
+    ref = new_reference()
+    log.info(
+        "import %s lost a race on a unique constraint (reference %s): %s",
+        plan.unique_id,
+        ref,
+        exc.orig,
+    )
+    try:
+        _check(rt, plan, rows)
+    except ImportRejected as rejected:
         raise ImportRejected(
-            "the rows conflict with data written while this import ran "
-            f"({exc.orig}); nothing was imported: upload the file again"
+            "another import added some of the same rows while this one ran; " + rejected.message,
+            rejected.problems,
         ) from None
+    raise ImportRejected(
+        "the rows conflict with data written while this import ran; nothing was "
+        f"imported: upload the file again (reference {ref})"
+    ) from None
 
 
 class ImportJobHandler:
     kind = JOB_KIND
+    noun = "import"
+    redo = "upload the file again"
+    records = IMPORT_RECORDS
 
-    def run(self, rt: Runtime, job: ClaimedJob) -> None:
+    def run(self, rt: Runtime, job: ClaimedJob) -> JobReport:
         plan = _load_plan(rt, job.target_id)
         if plan is None:
-            return
+            return JobReport(outcome="skipped")
         try:
-            _run(rt, plan)
+            rows = _run(rt, plan)
         except ImportRejected as exc:
             with transaction(rt.sessions) as session:
-                mark_failed(session, plan.import_id, exc.message, exc.problems)
+                mark_rejected(session, plan.import_id, exc)
+            _forget_upload(rt, plan)
+            return JobReport(outcome="failed", resource=plan.resource)
+        _forget_upload(rt, plan)
+        outcome = "validated" if plan.dry_run else "finished"
+        return JobReport(outcome, plan.resource, rows, plan.size)
 
-    def fail(self, session: Session, job: ClaimedJob, message: str) -> None:
-        mark_failed(session, job.target_id, message, None)
+    def discard(self, rt: Runtime, job: ClaimedJob) -> None:
+        """A failed import keeps no uploaded file (it may hold plain passwords)."""
+        rt.store.delete(storage_key_for(job.app_ref, job.ref))
+
+
+def _forget_upload(rt: Runtime, plan: ImportPlan) -> None:
+    """Deletes the uploaded file once the import has ended (it may hold plain
+    passwords), then clears its key on the record."""
+    rt.store.delete(plan.storage_key)
+    with rt.engine.begin() as conn:
+        conn.execute(update(_imports).where(_imports.c.id == plan.import_id).values(storage_key=""))

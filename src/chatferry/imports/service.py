@@ -1,27 +1,24 @@
-"""Import requests: create (after the upload is stored), list, fetch, and their records."""
+"""Import requests: create (after the upload is stored), list, fetch."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from chatferry.apps.service import AppContext
-from chatferry.clock import rfc3339_in_zone, utcnow
+from chatferry.clock import utcnow
 from chatferry.db.models import Import
-from chatferry.errors import NotFound
-from chatferry.jobs.queue import enqueue
+from chatferry.db.types import is_lookup_key
+from chatferry.errors import NotFound, show
+from chatferry.imports.status import ImportStatus
+from chatferry.jobs.queue import JobSpec, enqueue
+from chatferry.resources import Resource
 from chatferry.settings import Settings
 
 JOB_KIND = "import"
-
-STARTED = "started"
-FINISHED = "finished"
-FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -29,7 +26,7 @@ class StoredUpload:
     """An uploaded file, already in the file store under ``storage_key``."""
 
     unique_id: str
-    resource: str
+    resource: Resource
     filename: str
     size: int
     dry_run: bool
@@ -52,7 +49,7 @@ def create_import(
         unique_id=upload.unique_id,
         app_pk=app.pk,
         resource_name=upload.resource,
-        status=STARTED,
+        status=ImportStatus.STARTED,
         dry_run=upload.dry_run,
         percentage=0,
         total_rows=0,
@@ -65,7 +62,16 @@ def create_import(
     )
     session.add(record)
     session.flush()
-    enqueue(session, JOB_KIND, record.id, max_attempts=settings.job_max_attempts)
+    spec = JobSpec(
+        kind=JOB_KIND,
+        target_id=record.id,
+        app_pk=app.pk,
+        ref=record.unique_id,
+        app_ref=app.app_id,
+        max_attempts=settings.job_max_attempts,
+        max_crashes=settings.job_max_crashes,
+    )
+    enqueue(session, spec)
     return record
 
 
@@ -87,29 +93,8 @@ def count_imports(session: Session, app: AppContext) -> int:
 
 def get_import(session: Session, app: AppContext, unique_id: str) -> Import:
     """The app's import with this id; another app's id is NotFound like an unknown one."""
-    record = session.scalar(
-        select(Import).where(Import.unique_id == unique_id, Import.app_pk == app.pk)
-    )
+    query = select(Import).where(Import.unique_id == unique_id, Import.app_pk == app.pk)
+    record = session.scalar(query) if is_lookup_key(unique_id) else None
     if record is None:
-        raise NotFound(f"no import with unique_id {unique_id!r}")
+        raise NotFound(f"no import with unique_id {show(unique_id)}")
     return record
-
-
-def import_record(record: Import, app: AppContext) -> dict[str, Any]:
-    """The record as the spec shows it, plus extension keys after the spec's own."""
-    data = orjson.loads(record.error_data) if record.error_data else None
-    return {
-        "created_at": rfc3339_in_zone(record.created_at, app.timezone),
-        "errors": {"Message": record.error_message, "Data": data},
-        "original_filename": record.original_filename,
-        "resource_name": record.resource_name,
-        "size": record.size,
-        "status": record.status,
-        "total_rows": record.total_rows,
-        "unique_id": record.unique_id,
-        "percentage": record.percentage,
-        "dry_run": record.dry_run,
-        "finished_at": (
-            rfc3339_in_zone(record.finished_at, app.timezone) if record.finished_at else ""
-        ),
-    }

@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 
 from chatferry.db.bulk import insert_many, reserve_ids
 from chatferry.db.models import Comment, Room, RoomParticipant, User, table_of
-from chatferry.imports.validate import CommentRow, RoomRow, UserRow
+from chatferry.imports.rules.comments import CommentRow
+from chatferry.imports.rules.rooms import RoomRow
+from chatferry.imports.rules.users import UserRow
 
 _users = table_of(User)
 _rooms = table_of(Room)

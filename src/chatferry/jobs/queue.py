@@ -1,4 +1,4 @@
-"""Job rows as a queue: enqueue, claim with a lease, heartbeat, finish, reap."""
+"""Job rows as a queue: enqueue, claim with a lease, heartbeat, finish, retry, reap."""
 
 from __future__ import annotations
 
@@ -6,21 +6,34 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, Row, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from chatferry.clock import utcnow
 from chatferry.db.engine import immediate_transaction
 from chatferry.db.models import Job, table_of
+from chatferry.jobs.failures import backoff_seconds
 from chatferry.jobs.notify import notify_jobs
-
-QUEUED = "queued"
-RUNNING = "running"
-DONE = "done"
-FAILED = "failed"
-CANCELLED = "cancelled"
+from chatferry.jobs.status import JobStatus
 
 _jobs = table_of(Job)
+_running = _jobs.alias("running")
+
+CRASH_MESSAGE = "the worker stopped while running it (lease expired)"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job to enqueue: what to run, for which record and app, with which budgets."""
+
+    kind: str
+    target_id: int
+    app_pk: int
+    ref: str  # the record's public unique_id, for the logs
+    app_ref: str  # the app's public id, for the logs
+    max_attempts: int
+    max_crashes: int
+    run_after: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -28,51 +41,89 @@ class ClaimedJob:
     id: int
     kind: str
     target_id: int
-    attempts: int
-    max_attempts: int
+    attempts: int  # runs started, this one included
+    max_attempts: int  # runs that may end on an error
     owner: str
+    ref: str = ""
+    app_ref: str = ""
+    errors: int = 0
+    crashes: int = 0
 
 
-def enqueue(
-    session: Session,
-    kind: str,
-    target_id: int,
-    max_attempts: int,
-    run_after: datetime | None = None,
-) -> Job:
+def enqueue(session: Session, spec: JobSpec) -> Job:
     """Adds a job in the caller's transaction, so it exists only if the caller commits.
 
     On PostgreSQL it also sends NOTIFY, which idle workers everywhere receive on commit.
     """
     now = utcnow()
     job = Job(
-        kind=kind,
-        target_id=target_id,
-        status=QUEUED,
+        kind=spec.kind,
+        target_id=spec.target_id,
+        app_pk=spec.app_pk,
+        ref=spec.ref,
+        app_ref=spec.app_ref,
+        status=JobStatus.QUEUED,
         attempts=0,
-        max_attempts=max_attempts,
-        run_after=run_after or now,
+        errors=0,
+        crashes=0,
+        max_attempts=spec.max_attempts,
+        max_crashes=spec.max_crashes,
+        run_after=spec.run_after or now,
         last_error="",
         created_at=now,
         updated_at=now,
     )
     session.add(job)
     session.flush()
-    notify_jobs(session, f"{kind}:{job.id}")
+    notify_jobs(session, f"{spec.kind}:{job.id}")
     return job
 
 
-def claim_next(engine: Engine, owner: str, lease_seconds: float) -> ClaimedJob | None:
-    """Takes the oldest due job and leases it to ``owner``; None when nothing is due."""
-    now = utcnow()
-    query = (
-        select(_jobs.c.id, _jobs.c.kind, _jobs.c.target_id, _jobs.c.attempts, _jobs.c.max_attempts)
-        .where(_jobs.c.status == QUEUED, _jobs.c.run_after <= now)
-        .order_by(_jobs.c.run_after, _jobs.c.id)
-        .limit(1)
+def _running_jobs_of_app() -> Any:
+    """How many jobs of the candidate's app run now (anywhere): fewer goes first."""
+    return (
+        select(func.count())
+        .select_from(_running)
+        .where(_running.c.status == JobStatus.RUNNING, _running.c.app_pk == _jobs.c.app_pk)
+        .scalar_subquery()
     )
-    if engine.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+
+
+def _claim_query(now: datetime, reserve: bool, postgresql: bool) -> Select[Any]:
+    """The next due job: apps with the fewest running jobs first, then oldest first.
+
+    ``reserve`` (a worker's last free thread) takes only jobs of apps with nothing
+    running, so one app's long jobs never hold every thread while others wait.
+    """
+    busy = _running_jobs_of_app()
+    query = select(_jobs).where(_jobs.c.status == JobStatus.QUEUED, _jobs.c.run_after <= now)
+    if reserve:
+        query = query.where(busy == 0)
+    query = query.order_by(busy, _jobs.c.run_after, _jobs.c.id).limit(1)
+    return query.with_for_update(skip_locked=True, of=_jobs) if postgresql else query
+
+
+def _job_of(row: Row[Any], owner: str, attempts: int, crashes: int) -> ClaimedJob:
+    return ClaimedJob(
+        id=row.id,
+        kind=row.kind,
+        target_id=row.target_id,
+        attempts=attempts,
+        max_attempts=row.max_attempts,
+        owner=owner,
+        ref=row.ref,
+        app_ref=row.app_ref,
+        errors=row.errors,
+        crashes=crashes,
+    )
+
+
+def claim_next(
+    engine: Engine, owner: str, lease_seconds: float, reserve: bool = False
+) -> ClaimedJob | None:
+    """Takes the next due job and leases it to ``owner``; None when nothing is due."""
+    now = utcnow()
+    query = _claim_query(now, reserve, engine.dialect.name == "postgresql")
     with immediate_transaction(engine) as conn:
         row = conn.execute(query).first()
         if row is None:
@@ -81,14 +132,14 @@ def claim_next(engine: Engine, owner: str, lease_seconds: float) -> ClaimedJob |
             update(_jobs)
             .where(_jobs.c.id == row.id)
             .values(
-                status=RUNNING,
+                status=JobStatus.RUNNING,
                 attempts=row.attempts + 1,
                 lease_owner=owner,
                 lease_expires_at=now + timedelta(seconds=lease_seconds),
                 updated_at=now,
             )
         )
-    return ClaimedJob(row.id, row.kind, row.target_id, row.attempts + 1, row.max_attempts, owner)
+    return _job_of(row, owner, row.attempts + 1, row.crashes)
 
 
 def extend_leases(engine: Engine, owner: str, job_ids: list[int], lease_seconds: float) -> None:
@@ -99,30 +150,44 @@ def extend_leases(engine: Engine, owner: str, job_ids: list[int], lease_seconds:
     with engine.begin() as conn:
         conn.execute(
             update(_jobs)
-            .where(_jobs.c.id.in_(job_ids), _jobs.c.lease_owner == owner, _jobs.c.status == RUNNING)
+            .where(
+                _jobs.c.id.in_(job_ids),
+                _jobs.c.lease_owner == owner,
+                _jobs.c.status == JobStatus.RUNNING,
+            )
             .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
         )
 
 
-def finish(session: Session, job: ClaimedJob, status: str, error: str = "") -> bool:
+def _held(job: ClaimedJob) -> list[Any]:
+    """The job is still this owner's running job."""
+    return [
+        _jobs.c.id == job.id,
+        _jobs.c.lease_owner == job.owner,
+        _jobs.c.status == JobStatus.RUNNING,
+    ]
+
+
+def finish(session: Session, job: ClaimedJob, status: JobStatus, error: str = "") -> bool:
     """Records the outcome, if this owner still holds the job; returns whether it did."""
     result = session.execute(
         update(_jobs)
-        .where(_jobs.c.id == job.id, _jobs.c.lease_owner == job.owner, _jobs.c.status == RUNNING)
+        .where(*_held(job))
         .values(status=status, last_error=error, lease_expires_at=None, updated_at=utcnow())
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def retry_later(session: Session, job: ClaimedJob, error: str, run_after: datetime) -> bool:
-    """Puts the job back in the queue, due at ``run_after``, if this owner still holds
-    it; its attempts stay counted. Returns whether it did."""
+    """Puts the job back in the queue after an error, due at ``run_after``, if this owner
+    still holds it; the error counts against its budget. Returns whether it did."""
     result = session.execute(
         update(_jobs)
-        .where(_jobs.c.id == job.id, _jobs.c.lease_owner == job.owner, _jobs.c.status == RUNNING)
+        .where(*_held(job))
         .values(
-            status=QUEUED,
+            status=JobStatus.QUEUED,
             run_after=run_after,
+            errors=_jobs.c.errors + 1,
             last_error=error,
             lease_owner=None,
             lease_expires_at=None,
@@ -136,7 +201,7 @@ def next_due_at(engine: Engine) -> datetime | None:
     """When the earliest queued job becomes due (None if nothing is queued)."""
     with engine.connect() as conn:
         due: datetime | None = conn.scalar(
-            select(func.min(_jobs.c.run_after)).where(_jobs.c.status == QUEUED)
+            select(func.min(_jobs.c.run_after)).where(_jobs.c.status == JobStatus.QUEUED)
         )
     return due
 
@@ -148,53 +213,54 @@ def cancel_jobs_for(session: Session, kind: str, target_id: int) -> None:
         .where(
             _jobs.c.kind == kind,
             _jobs.c.target_id == target_id,
-            _jobs.c.status.in_([QUEUED, RUNNING]),
+            _jobs.c.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
         )
-        .values(status=CANCELLED, updated_at=utcnow())
+        .values(status=JobStatus.CANCELLED, updated_at=utcnow())
     )
 
 
-def reap_expired(engine: Engine) -> list[ClaimedJob]:
-    """Re-queues running jobs whose lease ran out (their worker died).
+@dataclass(frozen=True)
+class ReapedJob:
+    """A job whose worker vanished: queued again after ``retry_in`` seconds, or given
+    up (``retry_in`` None) after its crash budget."""
 
-    Jobs that already used all their attempts are marked failed instead and returned,
-    so the caller can record the failure on the job's target.
-    """
+    job: ClaimedJob
+    retry_in: float | None
+
+
+def _reap_values(
+    row: Row[Any], now: datetime, max_backoff: float
+) -> tuple[dict[str, Any], float | None]:
+    """The update for one expired job, and when it runs again (None: given up)."""
+    crashes = row.crashes + 1
+    common: dict[str, Any] = {
+        "crashes": crashes,
+        "last_error": CRASH_MESSAGE,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+    if crashes >= row.max_crashes:
+        return {**common, "status": JobStatus.FAILED}, None
+    retry_in = backoff_seconds(crashes, max_backoff)
+    run_after = now + timedelta(seconds=retry_in)
+    return {**common, "status": JobStatus.QUEUED, "run_after": run_after}, retry_in
+
+
+def reap_expired(engine: Engine, max_backoff: float) -> list[ReapedJob]:
+    """Re-queues running jobs whose lease ran out (their worker died), with backoff;
+    a job that used up its crash budget is marked failed instead."""
     now = utcnow()
-    query = select(
-        _jobs.c.id,
-        _jobs.c.kind,
-        _jobs.c.target_id,
-        _jobs.c.attempts,
-        _jobs.c.max_attempts,
-        _jobs.c.lease_owner,
-    ).where(_jobs.c.status == RUNNING, _jobs.c.lease_expires_at < now)
+    query = select(_jobs).where(_jobs.c.status == JobStatus.RUNNING, _jobs.c.lease_expires_at < now)
     if engine.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    abandoned: list[ClaimedJob] = []
+    reaped: list[ReapedJob] = []
     with immediate_transaction(engine) as conn:
-        rows = conn.execute(query).all()
-        for row in rows:
-            values: dict[str, Any]
-            if row.attempts >= row.max_attempts:
-                values = {"status": FAILED, "last_error": "lease expired on the last attempt"}
-                abandoned.append(
-                    ClaimedJob(
-                        row.id,
-                        row.kind,
-                        row.target_id,
-                        row.attempts,
-                        row.max_attempts,
-                        row.lease_owner or "",
-                    )
-                )
-            else:
-                values = {"status": QUEUED, "run_after": now}
-            conn.execute(
-                update(_jobs)
-                .where(_jobs.c.id == row.id)
-                .values(lease_owner=None, lease_expires_at=None, updated_at=now, **values)
-            )
-        if len(rows) > len(abandoned):
+        for row in conn.execute(query).all():
+            values, retry_in = _reap_values(row, now, max_backoff)
+            conn.execute(update(_jobs).where(_jobs.c.id == row.id).values(**values))
+            job = _job_of(row, row.lease_owner or "", row.attempts, row.crashes + 1)
+            reaped.append(ReapedJob(job, retry_in))
+        if any(r.retry_in is not None for r in reaped):
             notify_jobs(conn)
-    return abandoned
+    return reaped

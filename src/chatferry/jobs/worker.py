@@ -7,85 +7,52 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Protocol
-
-from sqlalchemy.orm import Session
+from typing import Any
 
 from chatferry.clock import utcnow
 from chatferry.db.engine import transaction
-from chatferry.errors import ChatferryError
+from chatferry.errors import ChatferryError, new_reference
 from chatferry.jobs import queue
+from chatferry.jobs.failures import (
+    abandoned_message,
+    backoff_seconds,
+    give_up_message,
+    internal_error_message,
+    is_transient,
+    retry_notice,
+    short_error,
+)
+from chatferry.jobs.handlers import Handlers, JobHandler, JobReport
 from chatferry.jobs.notify import JobListener
-from chatferry.jobs.queue import ClaimedJob
-from chatferry.jobs.retry import backoff_seconds, is_transient, short_error
+from chatferry.jobs.queue import ClaimedJob, ReapedJob
+from chatferry.jobs.status import JobStatus
+from chatferry.obs import metrics
+from chatferry.obs.log import log_event
 from chatferry.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-class JobHandler(Protocol):
-    kind: str
-
-    def run(self, rt: Runtime, job: ClaimedJob) -> None:
-        """Does the work; raises to fail the job (the message of a known error is kept)."""
-
-    def fail(self, session: Session, job: ClaimedJob, message: str) -> None:
-        """Records on the job's target that it failed, and why."""
-
-
-def default_handlers() -> dict[str, JobHandler]:
-    from chatferry.exports.job import ExportJobHandler
-    from chatferry.imports.job import ImportJobHandler
-
-    handlers: list[JobHandler] = [ExportJobHandler(), ImportJobHandler()]
-    return {h.kind: h for h in handlers}
-
-
-def failure_message(exc: BaseException) -> str:
-    if isinstance(exc, ChatferryError):
-        return str(exc)
-    return (
-        f"the job stopped on an internal error ({type(exc).__name__}: {exc}); "
-        "try again, and if it fails again report it to the operator with this message"
-    )
-
-
-TRANSIENT_MESSAGE = (
-    "the job failed {attempts} times on a temporary error ({error}); check that the "
-    "database and the file storage are reachable, then start it again (create the "
-    "export or upload the file again)"
-)
-
-# The least time between two retention sweeps of one worker process.
-RETENTION_SWEEP_SECONDS = 60.0
-
-ABANDONED_MESSAGE = (
-    "the worker running this job stopped {attempts} times before it could finish "
-    "(it crashed or was shut down); start it again (create the export or upload the "
-    "file again), and if this repeats ask the operator to check the workers' logs"
-)
+def job_fields(job: ClaimedJob) -> dict[str, Any]:
+    """What identifies a job in the logs: the record's and the app's public ids."""
+    return {"kind": job.kind, "ref": job.ref, "app": job.app_ref, "attempt": job.attempts}
 
 
 class Worker:
     """Runs ``concurrency`` job threads plus one heartbeat/reaper thread."""
 
-    def __init__(
-        self,
-        rt: Runtime,
-        concurrency: int,
-        handlers: dict[str, JobHandler] | None = None,
-    ) -> None:
+    def __init__(self, rt: Runtime, concurrency: int, handlers: Handlers) -> None:
         self.rt = rt
         self.concurrency = concurrency
-        self.handlers = handlers or default_handlers()
+        self.handlers = handlers
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._running: dict[int, ClaimedJob] = {}
         self._lock = threading.Lock()
         self._owner_prefix = f"{socket.gethostname()}:{os.getpid()}"
         self._listener: JobListener | None = None
-        self._last_sweep = -RETENTION_SWEEP_SECONDS  # the first heartbeat sweeps
 
     @property
     def listener(self) -> JobListener | None:
@@ -99,9 +66,10 @@ class Worker:
         for index in range(self.concurrency):
             self._spawn(self._run_jobs, f"chatferry-worker-{index}")
         self._spawn(self._heartbeat, "chatferry-heartbeat")
+        log_event(log, "worker started", threads=self.concurrency, kinds=",".join(self.handlers))
 
-    def _spawn(self, target: object, name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
 
@@ -115,16 +83,26 @@ class Worker:
                 # another cleared the event would otherwise sleep a whole poll interval.
                 self.rt.job_wakeup.set()
                 thread.join(0.1)
+        with self._lock:
+            unfinished = len(self._running)
+        log_event(log, "worker stopped", unfinished_jobs=unfinished)
+
+    def _is_reserve(self) -> bool:
+        """True for the last free thread of a worker with several: it is kept for apps
+        that have no job running, so one app's long jobs never block the others."""
+        with self._lock:
+            busy = len(self._running)
+        return self.concurrency > 1 and busy >= self.concurrency - 1
 
     def _run_jobs(self) -> None:
         owner = f"{self._owner_prefix}:{threading.current_thread().name}"
-        settings = self.rt.settings
+        lease = self.rt.settings.job_lease_seconds
         while not self._stop.is_set():
             try:
-                job = queue.claim_next(self.rt.engine, owner, settings.job_lease_seconds)
+                job = queue.claim_next(self.rt.engine, owner, lease, self._is_reserve())
             except Exception:
                 log.exception("could not claim a job; retrying")
-                self._stop.wait(settings.job_poll_seconds)
+                self._stop.wait(self.rt.settings.job_poll_seconds)
                 continue
             if job is None:
                 self.rt.job_wakeup.wait(self._idle_wait())
@@ -152,87 +130,124 @@ class Worker:
         handler = self.handlers.get(job.kind)
         with self._lock:
             self._running[job.id] = job
+        started = time.monotonic()
+        log_event(log, "job started", **job_fields(job))
         try:
             if handler is None:
                 raise RuntimeError(f"no handler for job kind {job.kind!r}")
-            handler.run(self.rt, job)
+            report = handler.run(self.rt, job)
         except Exception as exc:
-            self._on_error(handler, job, exc)
+            self._on_error(handler, job, exc, time.monotonic() - started)
         else:
-            try:
-                with transaction(self.rt.sessions) as session:
-                    queue.finish(session, job, queue.DONE)
-            except Exception:
-                # The lease runs out and the reaper runs the job again (it is idempotent).
-                log.exception("could not record job %s as done", job.id)
+            self._on_done(job, report, time.monotonic() - started)
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
 
-    def _on_error(self, handler: JobHandler | None, job: ClaimedJob, exc: Exception) -> None:
-        """A transient error queues the job again with backoff while attempts remain;
-        anything else (or the last attempt) fails it with a message for the user."""
-        transient = is_transient(exc)
+    def _on_done(self, job: ClaimedJob, report: JobReport, seconds: float) -> None:
         try:
-            if transient and job.attempts < job.max_attempts:
-                cap = self.rt.settings.job_retry_max_backoff_seconds
-                delay = backoff_seconds(job.attempts, cap)
-                log.warning(
-                    "job %s (%s %s) attempt %s/%s hit a temporary error, retrying in %ss: %s",
-                    job.id,
-                    job.kind,
-                    job.target_id,
-                    job.attempts,
-                    job.max_attempts,
-                    delay,
-                    short_error(exc),
-                )
-                with transaction(self.rt.sessions) as session:
-                    queue.retry_later(
-                        session, job, short_error(exc), utcnow() + timedelta(seconds=delay)
-                    )
+            with transaction(self.rt.sessions) as session:
+                queue.finish(session, job, JobStatus.DONE)
+        except Exception:
+            # The lease runs out and the reaper runs the job again (it is idempotent).
+            log.exception("could not record job %s as done", job.id)
+            return
+        metrics.job_done(
+            job.kind, report.outcome, seconds, report.resource, report.rows, report.bytes
+        )
+        log_event(
+            log,
+            f"job {report.outcome}",
+            **job_fields(job),
+            resource=report.resource or None,
+            rows=report.rows,
+            bytes=report.bytes,
+            seconds=round(seconds, 3),
+        )
+
+    def _on_error(
+        self, handler: JobHandler | None, job: ClaimedJob, exc: Exception, seconds: float
+    ) -> None:
+        """A transient error queues the job again with backoff while its error budget
+        lasts; anything else (or the last try) fails it with a message for the tenant."""
+        try:
+            if is_transient(exc) and job.errors + 1 < job.max_attempts:
+                self._retry(handler, job, exc)
                 return
-            log.error("job %s (%s %s) failed", job.id, job.kind, job.target_id, exc_info=exc)
-            message = (
-                TRANSIENT_MESSAGE.format(attempts=job.attempts, error=short_error(exc))
-                if transient
-                else failure_message(exc)
-            )
-            self._record_failure(handler, job, message)
+            self._fail(handler, job, exc, seconds)
         except Exception:
             # The database itself is unreachable: the lease runs out and the reaper
-            # queues the job again (or fails it after its last attempt).
+            # queues the job again (or fails it after its crash budget).
             log.exception("could not record the outcome of job %s", job.id)
 
-    def _record_failure(self, handler: JobHandler | None, job: ClaimedJob, message: str) -> None:
+    def _retry(self, handler: JobHandler | None, job: ClaimedJob, exc: Exception) -> None:
+        tries = job.errors + 1
+        delay = backoff_seconds(tries, self.rt.settings.job_retry_max_backoff_seconds)
+        ref = new_reference()
+        log_event(
+            log,
+            "job retried",
+            logging.WARNING,
+            **job_fields(job),
+            error=short_error(exc),
+            retry_in=delay,
+            reference=ref,
+        )
         with transaction(self.rt.sessions) as session:
-            if queue.finish(session, job, queue.FAILED, message) and handler is not None:
-                handler.fail(session, job, message)
+            queue.retry_later(session, job, short_error(exc), utcnow() + timedelta(seconds=delay))
+            if handler is not None:
+                notice = retry_notice(handler.noun, exc, tries, job.max_attempts, delay, ref)
+                handler.records.note(session, job.target_id, notice)
+        metrics.job_retried(job.kind)
+
+    def _fail(
+        self, handler: JobHandler | None, job: ClaimedJob, exc: Exception, seconds: float
+    ) -> None:
+        ref = new_reference()
+        log_event(
+            log,
+            "job failed",
+            logging.ERROR,
+            **job_fields(job),
+            reference=ref,
+            error=short_error(exc),
+            seconds=round(seconds, 3),
+        )
+        if not isinstance(exc, ChatferryError):
+            log.error("job %s failed: details under reference %s", job.ref, ref, exc_info=exc)
+        message = self._tenant_message(handler, job, exc, ref)
+        with transaction(self.rt.sessions) as session:
+            failed = queue.finish(session, job, JobStatus.FAILED, short_error(exc))
+            if failed and handler:
+                handler.records.mark_failed(session, job.target_id, message)
+        if failed and handler:
+            self._discard(handler, job)
+        metrics.job_done(job.kind, "failed", seconds)
+
+    def _discard(self, handler: JobHandler, job: ClaimedJob) -> None:
+        try:
+            handler.discard(self.rt, job)
+        except Exception:
+            log.exception("could not remove what failed job %s left in storage", job.ref)
+
+    @staticmethod
+    def _tenant_message(
+        handler: JobHandler | None, job: ClaimedJob, exc: Exception, ref: str
+    ) -> str:
+        if isinstance(exc, ChatferryError):
+            return exc.message
+        noun, redo = (handler.noun, handler.redo) if handler else ("job", "try again")
+        if is_transient(exc):
+            return give_up_message(noun, redo, exc, job.errors + 1, ref)
+        return internal_error_message(noun, redo, ref)
 
     def _heartbeat(self) -> None:
         lease = self.rt.settings.job_lease_seconds
-        interval = min(lease / 3, RETENTION_SWEEP_SECONDS)
-        while not self._stop.wait(interval):
+        while not self._stop.wait(lease / 3):
             try:
                 self._beat(lease)
             except Exception:
                 log.exception("heartbeat failed; retrying")
-            try:
-                self._sweep()
-            except Exception:
-                log.exception("retention sweep failed; retrying later")
-
-    def _sweep(self) -> None:
-        """Deletes expired export files, at most once every RETENTION_SWEEP_SECONDS."""
-        if not self.rt.settings.export_retention_days:
-            return
-        now = time.monotonic()
-        if now - self._last_sweep < RETENTION_SWEEP_SECONDS:
-            return
-        self._last_sweep = now
-        from chatferry.exports.retention import sweep_expired_exports
-
-        sweep_expired_exports(self.rt)
 
     def _beat(self, lease: float) -> None:
         with self._lock:
@@ -240,9 +255,23 @@ class Worker:
         for owner in {job.owner for job in running}:
             ids = [job.id for job in running if job.owner == owner]
             queue.extend_leases(self.rt.engine, owner, ids, lease)
-        for job in queue.reap_expired(self.rt.engine):
-            handler = self.handlers.get(job.kind)
-            if handler is not None:
-                with transaction(self.rt.sessions) as session:
-                    handler.fail(session, job, ABANDONED_MESSAGE.format(attempts=job.attempts))
+        cap = self.rt.settings.job_retry_max_backoff_seconds
+        for reaped in queue.reap_expired(self.rt.engine, cap):
+            self._on_reaped(reaped)
         self.rt.job_wakeup.set()
+
+    def _on_reaped(self, reaped: ReapedJob) -> None:
+        job = reaped.job
+        fields = {**job_fields(job), "crashes": job.crashes}
+        if reaped.retry_in is not None:
+            log_event(log, "job reaped", logging.WARNING, **fields, retry_in=reaped.retry_in)
+            metrics.job_reaped(job.kind, gave_up=False)
+            return
+        log_event(log, "job failed", logging.ERROR, **fields, error=queue.CRASH_MESSAGE)
+        metrics.job_reaped(job.kind, gave_up=True)
+        handler = self.handlers.get(job.kind)
+        if handler is not None:
+            with transaction(self.rt.sessions) as session:
+                message = abandoned_message(handler.noun, handler.redo, job.crashes)
+                handler.records.mark_failed(session, job.target_id, message)
+            self._discard(handler, job)

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from chatferry.errors import BadRequest
+from chatferry.errors import BadRequest, show
 
 ALIASES = {"@daily": "0 0 * * *", "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *"}
 MAX_CRON_LENGTH = 100
@@ -36,20 +36,20 @@ def parse_cron(value: object) -> str:
         raise BadRequest(f"cron is longer than {MAX_CRON_LENGTH} characters: {_HELP}")
     if text.startswith("@"):
         if text.lower() not in ALIASES:
-            raise BadRequest(f"cron {value!r} is not a supported alias: {_HELP}")
+            raise BadRequest(f"cron {show(value)} is not a supported alias: {_HELP}")
         return text.lower()
     if len(text.split(" ")) != 5:
-        raise BadRequest(f"cron {value!r} does not have 5 fields: {_HELP}")
+        raise BadRequest(f"cron {show(value)} does not have 5 fields: {_HELP}")
     try:
         valid = croniter.is_valid(text)
     except Exception:
         valid = False
     if not valid:
-        raise BadRequest(f"cron {value!r} is not a valid cron expression: {_HELP}")
+        raise BadRequest(f"cron {show(value)} is not a valid cron expression: {_HELP}")
     try:
         next_run_after(text, "UTC", datetime(2000, 1, 1, tzinfo=UTC))
     except ValueError:
-        raise BadRequest(f"cron {value!r} never matches a date: {_HELP}") from None
+        raise BadRequest(f"cron {show(value)} never matches a date: {_HELP}") from None
     return text
 
 

@@ -1,50 +1,56 @@
 """Fires due schedules, exactly once per run however many schedulers run.
 
-Each scheduler (a thread in ``chatferry serve`` and in ``chatferry worker``) reads the
-due schedules and fires each with a compare-and-set::
+Each scheduler (a periodic task in ``chatferry serve`` and ``chatferry worker``) reads
+the due schedules and fires each with a compare-and-set::
 
     UPDATE export_schedules SET next_run_at = <next after now>
     WHERE id = ? AND next_run_at = <the value read> AND NOT paused
 
-Only the scheduler whose UPDATE changed the row creates the run's export and job, in
-the same transaction; the others see 0 rows and move on. The export's unique
-(schedule_id, scheduled_for) key backs this up: a run that somehow fires again fails to
-insert and is skipped. A scheduler that was down fires ONE run for the latest missed
-time, then continues from the first time after now (no burst of missed runs).
+Only the scheduler whose UPDATE changed the row creates the run's exports and jobs, in
+the same transaction; the others see 0 rows and move on. The exports' unique
+(schedule_id, scheduled_for, start_date) key backs this up. A run covers every day since
+the last covered one (see coverage.py), so a scheduler that was down fires one run for
+the latest missed time, and that run exports every day it missed, each exactly once.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from chatferry.apps.service import app_context
+from chatferry.apps.service import AppContext, app_context
 from chatferry.clock import utcnow
 from chatferry.db.engine import begin_write, transaction
 from chatferry.db.models import App, Export, ExportSchedule, table_of
-from chatferry.exports.service import JOB_KIND, new_export
+from chatferry.exports.service import export_job, new_export
+from chatferry.exports.status import ExportStatus
 from chatferry.jobs.queue import enqueue
+from chatferry.obs.log import log_event
+from chatferry.resources import Resource
 from chatferry.runtime import Runtime
+from chatferry.schedules import coverage
 from chatferry.schedules.cron import latest_run_at_or_before, next_run_after
-from chatferry.schedules.service import prune_runs, remove_files, run_window
+from chatferry.schedules.service import get_schedule, prune_runs, remove_files, runs_of
 from chatferry.settings import Settings
 
 log = logging.getLogger(__name__)
 _schedules = table_of(ExportSchedule)
+_exports = table_of(Export)
 
 DUE_BATCH = 100
-MAX_INTERVAL_SECONDS = 1.0
+# Runs that hold their days: in flight or done well.
+_HOLDING = (ExportStatus.SCHEDULED, ExportStatus.STARTED, ExportStatus.FINISHED)
 
 
 @dataclass
 class Fired:
-    export: Export
+    exports: list[Export]
     pruned_keys: list[str] = field(default_factory=list)
 
 
@@ -59,6 +65,57 @@ def due_schedules(
         .limit(limit)
     ).all()
     return [(row.id, row.next_run_at) for row in rows]
+
+
+def _run_day(moment: datetime, timezone: str) -> date:
+    return moment.astimezone(ZoneInfo(timezone)).date()
+
+
+def run_window(run_for: datetime, timezone: str, window_days: int) -> coverage.DayRange:
+    """A first run's window: the ``window_days`` whole days before the run's local day."""
+    return coverage.first_window(_run_day(run_for, timezone), window_days)
+
+
+def plan_run(
+    session: Session, schedule: ExportSchedule, run_for: datetime, timezone: str
+) -> list[coverage.DayRange]:
+    """The windows the run at ``run_for`` exports; sets the schedule's first day on
+    its first run."""
+    run_day = _run_day(run_for, timezone)
+    if schedule.coverage_start is None:
+        schedule.coverage_start = run_window(run_for, timezone, schedule.window_days)[0]
+    lower = schedule.coverage_start
+    if schedule.covered_through is not None:
+        lower = max(lower, schedule.covered_through + coverage.DAY)
+    taken = [(row.start_date, row.end_date) for row in runs_of(session, schedule.id, _HOLDING)]
+    return coverage.windows_to_export(lower, run_day, schedule.window_days, taken)
+
+
+def _add_runs(
+    session: Session,
+    settings: Settings,
+    ctx: AppContext,
+    schedule: ExportSchedule,
+    run_for: datetime,
+    now: datetime,
+) -> list[Export]:
+    """Creates the run's exports and their jobs; none if every day is covered."""
+    created: list[Export] = []
+    for start, end in plan_run(session, schedule, run_for, ctx.timezone):
+        export = new_export(
+            ctx,
+            Resource(schedule.resource_name),
+            start,
+            end,
+            now,
+            schedule_id=schedule.id,
+            scheduled_for=run_for,
+        )
+        session.add(export)
+        session.flush()
+        enqueue(session, export_job(settings, ctx, export))
+        created.append(export)
+    return created
 
 
 def fire(
@@ -89,7 +146,6 @@ def fire(
     # After downtime: one run, for the latest time missed, and on from the next after now.
     latest = latest_run_at_or_before(schedule.cron, ctx.timezone, now)
     run_for = max(expected_next_run_at, latest) if latest else expected_next_run_at
-    next_at = next_run_after(schedule.cron, ctx.timezone, now)
     won = session.execute(
         update(_schedules)
         .where(
@@ -97,29 +153,42 @@ def fire(
             _schedules.c.next_run_at == expected_next_run_at,
             _schedules.c.paused.is_(False),
         )
-        .values(next_run_at=next_at, last_run_at=run_for, updated_at=now)
+        .values(
+            next_run_at=next_run_after(schedule.cron, ctx.timezone, now),
+            last_run_at=run_for,
+            updated_at=now,
+        )
     )
     if won.rowcount != 1:  # type: ignore[attr-defined]
         return None
-    start, end = run_window(run_for, ctx.timezone, schedule.window_days)
-    export = new_export(
-        ctx,
-        schedule.resource_name,
-        start,
-        end,
-        now,
-        schedule_id=schedule.id,
-        scheduled_for=run_for,
-    )
+    session.refresh(schedule)
+    return _fire_runs(session, settings, ctx, schedule, run_for, now)
+
+
+def _fire_runs(
+    session: Session,
+    settings: Settings,
+    ctx: AppContext,
+    schedule: ExportSchedule,
+    run_for: datetime,
+    now: datetime,
+) -> Fired | None:
     try:
         with session.begin_nested():
-            session.add(export)
-            session.flush()
+            exports = _add_runs(session, settings, ctx, schedule, run_for, now)
     except IntegrityError:
         log.warning("schedule %s: the run for %s exists already", schedule.unique_id, run_for)
         return None
-    enqueue(session, JOB_KIND, export.id, max_attempts=settings.job_max_attempts)
-    return Fired(export, prune_runs(session, schedule.id, schedule.keep_last))
+    log_event(
+        log,
+        "schedule fired",
+        schedule=schedule.unique_id,
+        app=ctx.app_id,
+        run_for=run_for.isoformat(),
+        exports=len(exports),
+        windows=",".join(f"{e.start_date}..{e.end_date}" for e in exports) or None,
+    )
+    return Fired(exports, prune_runs(session, schedule.id, schedule.keep_last))
 
 
 def fire_due(rt: Runtime, now: datetime | None = None) -> list[Export]:
@@ -136,35 +205,66 @@ def fire_due(rt: Runtime, now: datetime | None = None) -> list[Export]:
             log.exception("could not fire schedule %s; will retry", schedule_id)
             continue
         if fired is not None:
-            created.append(fired.export)
+            created.extend(fired.exports)
             remove_files(rt, fired.pruned_keys)
     if created:
         rt.job_wakeup.set()
     return created
 
 
-class Scheduler:
-    """A thread that runs ``fire_due`` about every second until stopped."""
+def run_now(
+    session: Session,
+    settings: Settings,
+    app: AppContext,
+    unique_id: str,
+    now: datetime | None = None,
+) -> tuple[ExportSchedule, Fired]:
+    """Fires the schedule at once (paused or not): every day not covered yet up to
+    yesterday is exported. Its regular next run stays as it was."""
+    begin_write(session)
+    schedule = get_schedule(session, app, unique_id, for_update=True)
+    now = now or utcnow()
+    exports = _add_runs(session, settings, app, schedule, now, now)
+    schedule.last_run_at = now
+    schedule.updated_at = now
+    log_event(
+        log, "schedule run now", schedule=schedule.unique_id, app=app.app_id, exports=len(exports)
+    )
+    return schedule, Fired(exports, prune_runs(session, schedule.id, schedule.keep_last))
 
-    def __init__(self, rt: Runtime, interval: float | None = None) -> None:
-        self.rt = rt
-        self.interval = interval or min(MAX_INTERVAL_SECONDS, rt.settings.job_poll_seconds)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="chatferry-scheduler", daemon=True)
-        self._thread.start()
+def on_export_finished(rt: Runtime, export_id: int) -> None:
+    """The finished-export hook: if the export is a schedule's run, moves the
+    schedule's covered day on and applies its keep_last."""
+    with transaction(rt.sessions) as session:
+        begin_write(session)
+        schedule = _schedule_of_export(session, export_id)
+        if schedule is None:
+            return
+        _advance_coverage(session, schedule)
+        keys = prune_runs(session, schedule.id, schedule.keep_last)
+    remove_files(rt, keys)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                fire_due(self.rt)
-            except Exception:
-                log.exception("the scheduler pass failed; retrying")
-            self._stop.wait(self.interval)
+def _schedule_of_export(session: Session, export_id: int) -> ExportSchedule | None:
+    schedule_id = session.scalar(select(_exports.c.schedule_id).where(_exports.c.id == export_id))
+    if schedule_id is None:
+        return None
+    query = select(ExportSchedule).where(ExportSchedule.id == schedule_id).with_for_update()
+    return session.scalar(query)
+
+
+def _advance_coverage(session: Session, schedule: ExportSchedule) -> None:
+    """Moves ``covered_through`` on over the finished runs that now join up with it
+    (the days already covered count even if their runs were pruned since)."""
+    if schedule.coverage_start is None:
+        return
+    finished = [
+        (row.start_date, row.end_date)
+        for row in runs_of(session, schedule.id, (ExportStatus.FINISHED,))
+    ]
+    if schedule.covered_through is not None:
+        finished.append((schedule.coverage_start, schedule.covered_through))
+    through = coverage.covered_through(schedule.coverage_start, finished)
+    if through is not None:
+        schedule.covered_through = through

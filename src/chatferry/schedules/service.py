@@ -1,108 +1,54 @@
-"""Periodic export schedules: create, list, fetch, pause/resume, delete, prune old runs.
+"""Periodic export schedules: create, list, fetch, change, delete, prune old runs.
 
-A schedule runs ``cron`` in its app's timezone. Each run is an ordinary export of the
-``window_days`` whole days before the run's day (in the app's timezone), recorded with
-``schedule_id`` and ``scheduled_for`` (see scheduler.py for how runs fire). After a run
-finishes, older runs are deleted with their files so that the newest ``keep_last``
-finished exports remain; a failed or cancelled run is kept only while it is among the
-newest ``keep_last`` runs, so failures never push out good backups.
+A schedule runs ``cron`` in its app's timezone. Its runs leave no gap: each run exports
+every day from the last covered one (or, for its first run, the ``window_days`` days
+before that run's day) up to the day before the run's day, in exports of at most
+``window_days`` days (see coverage.py and scheduler.py). After a run finishes, older runs
+are deleted with their files so that the newest ``keep_last`` finished exports remain; a
+failed or cancelled run is kept only while it is among the newest ``keep_last`` runs.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from chatferry.apps.service import AppContext
-from chatferry.clock import rfc3339_in_zone, utcnow
-from chatferry.db.engine import begin_write, transaction
+from chatferry.clock import utcnow
+from chatferry.db.engine import begin_write
 from chatferry.db.models import Export, ExportSchedule, table_of
-from chatferry.errors import BadRequest, NotFound
-from chatferry.exports import status
-from chatferry.exports.service import check_resource
+from chatferry.db.types import is_lookup_key
+from chatferry.errors import NotFound, show
+from chatferry.exports.status import DONE, ExportStatus
 from chatferry.runtime import Runtime
-from chatferry.schedules.cron import next_run_after, parse_cron
+from chatferry.schedules.cron import next_run_after
+from chatferry.schedules.requests import ScheduleChange, ScheduleRequest
 
 log = logging.getLogger(__name__)
-
-MAX_WINDOW_DAYS = 30
-MAX_KEEP_LAST = 1000
-DONE_STATUSES = (status.FINISHED, status.FAILED, status.CANCELLED)
 
 _exports = table_of(Export)
 _schedules = table_of(ExportSchedule)
 
 
-def _whole_number(value: Any, name: str, low: int, high: int, meaning: str) -> int:
-    # bool is an int in Python, but true is not a number of days.
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadRequest(
-            f"{name} must be a whole number from {low} to {high} ({meaning}), got {value!r}"
-        )
-    if not low <= value <= high:
-        raise BadRequest(f"{name} {value} is out of range: use {low} to {high} ({meaning})")
-    return value
-
-
-def parse_window_days(value: Any) -> int:
-    if value is None:
-        raise BadRequest(
-            f"window_days is required: each run exports that many whole days before "
-            f"the run's day, 1 to {MAX_WINDOW_DAYS}"
-        )
-    return _whole_number(
-        value, "window_days", 1, MAX_WINDOW_DAYS, "the whole days before each run to export"
-    )
-
-
-def parse_keep_last(value: Any) -> int:
-    if value is None:
-        raise BadRequest(
-            "keep_last is required: how many finished exports of this schedule to keep "
-            "(older ones are deleted with their files)"
-        )
-    return _whole_number(
-        value, "keep_last", 1, MAX_KEEP_LAST, "how many finished exports of the schedule to keep"
-    )
-
-
-def run_window(scheduled_for: datetime, timezone: str, window_days: int) -> tuple[date, date]:
-    """The ``window_days`` whole days before the run's day in the app's timezone."""
-    day = scheduled_for.astimezone(ZoneInfo(timezone)).date()
-    return day - timedelta(days=window_days), day - timedelta(days=1)
-
-
 def create_schedule(
-    session: Session, app: AppContext, body: Any, now: datetime | None = None
+    session: Session, app: AppContext, request: ScheduleRequest, now: datetime | None = None
 ) -> ExportSchedule:
-    if not isinstance(body, dict):
-        raise BadRequest(
-            "the request body must be a JSON object like "
-            '{"type": "comments", "cron": "@daily", "window_days": 1, "keep_last": 7}'
-        )
-    resource = check_resource(body.get("type"))
-    cron = parse_cron(body.get("cron"))
-    window_days = parse_window_days(body.get("window_days"))
-    keep_last = parse_keep_last(body.get("keep_last"))
-    paused = body.get("paused", False)
-    if not isinstance(paused, bool):
-        raise BadRequest(f"paused must be true or false, got {paused!r}")
     now = now or utcnow()
     schedule = ExportSchedule(
         unique_id=str(uuid.uuid4()),
         app_pk=app.pk,
-        resource_name=resource,
-        cron=cron,
-        window_days=window_days,
-        keep_last=keep_last,
-        paused=paused,
-        next_run_at=next_run_after(cron, app.timezone, now),
+        resource_name=request.type,
+        name=request.name,
+        cron=request.cron,
+        window_days=request.window_days,
+        keep_last=request.keep_last,
+        paused=request.paused,
+        next_run_at=next_run_after(request.cron, app.timezone, now),
         last_run_at=None,
         created_at=now,
         updated_at=now,
@@ -133,33 +79,34 @@ def get_schedule(
     session: Session, app: AppContext, unique_id: str, for_update: bool = False
 ) -> ExportSchedule:
     """The app's schedule with this id; another app's id is NotFound like an unknown one."""
-    if "\x00" in unique_id:  # PostgreSQL refuses NUL in text: it can match nothing
-        raise NotFound(f"no export schedule with unique_id {unique_id!r}")
     query = select(ExportSchedule).where(
         ExportSchedule.unique_id == unique_id, ExportSchedule.app_pk == app.pk
     )
-    schedule = session.scalar(query.with_for_update() if for_update else query)
+    found = query.with_for_update() if for_update else query
+    schedule = session.scalar(found) if is_lookup_key(unique_id) else None
     if schedule is None:
-        raise NotFound(f"no export schedule with unique_id {unique_id!r}")
+        raise NotFound(f"no export schedule with unique_id {show(unique_id)}")
     return schedule
 
 
-def set_paused(
-    session: Session, app: AppContext, unique_id: str, body: Any, now: datetime | None = None
+def change_schedule(
+    session: Session,
+    app: AppContext,
+    unique_id: str,
+    change: ScheduleChange,
+    now: datetime | None = None,
 ) -> ExportSchedule:
-    """Pauses or resumes; a resumed schedule next runs at its first time after now
-    (runs missed while paused are not made up)."""
-    if not isinstance(body, dict) or set(body) != {"paused"}:
-        raise BadRequest('send {"paused": true} to pause the schedule or {"paused": false}')
-    paused = body["paused"]
-    if not isinstance(paused, bool):
-        raise BadRequest(f"paused must be true or false, got {paused!r}")
+    """Applies a PATCH. A new cron, or a resume, sets the next run to the cron's first
+    time after now; the days missed meanwhile are covered by that run (no gap)."""
+    changes = change.changes()
     begin_write(session)
     schedule = get_schedule(session, app, unique_id, for_update=True)
     now = now or utcnow()
-    if schedule.paused and not paused:
+    resumed = schedule.paused and changes.get("paused") is False
+    for name, value in changes.items():
+        setattr(schedule, name, value)
+    if resumed or "cron" in changes:
         schedule.next_run_at = next_run_after(schedule.cron, app.timezone, now)
-    schedule.paused = paused
     schedule.updated_at = now
     session.flush()
     return schedule
@@ -183,10 +130,12 @@ def prune_runs(session: Session, schedule_id: int, keep_last: int) -> list[str]:
     """
     rows = session.execute(
         select(_exports.c.id, _exports.c.status, _exports.c.storage_key)
-        .where(_exports.c.schedule_id == schedule_id, _exports.c.status.in_(DONE_STATUSES))
-        .order_by(_exports.c.scheduled_for.desc(), _exports.c.id.desc())
+        .where(_exports.c.schedule_id == schedule_id, _exports.c.status.in_(DONE))
+        .order_by(
+            _exports.c.scheduled_for.desc(), _exports.c.start_date.desc(), _exports.c.id.desc()
+        )
     ).all()
-    finished = [row for row in rows if row.status == status.FINISHED]
+    finished = [row for row in rows if row.status == ExportStatus.FINISHED]
     keep = {row.id for row in finished[:keep_last]} | {row.id for row in rows[:keep_last]}
     doomed = [row for row in rows if row.id not in keep]
     if not doomed:
@@ -203,36 +152,12 @@ def remove_files(rt: Runtime, keys: list[str]) -> None:
             log.exception("could not delete the pruned export file %s", key)
 
 
-def prune_runs_of_export(rt: Runtime, export_id: int) -> None:
-    """After a run of a schedule finished: applies the schedule's keep_last."""
-    with rt.engine.connect() as conn:
-        row = conn.execute(
-            select(_schedules.c.id, _schedules.c.keep_last)
-            .select_from(_exports.join(_schedules, _exports.c.schedule_id == _schedules.c.id))
-            .where(_exports.c.id == export_id)
-        ).first()
-    if row is None:
-        return
-    with transaction(rt.sessions) as session:
-        begin_write(session)
-        keys = prune_runs(session, row.id, row.keep_last)
-    remove_files(rt, keys)
-
-
-def schedule_record(schedule: ExportSchedule, app: AppContext) -> dict[str, Any]:
-    def moment(value: datetime | None) -> str:
-        return rfc3339_in_zone(value, app.timezone) if value else ""
-
-    return {
-        "unique_id": schedule.unique_id,
-        "type": schedule.resource_name,
-        "cron": schedule.cron,
-        "timezone": app.timezone,
-        "window_days": schedule.window_days,
-        "keep_last": schedule.keep_last,
-        "paused": schedule.paused,
-        "next_run_at": moment(schedule.next_run_at),
-        "last_run_at": moment(schedule.last_run_at),
-        "created_at": moment(schedule.created_at),
-        "updated_at": moment(schedule.updated_at),
-    }
+def runs_of(session: Session, schedule_id: int, statuses: tuple[str, ...]) -> list[Any]:
+    """The (start_date, end_date) of the schedule's runs in these statuses."""
+    return list(
+        session.execute(
+            select(_exports.c.start_date, _exports.c.end_date).where(
+                _exports.c.schedule_id == schedule_id, _exports.c.status.in_(statuses)
+            )
+        ).all()
+    )

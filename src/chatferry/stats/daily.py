@@ -22,17 +22,17 @@ from sqlalchemy.sql.elements import BindParameter
 from chatferry.apps.service import AppContext
 from chatferry.db.models import Comment, Export, Room, User, table_of
 from chatferry.errors import BadRequest
-from chatferry.exports import status
 from chatferry.exports.dates import parse_day
-from chatferry.exports.service import check_resource
+from chatferry.exports.status import ExportStatus
+from chatferry.resources import Resource, parse_resource
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 90
 
-_TABLES: dict[str, str] = {
-    "users": table_of(User).name,
-    "rooms": table_of(Room).name,
-    "comments": table_of(Comment).name,
+_TABLES: dict[Resource, str] = {
+    Resource.USERS: table_of(User).name,
+    Resource.ROOMS: table_of(Room).name,
+    Resource.COMMENTS: table_of(Comment).name,
 }
 _exports = table_of(Export)
 
@@ -46,7 +46,7 @@ class DayStat:
 
 @dataclass(frozen=True)
 class DailyStats:
-    resource: str
+    resource: Resource
     start: date
     end: date
     timezone: str
@@ -123,7 +123,7 @@ def _counts_statement(table: str, days: int) -> TextClause:
 
 
 def rows_per_day(
-    conn: Connection, resource: str, app_pk: int, bounds: Sequence[datetime]
+    conn: Connection, resource: Resource, app_pk: int, bounds: Sequence[datetime]
 ) -> list[int]:
     """How many rows the app created in each [bounds[i], bounds[i+1]), in one query.
 
@@ -141,12 +141,14 @@ def rows_per_day(
     return counts
 
 
-def covered_days(conn: Connection, resource: str, app_pk: int, start: date, end: date) -> set[date]:
+def covered_days(
+    conn: Connection, resource: Resource, app_pk: int, start: date, end: date
+) -> set[date]:
     """The days in [start, end] that a finished export still on file covers."""
     query = select(_exports.c.start_date, _exports.c.end_date).where(
         _exports.c.app_pk == app_pk,
         _exports.c.resource_name == resource,
-        _exports.c.status == status.FINISHED,
+        _exports.c.status == ExportStatus.FINISHED,
         _exports.c.storage_key != "",
         _exports.c.expired_at.is_(None),
         _exports.c.start_date <= end,
@@ -164,13 +166,13 @@ def covered_days(conn: Connection, resource: str, app_pk: int, start: date, end:
 def daily_stats(
     conn: Connection,
     app: AppContext,
-    resource: Any,
+    resource_value: Any,
     start_value: Any,
     end_value: Any,
     now: datetime,
 ) -> DailyStats:
     """Validates the request and computes rows and coverage for each day."""
-    resource = check_resource(resource)
+    resource = parse_resource(resource_value)
     start, end = resolve_range(start_value, end_value, app.timezone, now)
     bounds = day_bounds(start, end, app.timezone)
     counts = rows_per_day(conn, resource, app.pk, bounds)
@@ -194,7 +196,7 @@ def daily_stats_record(stats: DailyStats, max_export_days: int) -> dict[str, Any
             for d in stats.days
         ],
         "limit": stats.limit,
-        "type": stats.resource,
+        "type": stats.resource.value,
         "start_date": stats.start.isoformat(),
         "end_date": stats.end.isoformat(),
         "timezone": stats.timezone,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlparse
@@ -14,6 +14,8 @@ from urllib.parse import quote, unquote, urlparse
 import obstore
 from obstore.exceptions import NotFoundError
 from obstore.store import LocalStore, ObjectStore, S3Store, from_url
+
+from chatferry.fs import make_private
 
 if TYPE_CHECKING:
     from obstore import Attributes
@@ -109,6 +111,9 @@ class FileStore:
             max_concurrency=_MAX_CONCURRENCY,
             attributes=attributes,
         )
+        path = self.local_path(key)
+        if path is not None:
+            make_private(path)
 
     def delete(self, key: str) -> None:
         """Removes the file; a file that is already gone is not an error."""
@@ -122,6 +127,26 @@ class FileStore:
         except (NotFoundError, FileNotFoundError):
             return False
         return True
+
+    def list_keys(self, prefix: str) -> Iterator[tuple[str, datetime]]:
+        """Every stored key under ``prefix``, with its last-modified time."""
+        for batch in obstore.list(self._store, prefix, chunk_size=500):
+            for meta in batch:
+                yield meta["path"], meta["last_modified"]
+
+    def remove_stale_partials(self, older_than: datetime) -> int:
+        """Deletes the staging files killed writers left on local disk (see
+        ``_remove_partial_uploads``) that are older than ``older_than``; returns how many."""
+        if self._local_root is None or not self._local_root.exists():
+            return 0
+        removed = 0
+        cutoff = older_than.timestamp()
+        for partial in self._local_root.rglob("*#*"):
+            with contextlib.suppress(FileNotFoundError):
+                if partial.is_file() and partial.stat().st_mtime < cutoff:
+                    partial.unlink()
+                    removed += 1
+        return removed
 
     def read_bytes(self, key: str) -> bytes:
         return bytes(obstore.get(self._store, key).bytes())

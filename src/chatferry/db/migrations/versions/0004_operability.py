@@ -25,6 +25,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("name", sa.String(length=200), server_default="", nullable=False)
         )
+        batch_op.add_column(sa.Column("coverage_start", sa.Date(), nullable=True))
         batch_op.add_column(sa.Column("covered_through", sa.Date(), nullable=True))
 
     with op.batch_alter_table(
@@ -78,4 +79,5 @@ def downgrade() -> None:
         "export_schedules", schema=None, table_kwargs={"sqlite_autoincrement": True}
     ) as batch_op:
         batch_op.drop_column("covered_through")
+        batch_op.drop_column("coverage_start")
         batch_op.drop_column("name")

@@ -17,8 +17,9 @@ from typing import IO
 from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from chatferry.apps.service import RESOURCES, AppContext
-from chatferry.errors import BadRequest, PayloadTooLarge
+from chatferry.apps.service import AppContext
+from chatferry.errors import BadRequest, PayloadTooLarge, show
+from chatferry.resources import Resource, parse_resource
 
 # Room for the multipart boundaries, part headers and the small form fields.
 FRAMING_ALLOWANCE = 64 * 1024
@@ -30,7 +31,7 @@ _FALSE = ("false", "0", "no", "off", "")
 
 @dataclass
 class ParsedUpload:
-    resource: str
+    resource: Resource
     dry_run: bool
     filename: str
     size: int
@@ -78,16 +79,14 @@ def _text_field(form: FormData, name: str) -> str | None:
     return value.strip()
 
 
-def _resource(form: FormData) -> str:
+def _resource(form: FormData) -> Resource:
     value = _text_field(form, "type")
     if not value:
         raise BadRequest(
             'the form field type is required: one of "users", "rooms", "comments" '
             "(the kind of rows in the file)"
         )
-    if value not in RESOURCES:
-        raise BadRequest(f'type {value!r} is not valid: use one of "users", "rooms", "comments"')
-    return value
+    return parse_resource(value)
 
 
 def _dry_run(form: FormData) -> bool:
@@ -96,12 +95,14 @@ def _dry_run(form: FormData) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise BadRequest(f"validate_only must be true or false, got {value!r}")
+    raise BadRequest(f"validate_only must be true or false, got {show(value)}")
 
 
 def _clean_filename(name: str | None) -> str:
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
-    return base[:255] or "import.json"
+    """The file's own name: no directories, no control characters (NUL included)."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    printable = "".join(ch for ch in base if ch.isprintable()).strip()
+    return printable[:255] or "import.json"
 
 
 async def read_upload(
@@ -113,7 +114,7 @@ async def read_upload(
         raise BadRequest(
             "the request must be multipart/form-data with the fields type and file "
             "(e.g. curl -F type=users -F file=@users.json), got "
-            f"{content_type or 'no Content-Type'}"
+            f"{show(content_type) if content_type else 'no Content-Type'}"
         )
     cap = app.import_max_bytes + FRAMING_ALLOWANCE
     declared = headers.get("content-length", "")

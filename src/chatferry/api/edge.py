@@ -1,0 +1,57 @@
+"""The HTTP edge: headers on every answer, request metrics, and clients that leave.
+
+A pure ASGI middleware (no per-request task or body buffering): it adds
+``Cache-Control: no-store`` (unless the route set its own) and
+``X-Content-Type-Options: nosniff`` to every answer, and counts each request by its
+route template and status with its latency.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chatferry.obs import metrics
+
+log = logging.getLogger(__name__)
+
+_ALWAYS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+def _route_of(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+class EdgeMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers.extend(h for h in _ALWAYS if h[0] not in names)
+                if _NO_STORE[0] not in names:
+                    headers.append(_NO_STORE)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            seconds = time.perf_counter() - started
+            metrics.http_request(_route_of(scope), scope["method"], status, seconds)

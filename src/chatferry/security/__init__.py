@@ -1,0 +1,1 @@
+"""Keys, signed links and app secrets."""
