@@ -73,7 +73,9 @@ def fill(rt: Runtime, comments: int, days: int) -> tuple[int, str, str, float]:
     """Creates the app and its data; returns its pk, id, secret and the seconds it took."""
     started = time.perf_counter()
     with transaction(rt.sessions) as session:
-        app, secret = create_app(session, "stats bench", app_id="stats-bench", timezone=TIMEZONE)
+        app, secret = create_app(
+            session, rt.secrets, "stats bench", app_id="stats-bench", timezone=TIMEZONE
+        )
         spec = DemoSpec(users=2000, rooms=1000, comments=comments, days=days, seed=42)
         generate(session, app.id, spec)
         add_covering_exports(session, app.id, days)
