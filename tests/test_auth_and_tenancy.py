@@ -19,29 +19,14 @@ from chatferry.db.engine import transaction
 from chatferry.db.models import App, Export
 from chatferry.runtime import Runtime
 from chatferry.security.secrets import SecretHasher
-from helpers_api import (
-    EXPORTS,
-    add_comment,
-    add_room,
-    add_user,
-    app_pk,
-    assert_error,
-    create_export,
-    download_json,
-    export_and_wait,
-    quick_app,
-)
-
-from conftest import Credentials, wait_for
+from support.apps import Credentials, NewApp
+from support.exports import create_export, download_json, export_and_wait, wait_finished
+from support.http import EXPORTS, assert_error
+from support.rows import add_comment, add_room, add_user, app_pk
+from support.servers import StartServer
 
 MISSING_APP_ID = "QISCUS-SDK-APP-ID"
 MISSING_SECRET = "QISCUS-SDK-SECRET"
-
-
-@pytest.fixture
-def new_app(runtime: Runtime) -> Any:
-    """Like conftest's make_app, with a cheap secret hash (see helpers_api.quick_app)."""
-    return lambda name="Test app", timezone="UTC": quick_app(runtime, name, timezone)
 
 
 def export_rows(rt: Runtime) -> int:
@@ -53,7 +38,7 @@ def export_rows(rt: Runtime) -> int:
 
 
 def test_missing_credentials_get_401_naming_the_header(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app()
     requests = [
@@ -76,10 +61,10 @@ def test_missing_credentials_get_401_naming_the_header(
 
 
 def test_wrong_secret_and_unknown_app_get_the_same_401(
-    client: TestClient, make_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
-    creds = make_app()
-    other = make_app("other")
+    creds = new_app(real_secret_hash=True)
+    other = new_app("other")  # only its secret is used, against the first app's hash
     wrong_secret = client.get(
         EXPORTS, headers={"QISCUS-SDK-APP-ID": creds.app_id, "QISCUS-SDK-SECRET": "nope" * 8}
     )
@@ -101,7 +86,7 @@ def test_wrong_secret_and_unknown_app_get_the_same_401(
 
 
 def test_header_names_are_case_insensitive_and_take_underscores_in_process(
-    client: TestClient, new_app: Any
+    client: TestClient, new_app: NewApp
 ) -> None:
     creds = new_app()
     variants = [
@@ -134,8 +119,9 @@ def raw_request(
         conn.close()
 
 
+@pytest.mark.slow
 def test_a_real_server_accepts_any_header_case_and_the_underscore_forms(
-    start_server: Any, new_app: Any
+    start_server: StartServer, new_app: NewApp
 ) -> None:
     creds = new_app()
     server = start_server()
@@ -168,14 +154,7 @@ def test_a_real_server_accepts_any_header_case_and_the_underscore_forms(
     )
     assert status == 200, body
     unique_id = body["results"]["unique_id"]
-
-    def finished() -> dict[str, Any] | None:
-        status, body = raw_request(server.base_url, "GET", f"{EXPORTS}/{unique_id}", underscores)
-        assert status == 200, body
-        record: dict[str, Any] = body["results"]["backup_history"]
-        return record if record["status"] == "finished" else None
-
-    record = wait_for(finished)
+    record = wait_finished(server.http, dict(underscores), unique_id)
     assert record["download_url"].startswith(f"{server.base_url}/api/v2.1/rest/exports/")
     status, body = raw_request(server.base_url, "DELETE", f"{EXPORTS}/{unique_id}", underscores)
     assert status == 200, body
@@ -227,9 +206,9 @@ def test_a_legacy_argon2_secret_works_once_and_is_upgraded(
 
 
 def test_rotating_the_secret_stops_the_old_one_at_once(
-    client: TestClient, make_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
-    creds = make_app()
+    creds = new_app()
     assert client.get(EXPORTS, headers=creds.headers).status_code == 200
     with transaction(runtime.sessions) as session:
         new_secret = rotate_secret(session, runtime.secrets, creds.app_id)
@@ -277,7 +256,7 @@ def fill_app(rt: Runtime, app_id: str, label: str) -> dict[str, list[str]]:
 
 
 def test_another_apps_export_is_invisible(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     a = new_app("A")
     b = new_app("B")
@@ -309,7 +288,7 @@ def test_another_apps_export_is_invisible(
 
 
 def test_an_export_holds_only_its_own_apps_rows(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     a = new_app("A")
     b = new_app("B")

@@ -9,28 +9,27 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from chatferry.db.engine import transaction
 from chatferry.db.models import App, Comment, Room, RoomParticipant, User
-from helpers_proc import (  # show_process_logs: autouse fixture
-    API,
-    api_get,
-    api_headers,
-    create_export,
-    run_cli,
-    run_cli_json,
-    seed_comments,
-    show_process_logs,  # noqa: F401
-    wait_for_status,
-)
+from chatferry.runtime import Runtime
+from support.apps import Credentials, NewApp
+from support.exports import create_export, wait_finished
+from support.http import EXPORTS
+from support.rows import seed_comments
+from support.servers import StartServer, run_cli, run_cli_json
+
+pytestmark = pytest.mark.slow  # every test runs the CLI as a process
 
 SAMPLE_ID = "sdksample"
 SAMPLE_SECRET = "2820ae9dfc5362f7f3a10381fb89afc7"
+SAMPLE = Credentials(SAMPLE_ID, SAMPLE_SECRET)
 
 
-def _status(base_url: str, app_id: str, secret: str) -> int:
-    return api_get(base_url, "/exports", app_id, secret).status_code
+def _status(http: httpx.Client, app_id: str, secret: str) -> int:
+    return http.get(EXPORTS, headers=Credentials(app_id, secret).headers).status_code
 
 
 def _assert_fails(done: Any, *fragments: str) -> None:
@@ -46,8 +45,8 @@ def _assert_fails(done: Any, *fragments: str) -> None:
 
 
 def test_apps_create_prints_credentials_that_authenticate(
-    settings_env: dict[str, str], start_server
-) -> None:  # type: ignore[no-untyped-def]
+    settings_env: dict[str, str], start_server: StartServer
+) -> None:
     generated = run_cli_json(settings_env, "apps", "create", "--name", "My Chat App")
     assert {"app_id", "secret"} <= set(generated)
     assert generated["name"] == "My Chat App"
@@ -76,23 +75,23 @@ def test_apps_create_prints_credentials_that_authenticate(
     }
 
     server = start_server()
-    base = server.base_url
-    assert _status(base, generated["app_id"], generated["secret"]) == 200
-    assert _status(base, SAMPLE_ID, SAMPLE_SECRET) == 200
+    http = server.http
+    assert _status(http, generated["app_id"], generated["secret"]) == 200
+    assert _status(http, SAMPLE_ID, SAMPLE_SECRET) == 200
     # Each secret opens only its own app.
-    assert _status(base, SAMPLE_ID, generated["secret"]) == 401
-    assert _status(base, generated["app_id"], SAMPLE_SECRET) == 401
-    assert _status(base, SAMPLE_ID, SAMPLE_SECRET[:-1] + "0") == 401
+    assert _status(http, SAMPLE_ID, generated["secret"]) == 401
+    assert _status(http, generated["app_id"], SAMPLE_SECRET) == 401
+    assert _status(http, SAMPLE_ID, SAMPLE_SECRET[:-1] + "0") == 401
     # The kept app's timezone is used on its records.
-    record = create_export(base, SAMPLE_ID, SAMPLE_SECRET, {"type": "users"})
+    record = create_export(http, SAMPLE.headers, type="users")
     assert record["created_at"].endswith("+07:00"), record
 
 
-def test_apps_create_refuses_duplicates_and_bad_input(settings_env: dict[str, str]) -> None:
-    run_cli_json(
-        settings_env, "apps", "create", "--name", "Sample", "--app-id", SAMPLE_ID,
-        "--secret", SAMPLE_SECRET,
-    )  # fmt: skip
+def test_apps_create_refuses_duplicates_and_bad_input(
+    settings_env: dict[str, str], new_app: NewApp
+) -> None:
+    # The app comes from the test's database directly: `apps create` is tested above.
+    new_app("Sample", app_id=SAMPLE_ID, secret=SAMPLE_SECRET, real_secret_hash=True)
 
     duplicate = run_cli(
         settings_env, "apps", "create", "--name", "Other", "--app-id", SAMPLE_ID,
@@ -119,7 +118,9 @@ def test_apps_create_refuses_duplicates_and_bad_input(settings_env: dict[str, st
     assert [(a["app_id"], a["name"]) for a in listed] == [(SAMPLE_ID, "Sample")]
 
 
-def test_apps_list_shows_apps_but_never_secrets(settings_env: dict[str, str], runtime) -> None:  # type: ignore[no-untyped-def]
+def test_apps_list_shows_apps_but_never_secrets(
+    settings_env: dict[str, str], runtime: Runtime
+) -> None:
     first = run_cli_json(settings_env, "apps", "create", "--name", "My Chat App")
     second = run_cli_json(
         settings_env, "apps", "create", "--name", "Sample", "--app-id", SAMPLE_ID,
@@ -154,51 +155,47 @@ def test_apps_list_shows_apps_but_never_secrets(settings_env: dict[str, str], ru
 
 
 def test_rotate_secret_takes_effect_on_a_running_server(
-    settings_env: dict[str, str], start_server
-) -> None:  # type: ignore[no-untyped-def]
-    run_cli_json(
-        settings_env, "apps", "create", "--name", "Sample", "--app-id", SAMPLE_ID,
-        "--secret", SAMPLE_SECRET,
-    )  # fmt: skip
+    settings_env: dict[str, str], new_app: NewApp, start_server: StartServer
+) -> None:
+    # The app comes from the test's database directly: `apps create` is tested above.
+    new_app("Sample", app_id=SAMPLE_ID, secret=SAMPLE_SECRET, real_secret_hash=True)
     server = start_server()
-    base = server.base_url
+    http = server.http
     # Authenticated once before rotating (a server may remember recent successes).
-    assert _status(base, SAMPLE_ID, SAMPLE_SECRET) == 200
+    assert _status(http, SAMPLE_ID, SAMPLE_SECRET) == 200
 
     rotated = run_cli_json(settings_env, "apps", "rotate-secret", SAMPLE_ID)
     assert rotated["app_id"] == SAMPLE_ID
     new_secret = rotated["secret"]
     assert new_secret != SAMPLE_SECRET and len(new_secret) >= 16
 
-    old = api_get(base, "/exports", SAMPLE_ID, SAMPLE_SECRET)
+    old = http.get(EXPORTS, headers=SAMPLE.headers)
     assert old.status_code == 401, old.text
     assert old.json()["status"] == 401
-    assert _status(base, SAMPLE_ID, new_secret) == 200
+    assert _status(http, SAMPLE_ID, new_secret) == 200
 
     again = run_cli_json(settings_env, "apps", "rotate-secret", SAMPLE_ID)["secret"]
     assert again != new_secret
-    assert _status(base, SAMPLE_ID, new_secret) == 401
-    assert _status(base, SAMPLE_ID, again) == 200
+    assert _status(http, SAMPLE_ID, new_secret) == 401
+    assert _status(http, SAMPLE_ID, again) == 200
 
     unknown = run_cli(settings_env, "apps", "rotate-secret", "no-such-app")
     _assert_fails(unknown, "no-such-app")
 
 
 def test_apps_update_changes_limits_and_timezone(
-    settings_env: dict[str, str], runtime, start_server
-) -> None:  # type: ignore[no-untyped-def]
-    run_cli_json(
-        settings_env, "apps", "create", "--name", "Sample", "--app-id", SAMPLE_ID,
-        "--secret", SAMPLE_SECRET,
-    )  # fmt: skip
+    settings_env: dict[str, str], runtime: Runtime, new_app: NewApp, start_server: StartServer
+) -> None:
+    # The app comes from the test's database directly: `apps create` is tested above.
+    new_app("Sample", app_id=SAMPLE_ID, secret=SAMPLE_SECRET, real_secret_hash=True)
     now = datetime.now(UTC).replace(microsecond=0)
     seed_comments(runtime, SAMPLE_ID, [now - timedelta(hours=2, minutes=i) for i in range(6)])
     server = start_server()
-    base = server.base_url
+    http = server.http
 
-    before = create_export(base, SAMPLE_ID, SAMPLE_SECRET, {"type": "comments"})
+    before = create_export(http, SAMPLE.headers, type="comments")
     assert before["created_at"].endswith("+00:00"), before
-    assert wait_for_status(base, SAMPLE_ID, SAMPLE_SECRET, before["unique_id"])["total_rows"] == 6
+    assert wait_finished(http, SAMPLE.headers, before["unique_id"])["total_rows"] == 6
 
     updated = run_cli_json(
         settings_env, "apps", "update", SAMPLE_ID, "--export-max-comments", "5",
@@ -210,31 +207,26 @@ def test_apps_update_changes_limits_and_timezone(
     assert updated["export_max_rows"]["users"] == 1000  # untouched
 
     # The running server applies the new limit at once, and says what to change.
-    refused = httpx.post(
-        f"{base}{API}/exports",
-        json={"type": "comments"},
-        headers=api_headers(SAMPLE_ID, SAMPLE_SECRET),
-        timeout=10,
-    )
+    refused = http.post(EXPORTS, json={"type": "comments"}, headers=SAMPLE.headers)
     assert refused.status_code == 400, refused.text
     message = refused.json()["error"]["message"]
     assert "6" in message and "limit of 5" in message, message
     assert "--export-max-comments" in message, message
 
     # Users are still under their (default) limit, and records use +07:00 now.
-    record = create_export(base, SAMPLE_ID, SAMPLE_SECRET, {"type": "users"})
+    record = create_export(http, SAMPLE.headers, type="users")
     assert record["created_at"].endswith("+07:00"), record
     assert record["original_filename"] == f"{record['created_at']}_exported_users.json"
     # The earlier export is shown in the new zone too.
-    shown = api_get(base, f"/exports/{before['unique_id']}", SAMPLE_ID, SAMPLE_SECRET)
+    shown = http.get(f"{EXPORTS}/{before['unique_id']}", headers=SAMPLE.headers)
     assert shown.json()["results"]["backup_history"]["created_at"].endswith("+07:00")
 
     # 0 puts the limit back to the deployment default.
     reset = run_cli_json(settings_env, "apps", "update", SAMPLE_ID, "--export-max-comments", "0")
     assert reset["export_max_rows"]["comments"] == 5000
     assert reset["timezone"] == "Asia/Jakarta"
-    accepted = create_export(base, SAMPLE_ID, SAMPLE_SECRET, {"type": "comments"})
-    assert wait_for_status(base, SAMPLE_ID, SAMPLE_SECRET, accepted["unique_id"])["total_rows"] == 6
+    accepted = create_export(http, SAMPLE.headers, type="comments")
+    assert wait_finished(http, SAMPLE.headers, accepted["unique_id"])["total_rows"] == 6
 
     _assert_fails(
         run_cli(settings_env, "apps", "update", "no-such-app", "--timezone", "UTC"), "no-such-app"
@@ -251,9 +243,11 @@ def test_apps_update_changes_limits_and_timezone(
     assert run_cli_json(settings_env, "apps", "list", "--json")[0]["timezone"] == "Asia/Jakarta"
 
 
-def test_demo_data_fills_an_app_with_realistic_data(settings_env: dict[str, str], runtime) -> None:  # type: ignore[no-untyped-def]
-    run_cli_json(settings_env, "apps", "create", "--name", "Demo", "--app-id", "demo")
-    other = run_cli_json(settings_env, "apps", "create", "--name", "Other", "--app-id", "other")
+def test_demo_data_fills_an_app_with_realistic_data(
+    settings_env: dict[str, str], runtime: Runtime, new_app: NewApp
+) -> None:
+    new_app("Demo", app_id="demo")
+    other = {"app_id": new_app("Other", app_id="other").app_id}
     started = datetime.now(UTC)
     counts = run_cli_json(
         settings_env, "demo-data", "--app-id", "demo", "--users", "50", "--rooms", "20",

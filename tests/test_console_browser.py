@@ -9,8 +9,6 @@ each state at desktop width and at 375 px into test-artifacts/screenshots/.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -25,10 +23,12 @@ from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 from chatferry.db.engine import transaction
 from chatferry.demo.generate import DemoSpec, generate
 from chatferry.runtime import Runtime
-from helpers_api import add_users, app_pk
-from helpers_proc import API, api_headers, show_process_logs  # noqa: F401
-
-from conftest import IN_CI, Credentials, ServerProcess, cli_command, wait_for
+from support.apps import Credentials
+from support.db import IN_CI
+from support.http import API
+from support.rows import add_users, app_pk
+from support.servers import ServerProcess, run_cli
+from support.waiting import wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -166,9 +166,9 @@ def noon_utc(day: date, timezone: str) -> datetime:
 
 
 def test_sign_in_wrong_secret_then_right_then_sign_out(
-    start_server: Any, open_console: Any, make_app: Any
+    start_server: Any, open_console: Any, new_app: Any
 ) -> None:
-    creds = make_app()
+    creds = new_app()
     server = start_server()
     console = open_console(server)
     page = console.page
@@ -208,19 +208,14 @@ def test_sign_in_wrong_secret_then_right_then_sign_out(
 
 
 def test_a_rotated_secret_signs_the_tab_out_with_the_apis_message(
-    start_server: Any, open_console: Any, make_app: Any, settings_env: dict[str, str]
+    start_server: Any, open_console: Any, new_app: Any, settings_env: dict[str, str]
 ) -> None:
-    creds = make_app()
+    creds = new_app()
     server = start_server()
     console = open_console(server)
     sign_in(console, creds)
-    done = subprocess.run(
-        cli_command("apps", "rotate-secret", creds.app_id),
-        env={**os.environ, **settings_env},
-        capture_output=True,
-        check=True,
-    )
-    assert done.returncode == 0
+    done = run_cli(settings_env, "apps", "rotate-secret", creds.app_id)
+    assert done.returncode == 0, done.stderr
     expected = console.api(creds, "GET", "/exports")["error"]["message"]
     go_to(console.page, "Exports")
     expect(console.page.get_by_role("alert")).to_have_text(expected)
@@ -230,24 +225,15 @@ def test_a_rotated_secret_signs_the_tab_out_with_the_apis_message(
 # ---------------------------------------------------------------------------- exports
 
 
-def start_worker(settings_env: dict[str, str], tmp_path: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        cli_command("worker"),
-        env={**os.environ, **settings_env},
-        stdout=(tmp_path / "worker.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-
 def test_exports_progress_download_cancel_and_delete(
     start_server: Any,
+    start_worker: Any,
     open_console: Any,
-    make_app: Any,
+    new_app: Any,
     runtime: Runtime,
-    settings_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    creds = make_app(timezone="Asia/Jakarta")
+    creds = new_app(timezone="Asia/Jakarta")
     with transaction(runtime.sessions) as session:
         generate(session, app_pk(runtime, creds.app_id), DemoSpec(20, 10, 400, 3, seed=7))
     server = start_server(None, "--no-worker")  # jobs wait until the worker below starts
@@ -273,13 +259,9 @@ def test_exports_progress_download_cancel_and_delete(
     expect(started.get_by_role("progressbar")).to_be_visible()
     snap(page, "03-export-started")
 
-    worker = start_worker(settings_env, tmp_path)
-    try:
-        finished = row(page, "exports-table", unique_id)
-        expect(finished).to_have_attribute("data-status", "finished", timeout=30_000)
-    finally:
-        worker.terminate()
-        worker.wait(15)
+    start_worker()
+    finished = row(page, "exports-table", unique_id)
+    expect(finished).to_have_attribute("data-status", "finished", timeout=30_000)
     expect(finished.locator("td[data-label='Rows']")).to_have_text("400")
     snap(page, "04-export-finished")
 
@@ -348,9 +330,9 @@ def latest_import(console: Console, creds: Credentials) -> dict[str, Any]:
 
 
 def test_import_bad_file_shows_problems_then_good_file_dry_run_then_for_real(
-    start_server: Any, open_console: Any, make_app: Any
+    start_server: Any, open_console: Any, new_app: Any
 ) -> None:
-    creds = make_app()
+    creds = new_app()
     server = start_server()
     console = open_console(server)
     page = console.page
@@ -426,9 +408,9 @@ def schedule_row(page: Page, name: str) -> Any:
 
 
 def test_schedules_create_edit_pause_run_now_and_delete(
-    start_server: Any, open_console: Any, make_app: Any, runtime: Runtime
+    start_server: Any, open_console: Any, new_app: Any, runtime: Runtime
 ) -> None:
-    creds = make_app()
+    creds = new_app()
     yesterday = app_today("UTC") - timedelta(days=1)
     add_users(runtime, creds.app_id, [noon_utc(yesterday, "UTC")])
     server = start_server()
@@ -504,10 +486,10 @@ def day_mark(page: Page, day: date) -> Any:
 
 
 def test_coverage_chart_marks_backed_up_days_and_backs_up_the_rest(
-    start_server: Any, open_console: Any, make_app: Any, runtime: Runtime
+    start_server: Any, open_console: Any, new_app: Any, runtime: Runtime
 ) -> None:
     zone = "Asia/Jakarta"
-    creds = make_app(timezone=zone)
+    creds = new_app(timezone=zone)
     today = app_today(zone)
     old, empty, covered, covered_too = (today - timedelta(days=n) for n in (5, 4, 3, 2))
     moments = [noon_utc(old, zone)] * 2 + [noon_utc(covered, zone)] + [noon_utc(covered_too, zone)]
@@ -521,7 +503,7 @@ def test_coverage_chart_marks_backed_up_days_and_backs_up_the_rest(
         lambda: (
             httpx.get(
                 f"{server.base_url}{API}/exports/{export['unique_id']}",
-                headers=api_headers(creds.app_id, creds.secret),
+                headers=creds.headers,
             ).json()["results"]["backup_history"]["status"]
             == "finished"
         )
@@ -564,9 +546,9 @@ def test_coverage_chart_marks_backed_up_days_and_backs_up_the_rest(
 
 
 def test_docs_render_offline_under_the_csp_and_try_it_out_works(
-    start_server: Any, open_console: Any, make_app: Any
+    start_server: Any, open_console: Any, new_app: Any
 ) -> None:
-    creds = make_app()
+    creds = new_app()
     server = start_server()
     console = open_console(server)
     page = console.page
@@ -618,9 +600,9 @@ FOCUSED = """() => {
 
 
 def test_every_control_is_labelled_and_reachable_by_keyboard(
-    start_server: Any, open_console: Any, make_app: Any
+    start_server: Any, open_console: Any, new_app: Any
 ) -> None:
-    creds = make_app()
+    creds = new_app()
     server = start_server()
     console = open_console(server)
     page = console.page

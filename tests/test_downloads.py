@@ -14,23 +14,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from chatferry.runtime import Runtime
-from helpers_api import (
-    EXPORTS,
-    add_users,
-    assert_error,
-    create_export,
-    export_and_wait,
-    get_record,
-    quick_app,
-    relative,
-    stored_files,
-)
+from support.apps import NewApp
+from support.exports import create_export, export_and_wait, get_record, stored_files
+from support.http import EXPORTS, assert_error, relative
+from support.rows import add_users
+from support.servers import StartServer
 
 
 @pytest.fixture
-def finished(client: TestClient, runtime: Runtime) -> tuple[Any, dict[str, Any]]:
+def finished(client: TestClient, runtime: Runtime, new_app: NewApp) -> tuple[Any, dict[str, Any]]:
     """An app in Asia/Jakarta with a finished users export of five rows."""
-    creds = quick_app(runtime, "downloads", "Asia/Jakarta")
+    creds = new_app("downloads", "Asia/Jakarta")
     now = datetime.now(UTC)
     add_users(runtime, creds.app_id, [now - timedelta(minutes=m) for m in range(1, 6)])
     return creds, export_and_wait(client, creds.headers, type="users")
@@ -163,8 +157,8 @@ def test_an_expired_link_is_refused_with_403(
 
 
 @pytest.mark.parametrize("extra_env", [{"CHATFERRY_DOWNLOAD_URL_TTL_SECONDS": "1"}], ids=["ttl1"])
-def test_the_link_lifetime_setting_is_honoured(client: TestClient, runtime: Runtime) -> None:
-    creds = quick_app(runtime)
+def test_the_link_lifetime_setting_is_honoured(client: TestClient, new_app: NewApp) -> None:
+    creds = new_app()
     record = export_and_wait(client, creds.headers, type="rooms")
     _, expires, _ = link_parts(record["download_url"])
     assert 0 <= int(expires) - time.time() <= 1.5
@@ -226,9 +220,9 @@ def test_a_file_missing_from_storage_gets_404_not_500(
     ids=["with-path", "trailing-slash"],
 )
 def test_the_base_url_setting_changes_the_links_host(
-    client: TestClient, runtime: Runtime, prefix: str
+    client: TestClient, new_app: NewApp, prefix: str
 ) -> None:
-    creds = quick_app(runtime)
+    creds = new_app()
     record = export_and_wait(client, creds.headers, type="comments")
     url = record["download_url"]
     assert url.startswith(prefix), url
@@ -240,8 +234,9 @@ def test_the_base_url_setting_changes_the_links_host(
     assert response.content == b"[]\n"
 
 
+@pytest.mark.slow
 def test_curl_remote_header_name_saves_the_file_under_its_original_name(
-    finished: tuple[Any, dict[str, Any]], tmp_path: Path, start_server: Any
+    finished: tuple[Any, dict[str, Any]], tmp_path: Path, start_server: StartServer
 ) -> None:
     """`curl -OJ` only reads a plain filename="..." (not RFC 5987's filename*)."""
     _creds, record = finished

@@ -16,18 +16,9 @@ from chatferry.db.engine import transaction
 from chatferry.db.models import Comment, Room, RoomParticipant, User
 from chatferry.demo.generate import DemoSpec, generate
 from chatferry.runtime import Runtime
-from helpers_api import (
-    COMMENT_KEYS,
-    ROOM_KEYS,
-    USER_KEYS,
-    add_comment,
-    add_room,
-    add_user,
-    app_pk,
-    download,
-    export_and_wait,
-    quick_app,
-)
+from support.apps import NewApp
+from support.exports import COMMENT_KEYS, ROOM_KEYS, USER_KEYS, download, export_and_wait
+from support.rows import add_comment, add_room, add_user, app_pk
 
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 
@@ -153,9 +144,9 @@ def compare(
 
 
 @pytest.fixture
-def tricky(runtime: Runtime) -> tuple[Any, int]:
+def tricky(runtime: Runtime, new_app: NewApp) -> tuple[Any, int]:
     """An app with hand-made rows full of awkward text, created over the last hours."""
-    creds = quick_app(runtime, "tricky", "Asia/Jakarta")
+    creds = new_app("tricky", "Asia/Jakarta")
     pk = app_pk(runtime, creds.app_id)
     base = (datetime.now(UTC) - timedelta(hours=6)).replace(microsecond=0)
     with transaction(runtime.sessions) as session:
@@ -308,9 +299,9 @@ def test_the_comments_file_matches_the_database(
 
 
 def test_a_reply_keeps_its_parent_even_when_the_parent_is_outside_the_window(
-    client: TestClient, runtime: Runtime
+    client: TestClient, runtime: Runtime, new_app: NewApp
 ) -> None:
-    creds = quick_app(runtime)
+    creds = new_app()
     pk = app_pk(runtime, creds.app_id)
     with transaction(runtime.sessions) as session:
         user = add_user(session, pk, "a@example.com", datetime(2024, 1, 1, tzinfo=UTC))
@@ -336,9 +327,9 @@ def test_a_reply_keeps_its_parent_even_when_the_parent_is_outside_the_window(
 
 @pytest.mark.parametrize("extra_env", [{"CHATFERRY_EXPORT_BATCH_SIZE": "7"}], ids=["batch7"])
 def test_demo_data_exports_match_the_database_row_by_row(
-    client: TestClient, runtime: Runtime
+    client: TestClient, runtime: Runtime, new_app: NewApp
 ) -> None:
-    creds = quick_app(runtime, "demo", "Asia/Jakarta")
+    creds = new_app("demo", "Asia/Jakarta")
     pk = app_pk(runtime, creds.app_id)
     with transaction(runtime.sessions) as session:
         made = generate(session, pk, DemoSpec(users=12, rooms=6, comments=90, days=10, seed=7))
@@ -361,8 +352,10 @@ def test_demo_data_exports_match_the_database_row_by_row(
     assert any("\n" in r["Message"] for r in rows)
 
 
-def test_an_empty_window_gives_an_empty_array(client: TestClient, runtime: Runtime) -> None:
-    creds = quick_app(runtime)
+def test_an_empty_window_gives_an_empty_array(
+    client: TestClient, runtime: Runtime, new_app: NewApp
+) -> None:
+    creds = new_app()
     for resource in ("users", "rooms", "comments"):
         record = export_and_wait(client, creds.headers, type=resource, end_date="2017-01-05")
         body = download(client, record)

@@ -17,31 +17,34 @@ from chatferry.apps.service import update_app
 from chatferry.db.engine import transaction
 from chatferry.db.models import Export, Job, table_of
 from chatferry.runtime import Runtime
-from helpers_api import (
-    EXPORTS,
-    RFC3339_RE,
+from support.apps import NewApp
+from support.db import lock_waiters
+from support.exports import (
     SPEC_KEYS,
-    UUID_RE,
-    add_users,
-    app_pk,
-    assert_error,
+    barrier_export,
     create_export,
     download_json,
     export_and_wait,
     get_record,
-    quick_app,
     stored_files,
     wait_done,
     wait_finished,
 )
+from support.http import EXPORTS, RFC3339_RE, UUID_RE, assert_error
+from support.rows import add_users, app_pk
+from support.waiting import wait_for
 
-from conftest import wait_for
 
+def wait_until_blocked(database_url: str) -> None:
+    """Waits until a request waits for this test's open write transaction.
 
-@pytest.fixture
-def new_app(runtime: Runtime) -> Any:
-    """Like conftest's make_app, with a cheap secret hash (see helpers_api.quick_app)."""
-    return lambda name="Test app", timezone="UTC": quick_app(runtime, name, timezone)
+    On PostgreSQL the wait is visible (a connection waiting for a lock); SQLite's busy
+    handler has no visible state, so there the request gets a fixed head start.
+    """
+    if database_url.startswith("postgresql"):
+        wait_for(lambda: lock_waiters(database_url) > 0, timeout=10)
+    else:
+        time.sleep(0.4)
 
 
 def export_count(rt: Runtime) -> int:
@@ -65,7 +68,7 @@ def today_in(zone: str) -> date:
     ],
 )
 def test_create_returns_the_spec_record_in_the_envelope(
-    client: TestClient, new_app: Any, resource: str, zone: str, offset: str
+    client: TestClient, new_app: NewApp, resource: str, zone: str, offset: str
 ) -> None:
     creds = new_app(timezone=zone)
     before = datetime.now(UTC).replace(microsecond=0)
@@ -107,7 +110,7 @@ def test_create_returns_the_spec_record_in_the_envelope(
     assert fetched["original_filename"] == record["original_filename"]
 
 
-def test_each_export_gets_its_own_unique_id(client: TestClient, new_app: Any) -> None:
+def test_each_export_gets_its_own_unique_id(client: TestClient, new_app: NewApp) -> None:
     creds = new_app()
     ids = {create_export(client, creds.headers, type="users")["unique_id"] for _ in range(3)}
     assert len(ids) == 3
@@ -115,7 +118,7 @@ def test_each_export_gets_its_own_unique_id(client: TestClient, new_app: Any) ->
 
 @pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago", "Asia/Jakarta"])
 def test_missing_dates_default_to_the_last_30_days_in_the_app_timezone(
-    client: TestClient, new_app: Any, zone: str
+    client: TestClient, new_app: NewApp, zone: str
 ) -> None:
     creds = new_app(timezone=zone)
     first = today_in(zone)
@@ -127,7 +130,7 @@ def test_missing_dates_default_to_the_last_30_days_in_the_app_timezone(
 
 
 def test_the_default_end_date_follows_the_app_timezone_not_utc(
-    client: TestClient, new_app: Any
+    client: TestClient, new_app: NewApp
 ) -> None:
     # UTC+14 and UTC-11 are always on different calendar days.
     east = new_app("east", timezone="Pacific/Kiritimati")
@@ -137,7 +140,7 @@ def test_the_default_end_date_follows_the_app_timezone_not_utc(
     assert date.fromisoformat(east_end) > date.fromisoformat(west_end)
 
 
-def test_one_missing_date_is_derived_from_the_other(client: TestClient, new_app: Any) -> None:
+def test_one_missing_date_is_derived_from_the_other(client: TestClient, new_app: NewApp) -> None:
     creds = new_app()
     only_end = create_export(client, creds.headers, type="users", end_date="2020-03-01")
     assert (only_end["start_date"], only_end["end_date"]) == ("2020-01-31", "2020-03-01")
@@ -155,7 +158,7 @@ def test_one_missing_date_is_derived_from_the_other(client: TestClient, new_app:
 
 
 def test_a_range_of_exactly_30_days_and_a_single_day_are_accepted(
-    client: TestClient, new_app: Any
+    client: TestClient, new_app: NewApp
 ) -> None:
     creds = new_app()
     record = create_export(
@@ -208,7 +211,7 @@ BAD_BODIES: list[tuple[str, Any, tuple[str, ...]]] = [
 
 
 def test_bad_request_bodies_get_400_envelopes_that_say_what_is_wrong(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app()
     problems = []
@@ -235,7 +238,7 @@ def test_bad_request_bodies_get_400_envelopes_that_say_what_is_wrong(
     ids=["form", "truncated", "single-quotes", "empty", "whitespace", "not-utf8"],
 )
 def test_bodies_that_are_not_json_get_400(
-    client: TestClient, new_app: Any, runtime: Runtime, content: bytes, fragment: str
+    client: TestClient, new_app: NewApp, runtime: Runtime, content: bytes, fragment: str
 ) -> None:
     creds = new_app()
     headers = {**creds.headers, "Content-Type": "application/json"}
@@ -244,7 +247,7 @@ def test_bodies_that_are_not_json_get_400(
     assert export_count(runtime) == 0
 
 
-def test_json_is_read_whatever_the_content_type(client: TestClient, new_app: Any) -> None:
+def test_json_is_read_whatever_the_content_type(client: TestClient, new_app: NewApp) -> None:
     creds = new_app()
     response = client.post(
         EXPORTS,
@@ -255,7 +258,7 @@ def test_json_is_read_whatever_the_content_type(client: TestClient, new_app: Any
     assert response.json()["results"]["resource_name"] == "rooms"
 
 
-def test_a_body_over_64_kb_gets_413(client: TestClient, new_app: Any, runtime: Runtime) -> None:
+def test_a_body_over_64_kb_gets_413(client: TestClient, new_app: NewApp, runtime: Runtime) -> None:
     creds = new_app()
     big = {"type": "users", "padding": "x" * (64 * 1024)}
     assert_error(client.post(EXPORTS, json=big, headers=creds.headers), 413, "64 KB")
@@ -278,7 +281,7 @@ def test_a_body_over_64_kb_gets_413(client: TestClient, new_app: Any, runtime: R
 
 
 def test_the_window_is_whole_local_days_around_midnight(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app(timezone="Asia/Jakarta")  # UTC+7, no DST
     # 2024-03-10 in Jakarta is [2024-03-09T17:00Z, 2024-03-10T17:00Z).
@@ -319,7 +322,7 @@ def test_the_window_is_whole_local_days_around_midnight(
 
 
 def test_a_multi_day_window_includes_both_end_days_whole(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app(timezone="America/New_York")  # DST starts 2024-03-10 02:00 local
     instants = [
@@ -340,7 +343,7 @@ def test_a_multi_day_window_includes_both_end_days_whole(
 
 @pytest.mark.parametrize("extra_env", [{"CHATFERRY_EXPORT_MAX_USERS": "2"}], ids=["max2"])
 def test_the_deployment_row_limit_refuses_the_request_with_a_helpful_message(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app()
     now = datetime.now(UTC)
@@ -386,7 +389,7 @@ def test_the_deployment_row_limit_refuses_the_request_with_a_helpful_message(
 
 
 def test_a_per_app_limit_applies_to_that_app_only(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     limited = new_app("limited")
     other = new_app("other")
@@ -409,7 +412,7 @@ def test_a_per_app_limit_applies_to_that_app_only(
 
 
 def test_the_row_limit_at_exactly_the_limit_is_accepted(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app()
     now = datetime.now(UTC)
@@ -432,7 +435,7 @@ def test_the_row_limit_at_exactly_the_limit_is_accepted(
     ids=["slow"],
 )
 def test_rows_added_while_the_job_runs_fail_it_instead_of_truncating(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app()
     now = datetime.now(UTC)
@@ -454,7 +457,7 @@ def test_rows_added_while_the_job_runs_fail_it_instead_of_truncating(
 
 
 def test_exports_created_while_workers_write_all_succeed(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     """On SQLite a read-then-write request must wait for the worker's write lock."""
     creds = new_app()
@@ -476,7 +479,7 @@ def test_exports_created_while_workers_write_all_succeed(
 
 
 def test_the_list_is_newest_first_20_a_page(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app()
     created = [
@@ -506,7 +509,7 @@ def test_the_list_is_newest_first_20_a_page(
     assert page("?page=") == newest_first[:20]
 
 
-def test_bad_paging_parameters_get_400(client: TestClient, new_app: Any) -> None:
+def test_bad_paging_parameters_get_400(client: TestClient, new_app: NewApp) -> None:
     creds = new_app()
     cases = {
         "page=0": "page",
@@ -534,7 +537,9 @@ def test_bad_paging_parameters_get_400(client: TestClient, new_app: Any) -> None
 # --- GET /exports/{id} ------------------------------------------------------------------
 
 
-def test_get_by_id_returns_the_record_and_unknown_ids_404(client: TestClient, new_app: Any) -> None:
+def test_get_by_id_returns_the_record_and_unknown_ids_404(
+    client: TestClient, new_app: NewApp
+) -> None:
     creds = new_app(timezone="Asia/Jakarta")
     created = create_export(client, creds.headers, type="rooms", end_date="2017-01-01")
     response = client.get(f"{EXPORTS}/{created['unique_id']}", headers=creds.headers)
@@ -553,7 +558,7 @@ def test_get_by_id_returns_the_record_and_unknown_ids_404(client: TestClient, ne
 
 
 def test_a_finished_export_reports_its_totals(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app()
     now = datetime.now(UTC)
@@ -571,7 +576,7 @@ def test_a_finished_export_reports_its_totals(
 
 
 def test_delete_returns_the_record_removes_the_file_and_forgets_the_id(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app()
     add_users(runtime, creds.app_id, [datetime.now(UTC) - timedelta(minutes=1)])
@@ -615,11 +620,11 @@ def test_delete_returns_the_record_removes_the_file_and_forgets_the_id(
     ids=["one-slow-worker"],
 )
 def test_deleting_a_running_export_cancels_it_and_leaves_no_file(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app()
     now = datetime.now(UTC)
-    add_users(runtime, creds.app_id, [now - timedelta(minutes=m) for m in range(1, 21)])
+    add_users(runtime, creds.app_id, [now - timedelta(minutes=m) for m in range(1, 51)])
     unique_id = create_export(client, creds.headers, type="users")["unique_id"]
     wait_for(lambda: get_record(client, creds.headers, unique_id)["percentage"] > 0)
 
@@ -632,14 +637,18 @@ def test_deleting_a_running_export_cancels_it_and_leaves_no_file(
     assert deleted["download_url"] == ""
     assert_error(client.get(f"{EXPORTS}/{unique_id}", headers=creds.headers), 404)
 
-    # The only worker thread is free again long before the 20 slow batches could have
-    # run out: the cancelled job stopped at its next batch.
+    # The only worker thread is free again long before the 50 slow batches (5 s) could
+    # have run out: the cancelled job stopped at its next batch.
     record = export_and_wait(client, creds.headers, type="rooms")
-    assert time.monotonic() - deleted_at < 1.2
+    assert time.monotonic() - deleted_at < 2.5
     assert [p.name for p in stored_files(runtime)] == [f"{record['unique_id']}.json"]
-    with transaction(runtime.sessions) as session:
-        statuses = sorted(job.status for job in session.scalars(select(Job)))
-    assert statuses == ["cancelled", "done"]
+
+    def job_statuses() -> list[str]:
+        with transaction(runtime.sessions) as session:
+            return sorted(job.status for job in session.scalars(select(Job)))
+
+    # The worker records its job done just after the export's own row says finished.
+    wait_for(lambda: job_statuses() == ["cancelled", "done"], timeout=10)
 
 
 @pytest.mark.parametrize(
@@ -648,7 +657,7 @@ def test_deleting_a_running_export_cancels_it_and_leaves_no_file(
     ids=["slow"],
 )
 def test_delete_racing_the_job_finishing_still_removes_the_file(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime, database_url: str
 ) -> None:
     """The job marks the export finished while DELETE is between reading and deleting it.
 
@@ -678,7 +687,7 @@ def test_delete_racing_the_job_finishing_still_removes_the_file(
                 pending = pool.submit(
                     client.delete, f"{EXPORTS}/{unique_id}", headers=creds.headers
                 )
-                time.sleep(0.4)  # the DELETE is now waiting on this transaction
+                wait_until_blocked(database_url)
                 assert not pending.done()
         response = pending.result(timeout=10)
     assert response.status_code == 200, response.text
@@ -691,11 +700,17 @@ def test_delete_racing_the_job_finishing_still_removes_the_file(
 
 @pytest.mark.parametrize(
     "extra_env",
-    [{"CHATFERRY_EXPORT_BATCH_SIZE": "1", "CHATFERRY_EXPORT_BATCH_DELAY_SECONDS": "0.1"}],
-    ids=["slow"],
+    [
+        {
+            "CHATFERRY_WORKER_CONCURRENCY": "1",
+            "CHATFERRY_EXPORT_BATCH_SIZE": "1",
+            "CHATFERRY_EXPORT_BATCH_DELAY_SECONDS": "0.1",
+        }
+    ],
+    ids=["one-slow-worker"],
 )
 def test_deleting_while_jobs_write_progress_never_fails(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     """DELETE races with the job's progress writes; it must still succeed every time."""
     creds = new_app()
@@ -707,27 +722,33 @@ def test_deleting_while_jobs_write_progress_never_fails(
         time.sleep(0.05)
         response = client.delete(f"{EXPORTS}/{unique_id}", headers=creds.headers)
         assert response.status_code == 200, response.text
-    wait_for(lambda: export_count(runtime) == 0)
-    time.sleep(0.3)
-    assert stored_files(runtime) == []
+    assert export_count(runtime) == 0
+    # Every deleted export's job has stopped once a later export ran on the one worker.
+    barrier = barrier_export(client, creds.headers)
+    assert [p.name for p in stored_files(runtime)] == [f"{barrier['unique_id']}.json"]
 
 
+@pytest.mark.parametrize("extra_env", [{"CHATFERRY_WORKER_CONCURRENCY": "1"}], ids=["one-worker"])
 def test_deleting_an_export_right_after_creating_it_leaves_nothing(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app()
     add_users(runtime, creds.app_id, [datetime.now(UTC) - timedelta(minutes=1)])
     unique_id = create_export(client, creds.headers, type="users")["unique_id"]
     assert client.delete(f"{EXPORTS}/{unique_id}", headers=creds.headers).status_code == 200
-    time.sleep(0.5)  # the job, queued or already running, has had time to notice
-    assert stored_files(runtime) == []
     assert export_count(runtime) == 0
+    # The job, queued or already running, is done with once a later export has run.
+    barrier = barrier_export(client, creds.headers)
+    assert [p.name for p in stored_files(runtime)] == [f"{barrier['unique_id']}.json"]
+    assert export_count(runtime) == 1
 
 
 # --- unknown routes and methods ---------------------------------------------------------
 
 
-def test_unknown_routes_and_wrong_methods_get_envelopes(client: TestClient, new_app: Any) -> None:
+def test_unknown_routes_and_wrong_methods_get_envelopes(
+    client: TestClient, new_app: NewApp
+) -> None:
     creds = new_app()
     unique_id = create_export(client, creds.headers, type="users", end_date="2017-01-01")[
         "unique_id"
@@ -745,7 +766,7 @@ def test_unknown_routes_and_wrong_methods_get_envelopes(client: TestClient, new_
 
 
 def test_export_records_are_kept_in_the_database(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app()
     record = create_export(client, creds.headers, type="comments", end_date="2017-01-05")

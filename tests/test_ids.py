@@ -10,12 +10,13 @@ from chatferry.db.models import App, Export
 from chatferry.exports import service
 from chatferry.exports.requests import ExportRequest
 from chatferry.runtime import Runtime
+from support.apps import NewApp
 
 USERS = ExportRequest.model_validate({"type": "users"})
 
 
-def test_an_export_created_after_a_delete_gets_a_new_id(runtime: Runtime, make_app) -> None:  # type: ignore[no-untyped-def]
-    creds = make_app()
+def test_an_export_created_after_a_delete_gets_a_new_id(runtime: Runtime, new_app: NewApp) -> None:
+    creds = new_app()
     with transaction(runtime.sessions) as session:
         app = session.scalar(select(App).where(App.app_id == creds.app_id))
         assert app is not None

@@ -11,27 +11,29 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from chatferry.db.engine import transaction
 from chatferry.db.models import App, Import, Job, User
-from helpers_proc import (
-    API,
-    RFC3339_WITH_OFFSET,
-    run_cli_json,
-    run_curl,
-    show_process_logs,  # noqa: F401
-    spec_curl_args,
-)
+from chatferry.imports.passwords import verify_password
+from chatferry.runtime import Runtime
+from chatferry.settings import Settings
+from support.apps import TEST_PASSWORD_HASH, NewApp
+from support.curl import run_curl, spec_curl_args
+from support.exports import create_export, stored_files, wait_finished
+from support.http import IMPORTS, RFC3339_WITH_OFFSET
+from support.imports import upload
+from support.servers import ServerProcess, StartServer, StartWorker, run_cli_json
+from support.waiting import read_record, wait_final, wait_for
 
-from conftest import cli_command, wait_for
+pytestmark = pytest.mark.slow  # every test starts chatferry processes
 
 APP_ID = "sdksample"
 SECRET = "2820ae9dfc5362f7f3a10381fb89afc7"
@@ -122,7 +124,12 @@ CHAT_USER = "userid_844_6285868233422@kiwari-stag.com"
 
 # What the spec's rooms and comments examples need but its users example does not create.
 MY_USERS = [
-    {"Email": email, "Name": name, "Password": f"pw-{name}", "CreateAt": "2017-05-10T12:00:00Z"}
+    {
+        "Email": email,
+        "Name": name,
+        "PasswordHash": TEST_PASSWORD_HASH,
+        "CreateAt": "2017-05-10T12:00:00Z",
+    }
     for email, name in (
         ("user@mymail.com", "User"),
         ("newuser@mymail.com", "New user"),
@@ -143,14 +150,16 @@ MY_ROOMS = [
 ]
 
 
-def _curl_import(base: str, tmp_path: Path, resource: str, path: Path) -> dict[str, Any]:
+def _curl_import(
+    server: ServerProcess, tmp_path: Path, resource: str, path: Path
+) -> dict[str, Any]:
     """``curl -X POST .../imports -H ... -F type=R -F file=@path`` as a user types it."""
     result = run_curl(
         [
             "curl",
             "-X",
             "POST",
-            f"{base}{API}/imports",
+            f"{server.base_url}{IMPORTS}",
             "-H",
             f"QISCUS-SDK-APP-ID: {APP_ID}",
             "-H",
@@ -176,21 +185,8 @@ def _curl_import(base: str, tmp_path: Path, resource: str, path: Path) -> dict[s
     return record
 
 
-def _get_import(base: str, unique_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{base}{API}/imports/{unique_id}", headers=HEADERS, timeout=10)
-    assert response.status_code == 200, response.text
-    record: dict[str, Any] = response.json()["results"]["backup_history"]
-    return record
-
-
-def _wait_import(base: str, unique_id: str, timeout: float = 60) -> dict[str, Any]:
-    def ended() -> dict[str, Any] | None:
-        record = _get_import(base, unique_id)
-        assert record["status"] in ("started", "finished", "failed"), record
-        return record if record["status"] in ("finished", "failed") else None
-
-    result: dict[str, Any] = wait_for(ended, timeout=timeout, interval=0.1)
-    return result
+def _wait_import(server: ServerProcess, unique_id: str) -> dict[str, Any]:
+    return wait_final(server.http, "imports", unique_id, HEADERS, timeout=60)
 
 
 def _assert_finished(record: dict[str, Any], rows: int) -> None:
@@ -215,24 +211,11 @@ def _assert_errors_shape(record: dict[str, Any]) -> list[dict[str, Any]]:
     return data
 
 
-def _export_rows(base: str, tmp_path: Path, resource: str) -> list[dict[str, Any]]:
+def _export_rows(server: ServerProcess, tmp_path: Path, resource: str) -> list[dict[str, Any]]:
     """POST /exports for May 2017, wait for it, and download download_url with curl."""
-    created = httpx.post(
-        f"{base}{API}/exports",
-        json={"type": resource, "start_date": "2017-05-01", "end_date": "2017-05-30"},
-        headers=HEADERS,
-        timeout=10,
-    )
-    assert created.status_code == 200, created.text
-    unique_id = created.json()["results"]["unique_id"]
-
-    def finished() -> dict[str, Any] | None:
-        response = httpx.get(f"{base}{API}/exports/{unique_id}", headers=HEADERS, timeout=10)
-        record: dict[str, Any] = response.json()["results"]["backup_history"]
-        assert record["status"] in ("started", "finished"), record
-        return record if record["status"] == "finished" else None
-
-    record = wait_for(finished, timeout=30, interval=0.1)
+    body = {"type": resource, "start_date": "2017-05-01", "end_date": "2017-05-30"}
+    created = create_export(server.http, HEADERS, **body)
+    record = wait_finished(server.http, HEADERS, created["unique_id"])
     download = run_curl(["curl", record["download_url"]], tmp_path)
     assert download.status == 200, download.body
     assert len(download.body) == record["size"]
@@ -241,13 +224,13 @@ def _export_rows(base: str, tmp_path: Path, resource: str) -> list[dict[str, Any
 
 
 def test_spec_example_files_imported_with_curl(
-    settings_env: dict[str, str], start_server, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    settings_env: dict[str, str], start_server: StartServer, tmp_path: Path
+) -> None:
     created = run_cli_json(
         settings_env, "apps", "create", "--name", "Sample", "--app-id", APP_ID, "--secret", SECRET
     )
     assert (created["app_id"], created["secret"]) == (APP_ID, SECRET)
-    base = start_server().base_url
+    server = start_server()
     files = tmp_path / "files"
     files.mkdir()
 
@@ -259,9 +242,9 @@ def test_spec_example_files_imported_with_curl(
     imported: list[str] = []
 
     def run(resource: str, path: Path) -> dict[str, Any]:
-        record = _curl_import(base, tmp_path, resource, path)
+        record = _curl_import(server, tmp_path, resource, path)
         imported.append(record["unique_id"])
-        final = _wait_import(base, record["unique_id"])
+        final = _wait_import(server, record["unique_id"])
         assert final["unique_id"] == record["unique_id"]
         assert final["created_at"] == record["created_at"]
         assert final["size"] == record["size"]
@@ -290,7 +273,7 @@ def test_spec_example_files_imported_with_curl(
     _assert_finished(run("comments", write("comments.json", SPEC_COMMENTS_FILE)), 2)
 
     # The spec's list example, as written: every import, newest first.
-    listed = run_curl(spec_curl_args(SPEC_LIST_IMPORTS, base), tmp_path)
+    listed = run_curl(spec_curl_args(SPEC_LIST_IMPORTS, server.base_url), tmp_path)
     assert listed.status == 200, listed.body
     histories = listed.json()["results"]["backup_histories"]
     assert [h["unique_id"] for h in histories] == imported[::-1]
@@ -306,7 +289,7 @@ def test_spec_example_files_imported_with_curl(
     assert [h["original_filename"] for h in histories][-1] == "users.json"
 
     # An export shows the imported rows.
-    users = {row["Email"]: row for row in _export_rows(base, tmp_path, "users")}
+    users = {row["Email"]: row for row in _export_rows(server, tmp_path, "users")}
     assert sorted(users) == sorted(["mymail@mymail.com", *(u["Email"] for u in MY_USERS)])
     spec_user = users["mymail@mymail.com"]
     assert {k: v for k, v in spec_user.items() if k != "PasswordHash"} == {
@@ -319,7 +302,7 @@ def test_spec_example_files_imported_with_curl(
     assert spec_user["PasswordHash"].startswith("$argon2id$")
     assert "password" not in json.dumps(users).replace("PasswordHash", "")
 
-    rooms = {row["UniqueId"]: row for row in _export_rows(base, tmp_path, "rooms")}
+    rooms = {row["UniqueId"]: row for row in _export_rows(server, tmp_path, "rooms")}
     assert sorted(rooms) == sorted([DUPLICATE_ROOM, SECOND_ROOM, COMMENT_ROOM])
     assert rooms[DUPLICATE_ROOM]["Name"] == "user@mymail.com mymail@mymail.com"
     assert rooms[DUPLICATE_ROOM]["ParticipantEmails"] == ["user@mymail.com", "mymail@mymail.com"]
@@ -332,7 +315,7 @@ def test_spec_example_files_imported_with_curl(
     ]
     assert rooms[COMMENT_ROOM]["Name"] == f"{CHAT_USER} user@mymail.com"
 
-    comments = _export_rows(base, tmp_path, "comments")
+    comments = _export_rows(server, tmp_path, "comments")
     expected = json.loads(SPEC_COMMENTS_FILE)
     assert [c["UniqueId"] for c in comments] == [c["UniqueId"] for c in expected]
     text, reply = comments
@@ -425,21 +408,25 @@ def _upload_headers() -> list[str]:
 
 
 def test_uploads_over_the_limit_are_refused_without_the_server_growing(
-    settings_env: dict[str, str], make_app, start_server, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
-    make_app(app_id=APP_ID, secret=SECRET)
+    settings_env: dict[str, str],
+    settings: Settings,
+    new_app: NewApp,
+    start_server: StartServer,
+    tmp_path: Path,
+) -> None:
+    new_app(app_id=APP_ID, secret=SECRET)
     assert "CHATFERRY_IMPORT_MAX_BYTES" not in settings_env  # the default: 4 MB
     server = start_server()
-    base, pid = server.base_url, server.process.pid
-    url = f"{base}{API}/imports"
+    pid = server.process.pid
+    url = f"{server.base_url}{IMPORTS}"
     big = tmp_path / "big.json"
     with big.open("wb") as out:
         out.truncate(50 * MB)  # 50 MB (sparse: the test itself stays small)
     just_over = tmp_path / "just_over.json"
     just_over.write_bytes(b" " * (4 * MB + 1))
 
-    # A first authenticated request: the app secret's Argon2 check (64 MiB, then cached)
-    # must not count as the upload's memory.
+    # A first authenticated request: the app secret's Argon2 check (then cached) must not
+    # count as the upload's memory.
     assert httpx.get(f"{url}?page=1", headers=HEADERS, timeout=10).status_code == 200
 
     def curl(*args: str) -> tuple[int, bytes]:
@@ -487,12 +474,11 @@ def test_uploads_over_the_limit_are_refused_without_the_server_growing(
     # Nothing was recorded or stored for the refused uploads, and the server still works.
     listed = httpx.get(f"{url}?page=1", headers=HEADERS, timeout=10).json()
     assert listed["results"]["backup_histories"] == []
-    files = Path(settings_env["CHATFERRY_DATA_DIR"]) / "files"
-    assert not files.exists() or not [p for p in files.rglob("*") if p.is_file()]
+    assert stored_files(settings) == []
     small = tmp_path / "users.json"
     small.write_text(SPEC_USERS_FILE)
-    record = _curl_import(base, tmp_path, "users", small)
-    _assert_finished(_wait_import(base, record["unique_id"]), 1)
+    record = _curl_import(server, tmp_path, "users", small)
+    _assert_finished(_wait_import(server, record["unique_id"]), 1)
 
 
 # --- a worker killed in the middle of an import --------------------------------------
@@ -517,46 +503,29 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _start_worker(
-    settings_env: dict[str, str], tmp_path: Path, name: str
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        cli_command("worker"),
-        env={**os.environ, **settings_env},
-        stdout=(tmp_path / f"{name}.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-
 def test_worker_killed_mid_import_writes_nothing_and_the_next_one_imports_once(
-    settings_env: dict[str, str], runtime, make_app, start_server, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
-    from chatferry.imports.passwords import verify_password
-
+    settings_env: dict[str, str],
+    runtime: Runtime,
+    new_app: NewApp,
+    start_server: StartServer,
+    start_worker: StartWorker,
+) -> None:
     assert settings_env["CHATFERRY_JOB_LEASE_SECONDS"] == "3"
-    creds = make_app()
-    count = 150  # Argon2id at OWASP parameters: several seconds of hashing on 2 cores
+    creds = new_app()
+    # Plain passwords on purpose: Argon2id at OWASP parameters is several seconds of
+    # hashing on 2 cores, the window in which the worker is killed.
+    count = 150
     rows = [
         {"Email": f"killed{i}@example.com", "Name": f"User {i}", "Password": f"pw-{i}"}
         for i in range(count)
     ]
     server = start_server(None, "--no-worker")
-    base = server.base_url
-    response = httpx.post(
-        f"{base}{API}/imports",
-        data={"type": "users"},
-        files={"file": ("users.json", json.dumps(rows).encode(), "application/json")},
-        headers=creds.headers,
-        timeout=10,
-    )
+    response = upload(server.http, creds, "users", rows, "users.json")
     assert response.status_code == 200, response.text
     unique_id = response.json()["results"]["backup_history"]["unique_id"]
 
-    def get(headers: dict[str, str] = creds.headers) -> dict[str, Any]:
-        got = httpx.get(f"{base}{API}/imports/{unique_id}", headers=headers, timeout=10)
-        assert got.status_code == 200, got.text
-        record: dict[str, Any] = got.json()["results"]["backup_history"]
-        return record
+    def get() -> dict[str, Any]:
+        return read_record(server.http, "imports", unique_id, creds.headers)
 
     def users_in_db() -> list[str]:
         with transaction(runtime.sessions) as session:
@@ -571,22 +540,18 @@ def test_worker_killed_mid_import_writes_nothing_and_the_next_one_imports_once(
             )
             return row
 
-    first = _start_worker(settings_env, tmp_path, "worker-first")
-    try:
-        # Hashing under way: past the checks (10) and some passwords into the hashing.
-        def hashing() -> dict[str, Any] | None:
-            record = get()
-            assert record["status"] == "started", record
-            return record if 10 < record["percentage"] < 90 else None
+    first = start_worker(name="worker-first", ready=False)
 
-        progress = wait_for(hashing, timeout=60, interval=0.05)["percentage"]
-        pool = _children(first.pid)
-        first.send_signal(signal.SIGKILL)
-        assert first.wait(10) == -signal.SIGKILL
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
+    # Hashing under way: past the checks (10) and some passwords into the hashing.
+    def hashing() -> dict[str, Any] | None:
+        record = get()
+        assert record["status"] == "started", record
+        return record if 10 < record["percentage"] < 90 else None
+
+    progress = wait_for(hashing, timeout=60, interval=0.05)["percentage"]
+    pool = _children(first.pid)
+    first.send_signal(signal.SIGKILL)
+    assert first.wait(10) == -signal.SIGKILL
 
     record = get()
     assert record["status"] == "started" and record["percentage"] < 100, record
@@ -604,23 +569,12 @@ def test_worker_killed_mid_import_writes_nothing_and_the_next_one_imports_once(
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
-    second = _start_worker(settings_env, tmp_path, "worker-second")
-    try:
-        started = time.monotonic()
-
-        def ended() -> dict[str, Any] | None:
-            record = get()
-            return record if record["status"] != "started" else None
-
-        final = wait_for(ended, timeout=90, interval=0.1)
-        rerun_seconds = time.monotonic() - started
-    finally:
-        second.send_signal(signal.SIGTERM)
-        try:
-            second.wait(15)
-        except subprocess.TimeoutExpired:
-            second.kill()
-            second.wait()
+    second = start_worker(name="worker-second", ready=False)
+    started = time.monotonic()
+    final = wait_final(server.http, "imports", unique_id, creds.headers, timeout=90)
+    rerun_seconds = time.monotonic() - started
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(15) == 0
     assert final["status"] == "finished", final
     assert final["errors"] == {"Message": "", "Data": None}
     assert (final["total_rows"], final["percentage"]) == (count, 100)
@@ -628,7 +582,7 @@ def test_worker_killed_mid_import_writes_nothing_and_the_next_one_imports_once(
     assert sorted(emails) == sorted(r["Email"] for r in rows)  # each exactly once
     done = job()
     assert (done.status, done.attempts) == ("done", 2)
-    assert str(second.pid) in (done.lease_owner or str(second.pid))
+    assert done.lease_owner and f":{second.pid}:" in done.lease_owner, done.lease_owner
     with transaction(runtime.sessions) as session:
         stored = session.scalar(
             select(User.password_hash).where(User.email == "killed7@example.com")

@@ -23,8 +23,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
-import orjson
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -34,27 +32,26 @@ from chatferry.api.app import create_api
 from chatferry.composition import job_handlers
 from chatferry.db.engine import transaction
 from chatferry.db.models import App, User
-from chatferry.imports.passwords import hash_password
 from chatferry.jobs.worker import Worker
 from chatferry.runtime import Runtime
-from helpers_proc import show_process_logs  # noqa: F401
-from import_helpers import IMPORTS, get_import, upload, user
-
-from conftest import POSTGRES_URL, Credentials, wait_for
+from support.apps import TEST_PASSWORD_HASH, NewApp
+from support.db import POSTGRES_URL, lock_waiters, waking_listeners
+from support.imports import get_import, upload, user
+from support.servers import StartServer
+from support.waiting import read_record, wait_final, wait_for
 
 SHARED = [f"shared{i}@race.example.com" for i in range(4)]
 ONLY_A = [f"a{i}@race.example.com" for i in range(8)]
 ONLY_B = [f"b{i}@race.example.com" for i in range(8)]
-# Plain passwords (hashed by each job); the shared emails sit at different rows.
+# The shared emails sit at different rows.
 SMALL_A = [user(e) for e in [*SHARED, *ONLY_A]]
 SMALL_B = [user(e) for e in [*ONLY_B[:4], *SHARED, *ONLY_B[4:]]]
 
 
 def _big_files() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """3000 shared emails, in opposite orders in the two files (stored password hashes,
-    so that no time goes on hashing): inserted at the same moment, each file's rows wait
-    for the other's."""
-    hashed = hash_password("race")
+    """3000 shared emails, in opposite orders in the two files: inserted at the same
+    moment, each file's rows wait for the other's."""
+    hashed = TEST_PASSWORD_HASH
     shared = [f"many{i}@race.example.com" for i in range(3000)]
 
     def rows(emails: list[str]) -> list[dict[str, Any]]:
@@ -134,8 +131,8 @@ def _hold_at_first_write(rt: Runtime, parties: int) -> Iterator[threading.Barrie
 
 
 @pytest.mark.parametrize("size", ["small", "3000-opposite-orders"])
-def test_racing_imports_in_two_worker_threads(runtime: Runtime, make_app: Any, size: str) -> None:
-    creds: Credentials = make_app()
+def test_racing_imports_in_two_worker_threads(runtime: Runtime, new_app: NewApp, size: str) -> None:
+    creds = new_app()
     a, b = (SMALL_A, SMALL_B) if size == "small" else _big_files()
     files = {"A": a, "B": b}
     with TestClient(create_api(runtime, run_worker=False)) as api:
@@ -160,7 +157,8 @@ def test_racing_imports_in_two_worker_threads(runtime: Runtime, make_app: Any, s
 
                 records = wait_for(ended, timeout=90, interval=0.1)
             finally:
-                worker.stop()
+                with waking_listeners(runtime):
+                    worker.stop()
         assert not barrier.broken, "the two jobs never both reached their write"
         _check_outcome(runtime, creds.app_id, records, files)
         print(f"race in threads took {time.monotonic() - started:.1f}s")
@@ -178,16 +176,16 @@ def _waiting_inserts(database_url: str) -> int:
         return int(row[0]) if row else 0
 
 
+@pytest.mark.slow
 def test_racing_imports_on_a_real_server_postgresql(
-    database_url: str, settings_env: dict[str, str], runtime: Runtime, make_app: Any, start_server
-) -> None:  # type: ignore[no-untyped-def]
+    database_url: str, runtime: Runtime, new_app: NewApp, start_server: StartServer
+) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL only: the table lock that lines the two jobs up")
     assert database_url.startswith(POSTGRES_URL)
-    creds: Credentials = make_app()
+    creds = new_app()
     # Three job threads: the last free one is kept for other apps (see the worker).
     server = start_server({"CHATFERRY_WORKER_CONCURRENCY": "3"})
-    base = server.base_url
 
     with psycopg.connect(database_url) as lock:
         # Reads (the checks) go on; INSERT INTO users waits until the lock is released.
@@ -195,41 +193,25 @@ def test_racing_imports_on_a_real_server_postgresql(
         files = {"A": SMALL_A, "B": SMALL_B}
         ids = {}
         for name, rows in files.items():
-            response = httpx.post(
-                f"{base}{IMPORTS}",
-                data={"type": "users"},
-                files={"file": (f"{name}.json", orjson.dumps(rows))},
-                headers=creds.headers,
-                timeout=10,
-            )
+            response = upload(server.http, creds, "users", rows, filename=f"{name}.json")
             assert response.status_code == 200, response.text
             ids[name] = response.json()["results"]["backup_history"]["unique_id"]
 
-        # Both jobs checked their file and hashed its passwords (percentage 90: the next
-        # step is the write), and one of them already waits to insert into users.
+        # Both jobs checked their file (percentage 90: the next step is the write), and
+        # one of them already waits to insert into users.
         def both_at_the_write() -> bool:
             percentages = [
-                httpx.get(f"{base}{IMPORTS}/{u}", headers=creds.headers).json()["results"][
-                    "backup_history"
-                ]["percentage"]
+                read_record(server.http, "imports", u, creds.headers)["percentage"]
                 for u in ids.values()
             ]
             return percentages == [90, 90] and _waiting_inserts(database_url) == 1
 
         wait_for(both_at_the_write, timeout=60, interval=0.1)
-        time.sleep(0.3)  # the other one is held too: by the first one's write
+        # The other one is held too, by the first one's write: both wait for a lock.
+        wait_for(lambda: lock_waiters(database_url) == 2, timeout=10)
         assert _waiting_inserts(database_url) == 1
         assert _stored_emails(runtime, creds.app_id) == []
         lock.rollback()
 
-    def ended() -> dict[str, dict[str, Any]] | None:
-        records = {
-            k: httpx.get(f"{base}{IMPORTS}/{v}", headers=creds.headers).json()["results"][
-                "backup_history"
-            ]
-            for k, v in ids.items()
-        }
-        done = all(r["status"] in ("finished", "failed") for r in records.values())
-        return records if done else None
-
-    _check_outcome(runtime, creds.app_id, wait_for(ended, timeout=60, interval=0.1), files)
+    records = {k: wait_final(server.http, "imports", v, creds.headers, 60) for k, v in ids.items()}
+    _check_outcome(runtime, creds.app_id, records, files)

@@ -19,6 +19,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
+from chatferry.api.records import import_record
 from chatferry.apps.service import app_context
 from chatferry.clock import utcnow
 from chatferry.db.engine import transaction
@@ -30,7 +31,6 @@ from chatferry.imports.service import (
     JOB_KIND,
     StoredUpload,
     create_import,
-    import_record,
     new_unique_id,
     storage_key_for,
 )

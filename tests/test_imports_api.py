@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import tracemalloc
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import orjson
@@ -17,8 +16,9 @@ from chatferry.api.app import create_api
 from chatferry.db.models import App
 from chatferry.imports.service import storage_key_for
 from chatferry.runtime import Runtime
-from import_helpers import (
-    IMPORTS,
+from support.apps import NewApp
+from support.http import IMPORTS
+from support.imports import (
     SPEC_IMPORT_KEYS,
     assert_finished,
     counts,
@@ -28,8 +28,6 @@ from import_helpers import (
     user,
     wait_import,
 )
-
-from conftest import Credentials
 
 
 def _error(response: httpx.Response, status: int) -> str:
@@ -50,9 +48,9 @@ def _set_limit(runtime: Runtime, app_id: str, limit: int) -> None:
 
 
 def test_accepted_upload_returns_the_spec_record_and_imports(
-    client: TestClient, make_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
-    creds = make_app(timezone="Asia/Jakarta")
+    creds = new_app(timezone="Asia/Jakarta")
     body = orjson.dumps([user("a@example.com")])
     response = upload(client, creds, "users", body, filename="users_backup.json")
     assert response.status_code == 200, response.text
@@ -75,9 +73,9 @@ def test_accepted_upload_returns_the_spec_record_and_imports(
 
 
 def test_list_is_newest_first_paged_and_scoped_to_the_app(
-    client: TestClient, make_app: Any
+    client: TestClient, new_app: NewApp
 ) -> None:
-    creds, other = make_app(), make_app()
+    creds, other = new_app(), new_app()
     ids = []
     for n in range(3):
         response = upload(client, creds, "users", [user(f"u{n}@example.com")])
@@ -97,9 +95,9 @@ def test_list_is_newest_first_paged_and_scoped_to_the_app(
 
 
 def test_dry_run_checks_everything_and_writes_nothing(
-    client: TestClient, make_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
-    creds = make_app()
+    creds = new_app()
     good = run_import(client, creds, "users", [user("a@x.com"), user("b@x.com")], "true")
     assert_finished(good, 2)
     assert good["dry_run"] is True
@@ -116,8 +114,8 @@ def test_dry_run_checks_everything_and_writes_nothing(
 # --- refused uploads -----------------------------------------------------------------
 
 
-def test_upload_errors_say_what_is_wrong(client: TestClient, make_app: Any) -> None:
-    creds: Credentials = make_app()
+def test_upload_errors_say_what_is_wrong(client: TestClient, new_app: NewApp) -> None:
+    creds = new_app()
     rows = orjson.dumps([user("a@example.com")])
     assert "type is required" in _error(upload(client, creds, None, rows), 400)
     assert "'messages' is not valid" in _error(upload(client, creds, "messages", rows), 400)
@@ -148,9 +146,9 @@ def test_upload_errors_say_what_is_wrong(client: TestClient, make_app: Any) -> N
 
 
 def test_file_over_the_app_limit_is_refused_with_413(
-    client: TestClient, make_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
-    creds = make_app()
+    creds = new_app()
     _set_limit(runtime, creds.app_id, 1000)
     at_limit = b"[" + b" " * 998 + b"]"
     assert upload(client, creds, "users", at_limit).status_code == 200
@@ -187,10 +185,10 @@ def _multipart_stream(
 
 
 def test_a_50_mb_upload_is_refused_after_reading_little_more_than_the_limit(
-    runtime: Runtime, make_app: Any
+    runtime: Runtime, new_app: NewApp
 ) -> None:
     """Streams 50 MB with no Content-Length; the server stops reading near 4 MB."""
-    creds = make_app()
+    creds = new_app()
     limit = runtime.settings.import_max_bytes
     chunk = 64 * 1024
     sent = [0]
@@ -232,16 +230,16 @@ def test_a_50_mb_upload_is_refused_after_reading_little_more_than_the_limit(
     ],
     ids=["utf8", "json", "empty-file", "object", "string", "empty-array", "deep-nesting"],
 )
-def test_content_checks(client: TestClient, make_app: Any, content: bytes, expected: str) -> None:
-    creds = make_app()
+def test_content_checks(client: TestClient, new_app: NewApp, content: bytes, expected: str) -> None:
+    creds = new_app()
     record = run_import(client, creds, "users", content)
     assert record["status"] == "failed"
     assert expected in record["errors"]["Message"]
     assert record["errors"]["Data"] is None
 
 
-def test_elements_that_are_not_objects_are_each_listed(client: TestClient, make_app: Any) -> None:
-    creds = make_app()
+def test_elements_that_are_not_objects_are_each_listed(client: TestClient, new_app: NewApp) -> None:
+    creds = new_app()
     record = run_import(client, creds, "users", b'[{"Email": "a@b.co"}, 1, "x", [], null]')
     assert "every element of the array must be a JSON object" in record["errors"]["Message"]
     assert "4 of 5" in record["errors"]["Message"]

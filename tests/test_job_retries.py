@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,21 +21,14 @@ from chatferry.exports.job import ExportFailed
 from chatferry.jobs.failures import backoff_seconds, is_transient, short_error
 from chatferry.runtime import Runtime
 from chatferry.storage.store import FileStore
-from helpers_api import (
-    add_users,
-    create_export,
-    export_and_wait,
-    get_record,
-    quick_app,
-    wait_done,
-)
+from support.apps import NewApp
+from support.exports import create_export, export_and_wait, get_record, wait_done
+from support.rows import add_users
+from support.s3 import S3Bucket
+from support.servers import free_port
+from support.waiting import wait_for
 
-from conftest import free_port, wait_for
-
-if TYPE_CHECKING:
-    from s3_fixtures import S3Bucket
-
-pytest_plugins = ["s3_fixtures"]
+BACKOFF_CAP_SECONDS = 3
 
 
 @pytest.fixture
@@ -47,6 +40,8 @@ def settings_env(settings_env: dict[str, str], s3_bucket: S3Bucket) -> dict[str,
         "CHATFERRY_STORAGE_MAX_RETRIES": "0",
         "CHATFERRY_STORAGE_CONNECT_TIMEOUT_SECONDS": "2",
         "CHATFERRY_JOB_MAX_ATTEMPTS": "3",
+        # Backoff doubles from 2 s: 2 s, then 4 s capped to 3 s.
+        "CHATFERRY_JOB_RETRY_MAX_BACKOFF_SECONDS": str(BACKOFF_CAP_SECONDS),
     }
 
 
@@ -65,10 +60,11 @@ def job_of(rt: Runtime, unique_id: str) -> dict[str, Any]:
         }
 
 
+@pytest.mark.slow
 def test_an_export_is_retried_while_storage_is_down_then_fails_with_a_message(
-    client: TestClient, runtime: Runtime, s3_bucket: S3Bucket
+    client: TestClient, runtime: Runtime, s3_bucket: S3Bucket, new_app: NewApp
 ) -> None:
-    creds = quick_app(runtime)
+    creds = new_app()
     add_users(runtime, creds.app_id, [datetime.now(UTC) - timedelta(minutes=1)])
     s3_bucket.server.stop()
 
@@ -84,7 +80,7 @@ def test_an_export_is_retried_while_storage_is_down_then_fails_with_a_message(
         job = wait_for(requeued, timeout=30, interval=0.02)
         assert job["lease_owner"] is None
         delay = (job["run_after"] - job["updated_at"]).total_seconds()
-        assert delay == pytest.approx(2**attempt, abs=0.2)  # 2 s, then 4 s
+        assert delay == pytest.approx(min(2**attempt, BACKOFF_CAP_SECONDS), abs=0.2)
         assert job["run_after"] > datetime.now(UTC) - timedelta(seconds=0.5)
         assert "GenericError" in job["last_error"] and "\n" not in job["last_error"]
         # Meanwhile the export is still running, with a short note on the retry.
@@ -115,10 +111,11 @@ def test_an_export_is_retried_while_storage_is_down_then_fails_with_a_message(
     assert list(s3_bucket.object_keys()) == [key]
 
 
+@pytest.mark.slow
 def test_an_export_succeeds_when_storage_comes_back_before_the_last_attempt(
-    client: TestClient, runtime: Runtime, s3_bucket: S3Bucket
+    client: TestClient, runtime: Runtime, s3_bucket: S3Bucket, new_app: NewApp
 ) -> None:
-    creds = quick_app(runtime)
+    creds = new_app()
     add_users(runtime, creds.app_id, [datetime.now(UTC) - timedelta(minutes=1)])
     s3_bucket.server.stop()
     unique_id = create_export(client, creds.headers, type="users")["unique_id"]

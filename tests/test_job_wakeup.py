@@ -6,12 +6,10 @@ so a job started within a couple of seconds can only have been woken by NOTIFY.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -25,9 +23,12 @@ from chatferry.jobs.queue import JobSpec, enqueue
 from chatferry.jobs.worker import Worker
 from chatferry.runtime import Runtime, build_runtime
 from chatferry.settings import Settings
-from helpers_api import add_users, create_export, get_record, quick_app
-
-from conftest import cli_command, wait_for
+from support.apps import NewApp
+from support.db import waking_listeners
+from support.exports import create_export, wait_finished
+from support.rows import add_users
+from support.servers import StartWorker
+from support.waiting import wait_for
 
 SLOW_POLL = {
     "CHATFERRY_JOB_POLL_SECONDS": "30",
@@ -60,32 +61,32 @@ def worker(settings: Settings, runtime: Runtime) -> Iterator[Worker]:
     assert running.listener is not None
     wait_for(running.listener.connected.is_set, timeout=10)
     yield running
-    running.stop()
+    with waking_listeners(rt):
+        running.stop()
     rt.close()
 
 
 def time_to_finish(api: TestClient, headers: dict[str, str]) -> float:
     started = time.monotonic()
     record = create_export(api, headers, type="users")
-
-    def finished() -> bool:
-        status = get_record(api, headers, record["unique_id"])["status"]
-        assert status in ("started", "finished"), status
-        return bool(status == "finished")
-
-    wait_for(finished, timeout=40, interval=0.02)
+    wait_finished(api, headers, record["unique_id"], timeout=40)
     return time.monotonic() - started
 
 
-def idle(seconds: float = 1.0) -> None:
-    """Lets the worker settle into its (30 s) idle wait."""
+def idle(seconds: float = 0.5) -> None:
+    """Lets the worker settle into its (30 s) idle wait.
+
+    Kept as a sleep: an idle wait has no visible start, and the worker needs a few
+    milliseconds to get there after its last job. Were it not idle yet, the pickup
+    would only look faster: a busy machine can weaken the test, never fail it.
+    """
     time.sleep(seconds)
 
 
 def test_an_idle_worker_in_another_runtime_is_woken_by_notify(
-    api: TestClient, runtime: Runtime, worker: Worker
+    api: TestClient, runtime: Runtime, worker: Worker, new_app: NewApp
 ) -> None:
-    creds = quick_app(runtime)
+    creds = new_app()
     add_users(runtime, creds.app_id, [datetime.now(UTC) - timedelta(minutes=1)])
     for _ in range(3):
         idle()
@@ -93,9 +94,9 @@ def test_an_idle_worker_in_another_runtime_is_woken_by_notify(
 
 
 def test_the_listener_reconnects_after_losing_its_connection(
-    api: TestClient, runtime: Runtime, worker: Worker
+    api: TestClient, runtime: Runtime, worker: Worker, new_app: NewApp
 ) -> None:
-    creds = quick_app(runtime)
+    creds = new_app()
     add_users(runtime, creds.app_id, [datetime.now(UTC) - timedelta(minutes=1)])
     listener = worker.listener
     assert listener is not None and listener.backend_pid is not None
@@ -107,48 +108,53 @@ def test_the_listener_reconnects_after_losing_its_connection(
     assert time_to_finish(api, creds.headers) < PICKUP_SECONDS
 
 
-def test_notify_is_sent_on_commit_only(runtime: Runtime, database_url: str) -> None:
+def test_notify_is_sent_on_commit_only(runtime: Runtime) -> None:
+    # The channel is per database: other schemas' workers (other tests) use it too.
+    kind = f"nothing-{uuid.uuid4().hex[:8]}"
     conninfo = notify.conninfo_of(runtime.engine)
-    with psycopg.connect(conninfo, autocommit=True) as listener:
+    with (
+        psycopg.connect(conninfo, autocommit=True) as listener,
+        psycopg.connect(conninfo, autocommit=True) as other,
+    ):
         listener.execute(f"LISTEN {notify.CHANNEL}")
 
-        # The channel is per database: other schemas' workers (other tests) use it too.
         def received() -> list[str]:
-            found = listener.notifies(timeout=0.5)
-            return [n.payload for n in found if n.channel == notify.CHANNEL]
+            """The payloads that arrive before a marker NOTIFY sent now by another
+            session: PostgreSQL delivers in commit order, so everything committed
+            before the marker has arrived by then."""
+            marker = f"marker-{uuid.uuid4().hex}"
+            other.execute("SELECT pg_notify(%s, %s)", (notify.CHANNEL, marker))
+            payloads = []
+            for note in listener.notifies(timeout=10):
+                if note.payload == marker:
+                    return payloads
+                payloads.append(note.payload)
+            raise AssertionError("the marker notification never arrived")
 
         with runtime.sessions() as session, session.begin():
-            rolled_back = enqueue(session, JobSpec("nothing", 1, 1, "r1", "a", 1, 1)).id
+            rolled_back = enqueue(session, JobSpec(kind, 1, 1, "r1", "a", 1, 1)).id
             session.rollback()
         with transaction(runtime.sessions) as session:
-            committed = enqueue(session, JobSpec("nothing", 2, 1, "r2", "a", 1, 1)).id
-            assert f"nothing:{committed}" not in received()  # not before the commit
+            committed = enqueue(session, JobSpec(kind, 2, 1, "r2", "a", 1, 1)).id
+            assert f"{kind}:{committed}" not in received()  # not before the commit
         payloads = received()
-        assert f"nothing:{committed}" in payloads
-        assert f"nothing:{rolled_back}" not in payloads
+        assert f"{kind}:{committed}" in payloads
+        assert f"{kind}:{rolled_back}" not in payloads
 
 
+@pytest.mark.slow
 def test_a_worker_process_is_woken_by_an_export_created_elsewhere(
-    api: TestClient, runtime: Runtime, settings_env: dict[str, str], tmp_path: Path
+    api: TestClient, runtime: Runtime, new_app: NewApp, start_worker: StartWorker
 ) -> None:
-    creds = quick_app(runtime)
+    creds = new_app()
     add_users(runtime, creds.app_id, [datetime.now(UTC) - timedelta(minutes=1)])
-    log_path = tmp_path / "worker.log"
-    process = subprocess.Popen(
-        cli_command("worker", "--concurrency", "2"),
-        env={**os.environ, **settings_env},
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        # The first export may wait for the process to start; later ones find it idle.
-        create_export(api, creds.headers, type="users")
-        first = time_to_finish(api, creds.headers)
-        assert first < 30, log_path.read_text()
-        for _ in range(2):
-            idle()
-            elapsed = time_to_finish(api, creds.headers)
-            assert elapsed < PICKUP_SECONDS, (elapsed, log_path.read_text())
-    finally:
-        process.terminate()
-        process.wait(15)
+    process = start_worker(None, "--concurrency", "2")
+    # The first export may wait for the process to start; later ones find it idle.
+    create_export(api, creds.headers, type="users")
+    assert time_to_finish(api, creds.headers) < 30
+    for _ in range(2):
+        idle()
+        elapsed = time_to_finish(api, creds.headers)
+        assert elapsed < PICKUP_SECONDS, elapsed
+    process.terminate()
+    assert process.wait(15) == 0

@@ -16,9 +16,11 @@ from chatferry.db.models import Export
 from chatferry.exports.retention import sweep_expired_exports
 from chatferry.jobs.periodic import PeriodicRunner
 from chatferry.runtime import Runtime
-from helpers_api import EXPORTS, add_users, export_and_wait, get_record, quick_app, stored_files
-
-from conftest import wait_for
+from support.apps import NewApp
+from support.exports import export_and_wait, get_record, stored_files
+from support.http import EXPORTS
+from support.rows import add_users
+from support.waiting import wait_for
 
 
 @pytest.fixture
@@ -38,8 +40,10 @@ def finished_at(rt: Runtime, unique_id: str) -> datetime:
     return moment
 
 
-def two_exports(client: TestClient, runtime: Runtime) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    creds = quick_app(runtime, "retention", "Asia/Jakarta")
+def two_exports(
+    client: TestClient, runtime: Runtime, new_app: NewApp
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    creds = new_app("retention", "Asia/Jakarta")
     add_users(runtime, creds.app_id, [datetime.now(UTC) - timedelta(minutes=2)])
     old = export_and_wait(client, creds.headers, type="users")
     new = export_and_wait(client, creds.headers, type="users")
@@ -47,9 +51,9 @@ def two_exports(client: TestClient, runtime: Runtime) -> tuple[Any, dict[str, An
 
 
 def test_files_older_than_the_retention_are_deleted_and_records_kept(
-    client: TestClient, runtime: Runtime
+    client: TestClient, runtime: Runtime, new_app: NewApp
 ) -> None:
-    creds, old, new = two_exports(client, runtime)
+    creds, old, new = two_exports(client, runtime, new_app)
     # The old export finished 10 days ago; the new one just now.
     with transaction(runtime.sessions) as session:
         session.execute(
@@ -88,15 +92,17 @@ def test_files_older_than_the_retention_are_deleted_and_records_kept(
 
 
 @pytest.mark.parametrize("retention_days", ["0"])
-def test_zero_keeps_files_forever(client: TestClient, runtime: Runtime) -> None:
-    _, old, _ = two_exports(client, runtime)
+def test_zero_keeps_files_forever(client: TestClient, runtime: Runtime, new_app: NewApp) -> None:
+    _, old, _ = two_exports(client, runtime, new_app)
     far = finished_at(runtime, old["unique_id"]) + timedelta(days=3650)
     assert sweep_expired_exports(runtime, now=far) == 0
     assert len(stored_files(runtime)) == 2
 
 
-def test_unfinished_exports_are_left_alone(client: TestClient, runtime: Runtime) -> None:
-    creds, old, _ = two_exports(client, runtime)
+def test_unfinished_exports_are_left_alone(
+    client: TestClient, runtime: Runtime, new_app: NewApp
+) -> None:
+    creds, old, _ = two_exports(client, runtime, new_app)
     with transaction(runtime.sessions) as session:
         session.execute(
             update(Export).where(Export.unique_id == old["unique_id"]).values(status="failed")
@@ -107,8 +113,8 @@ def test_unfinished_exports_are_left_alone(client: TestClient, runtime: Runtime)
 
 
 @pytest.mark.parametrize("retention_days", ["1"])
-def test_the_retention_task_sweeps(client: TestClient, runtime: Runtime) -> None:
-    creds, old, new = two_exports(client, runtime)
+def test_the_retention_task_sweeps(client: TestClient, runtime: Runtime, new_app: NewApp) -> None:
+    creds, old, new = two_exports(client, runtime, new_app)
     with transaction(runtime.sessions) as session:
         session.execute(
             update(Export)

@@ -13,7 +13,8 @@ from chatferry.db.models import App, Comment
 from chatferry.demo.generate import DemoSpec, generate
 from chatferry.imports.passwords import verify_password
 from chatferry.runtime import Runtime
-from import_helpers import assert_finished, counts, export_file, run_import
+from support.apps import NewApp
+from support.imports import assert_finished, counts, export_file, run_import
 
 
 def _fill(runtime: Runtime, app_id: str) -> dict[str, int]:
@@ -47,9 +48,9 @@ def _reply_targets(rt: Runtime, app_id: str) -> dict[str, str]:
 
 
 def test_export_import_export_round_trip(
-    client: TestClient, make_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
-    source, target = make_app(name="A"), make_app(name="B")
+    source, target = new_app("A"), new_app("B")
     made = _fill(runtime, source.app_id)
     files = {r: export_file(client, source, r) for r in ("users", "rooms", "comments")}
     for resource in ("users", "rooms", "comments"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -18,23 +17,18 @@ from chatferry.db.engine import transaction
 from chatferry.db.models import User
 from chatferry.runtime import Runtime
 from chatferry.storage.store import FileStore, content_disposition
-from helpers_api import (
-    EXPORTS,
-    add_user,
-    add_users,
-    app_pk,
+from support.apps import NewApp
+from support.exports import (
+    barrier_export,
     create_export,
     export_and_wait,
     get_record,
-    quick_app,
     stored_files,
 )
-from import_helpers import assert_finished, counts, run_import, user
-
-if TYPE_CHECKING:
-    from s3_fixtures import S3Bucket
-
-pytest_plugins = ["s3_fixtures"]
+from support.http import EXPORTS
+from support.imports import assert_finished, counts, run_import, user
+from support.rows import add_user, add_users, app_pk
+from support.s3 import S3Bucket
 
 TTL = 3600
 
@@ -45,6 +39,7 @@ def settings_env(settings_env: dict[str, str], s3_bucket: S3Bucket) -> dict[str,
         **settings_env,
         "CHATFERRY_STORAGE_URL": s3_bucket.storage_url,
         "CHATFERRY_DOWNLOAD_URL_TTL_SECONDS": str(TTL),
+        "CHATFERRY_WORKER_CONCURRENCY": "1",  # jobs run in order: see barrier_export
     }
 
 
@@ -52,10 +47,11 @@ def object_key(bucket: S3Bucket, app_id: str, unique_id: str) -> str:
     return f"{bucket.prefix}/exports/{app_id}/{unique_id}.json"
 
 
+@pytest.mark.slow
 def test_an_export_is_uploaded_to_the_bucket_and_served_by_a_presigned_url(
-    client: TestClient, runtime: Runtime, s3_bucket: S3Bucket
+    client: TestClient, runtime: Runtime, s3_bucket: S3Bucket, new_app: NewApp
 ) -> None:
-    creds = quick_app(runtime, "s3", "Asia/Jakarta")
+    creds = new_app("s3", "Asia/Jakarta")
     now = datetime.now(UTC)
     emails = add_users(runtime, creds.app_id, [now - timedelta(minutes=m) for m in range(1, 8)])
     record = export_and_wait(client, creds.headers, type="users")
@@ -89,11 +85,12 @@ def test_an_export_is_uploaded_to_the_bucket_and_served_by_a_presigned_url(
     )
 
 
+@pytest.mark.slow
 def test_a_file_route_link_redirects_to_the_object(
-    client: TestClient, runtime: Runtime, s3_bucket: S3Bucket
+    client: TestClient, runtime: Runtime, s3_bucket: S3Bucket, new_app: NewApp
 ) -> None:
     """A signed /file link (made before the switch to S3, or by hand) still works."""
-    creds = quick_app(runtime)
+    creds = new_app()
     add_users(runtime, creds.app_id, [datetime.now(UTC) - timedelta(minutes=1)])
     record = export_and_wait(client, creds.headers, type="users")
     expires = int(time.time()) + 60
@@ -107,11 +104,12 @@ def test_a_file_route_link_redirects_to_the_object(
     )
 
 
+@pytest.mark.slow
 def test_a_large_export_is_a_multipart_upload(
-    client: TestClient, runtime: Runtime, s3_bucket: S3Bucket
+    client: TestClient, runtime: Runtime, s3_bucket: S3Bucket, new_app: NewApp
 ) -> None:
     """Over 5 MB: several parts, streamed as the batches are read (never whole)."""
-    creds = quick_app(runtime)
+    creds = new_app()
     pk = app_pk(runtime, creds.app_id)
     moment = datetime.now(UTC) - timedelta(minutes=5)
     with transaction(runtime.sessions) as session:
@@ -127,10 +125,11 @@ def test_a_large_export_is_a_multipart_upload(
     assert {row["Email"] for row in rows} == {f"big{i}@example.com" for i in range(900)}
 
 
+@pytest.mark.slow
 def test_delete_removes_the_object(
-    client: TestClient, runtime: Runtime, s3_bucket: S3Bucket
+    client: TestClient, runtime: Runtime, s3_bucket: S3Bucket, new_app: NewApp
 ) -> None:
-    creds = quick_app(runtime)
+    creds = new_app()
     add_users(runtime, creds.app_id, [datetime.now(UTC) - timedelta(minutes=1)])
     kept = export_and_wait(client, creds.headers, type="users")
     gone = export_and_wait(client, creds.headers, type="users")
@@ -142,25 +141,26 @@ def test_delete_removes_the_object(
     assert get_record(client, creds.headers, kept["unique_id"])["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_a_running_export_that_is_deleted_leaves_no_object(
-    client: TestClient, runtime: Runtime, s3_bucket: S3Bucket
+    client: TestClient, runtime: Runtime, s3_bucket: S3Bucket, new_app: NewApp
 ) -> None:
-    creds = quick_app(runtime)
+    creds = new_app()
     add_users(runtime, creds.app_id, [datetime.now(UTC) - timedelta(minutes=1)])
     record = create_export(client, creds.headers, type="users")
     client.delete(f"{EXPORTS}/{record['unique_id']}", headers=creds.headers)
-    # Whatever the job got to, no object survives (a second export proves the job ran).
-    export_and_wait(client, creds.headers, type="users")
+    # Whatever the job got to, no object survives (once a later export ran on the one
+    # worker thread, the deleted export's job is over).
+    barrier_export(client, creds.headers)
     assert object_key(s3_bucket, creds.app_id, record["unique_id"]) not in s3_bucket.object_keys()
 
 
+@pytest.mark.slow
 def test_an_upload_is_stored_in_the_bucket_and_imported_from_it(
-    client: TestClient, runtime: Runtime, s3_bucket: S3Bucket
+    client: TestClient, runtime: Runtime, s3_bucket: S3Bucket, new_app: NewApp
 ) -> None:
-    creds = quick_app(runtime)
-    rows = [user(f"imported{i}@example.com", PasswordHash="") for i in range(3)]
-    for row in rows:
-        del row["Password"]
+    creds = new_app()
+    rows = [user(f"imported{i}@example.com") for i in range(3)]
     record = run_import(client, creds, "users", rows)
     assert_finished(record, 3)
     assert counts(runtime, creds.app_id)["users"] == 3

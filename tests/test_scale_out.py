@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import re
 import signal
 import subprocess
@@ -17,14 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
 import httpx
 import obstore
 import orjson
 import pytest
-from argon2 import PasswordHasher
 from obstore.store import from_url
 from sqlalchemy import func, select
 
@@ -32,15 +30,13 @@ from chatferry.db.engine import transaction
 from chatferry.db.models import Comment, Export, Import, Job, Room, RoomParticipant, User
 from chatferry.demo.generate import DemoSpec, generate
 from chatferry.runtime import Runtime
-from helpers_api import COMMENT_KEYS, ROOM_KEYS, USER_KEYS, app_pk, quick_app
-from helpers_proc import API, api_headers, create_export, get_export, show_process_logs  # noqa: F401
-
-from conftest import Credentials, cli_command, wait_for
-
-if TYPE_CHECKING:
-    from s3_fixtures import S3Bucket
-
-pytest_plugins = ["s3_fixtures"]
+from support.apps import TEST_PASSWORD_HASH, Credentials, NewApp
+from support.exports import COMMENT_KEYS, ROOM_KEYS, USER_KEYS, create_export, get_record
+from support.imports import upload
+from support.rows import app_pk
+from support.s3 import S3Bucket
+from support.servers import StartServer, StartWorker
+from support.waiting import wait_for
 
 WORKERS = 3
 EXPORTS = 60
@@ -64,25 +60,8 @@ class SentImport:
     unique_id: str = ""
 
 
-def _start_worker(
-    settings_env: dict[str, str], tmp_path: Path, index: int
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        cli_command("worker"),
-        env={**os.environ, **settings_env},
-        stdout=(tmp_path / f"worker-{index}.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _post_import(base: str, sent: SentImport) -> SentImport:
-    response = httpx.post(
-        f"{base}{API}/imports",
-        data={"type": sent.resource},
-        files={"file": (f"{sent.resource}.json", orjson.dumps(sent.rows), "application/json")},
-        headers=api_headers(sent.creds.app_id, sent.creds.secret),
-        timeout=30,
-    )
+def _post_import(http: httpx.Client, sent: SentImport) -> SentImport:
+    response = upload(http, sent.creds, sent.resource, sent.rows, f"{sent.resource}.json")
     assert response.status_code == 200, response.text
     record = response.json()["results"]["backup_history"]
     assert record["status"] == "started", record
@@ -198,28 +177,28 @@ def _as_expected(row: dict[str, Any], resource: str) -> dict[str, Any]:
     return {**row, field: _file_time(row[field])}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_three_workers_and_two_apis_run_every_job_exactly_once(
-    settings_env: dict[str, str],
     runtime: Runtime,
-    start_server,  # type: ignore[no-untyped-def]
+    new_app: NewApp,
+    start_server: StartServer,
+    start_worker: StartWorker,
     s3_bucket: S3Bucket,
     tmp_path: Path,
 ) -> None:
     # Two apps with demo data over the last 10 days (every row in the default window).
-    apps = [quick_app(runtime, f"Scale {i}") for i in range(2)]
+    apps = [new_app(f"Scale {i}") for i in range(2)]
     for index, creds in enumerate(apps):
         with transaction(runtime.sessions) as session:
             generate(session, app_pk(runtime, creds.app_id), DemoSpec(40, 20, 400, 10, seed=index))
 
-    workers = [_start_worker(settings_env, tmp_path, i) for i in range(WORKERS)]
+    workers = [start_worker(name=f"worker-{i}", ready=False) for i in range(WORKERS)]
     try:
         apis = [start_server(None, "--no-worker") for _ in range(2)]
-        bases = [api.base_url for api in apis]
-        for i in range(WORKERS):
-            log_path = tmp_path / f"worker-{i}.log"
-            wait_for(lambda p=log_path: "worker started" in p.read_text(), timeout=30)
-            assert workers[i].poll() is None, log_path.read_text()
+        https = [api.http for api in apis]
+        for worker in workers:
+            worker.wait_started()
 
         # --- 60 exports and 24 imports, through both APIs alternately, 8 at a time -----
         today = datetime.now(UTC).date()
@@ -237,7 +216,7 @@ def test_three_workers_and_two_apis_run_every_job_exactly_once(
             for resource, app, window in itertools.islice(itertools.cycle(plans), EXPORTS)
         ]
         # A real Argon2id hash, stored as is (cheap parameters: no hashing cost in the test).
-        hashed = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash("imported")
+        hashed = TEST_PASSWORD_HASH
         imports = [
             SentImport(
                 apps[i % 2],
@@ -313,11 +292,11 @@ def test_three_workers_and_two_apis_run_every_job_exactly_once(
         sends.extend(pending)
 
         def send(index: int, item: tuple[Credentials, dict[str, Any]] | SentImport) -> Any:
-            base = bases[index % 2]
+            http = https[index % 2]
             if isinstance(item, SentImport):
-                return _post_import(base, item)
+                return _post_import(http, item)
             creds, body = item
-            return create_export(base, creds.app_id, creds.secret, body)
+            return create_export(http, creds.headers, **body)
 
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(send, range(len(sends)), sends))
@@ -433,7 +412,7 @@ def test_three_workers_and_two_apis_run_every_job_exactly_once(
     # A sample through the other API: the record, and its presigned link to the object.
     for index in (0, 1, EXPORTS - 1):
         creds, _ = export_bodies[index]
-        record = get_export(bases[(index + 1) % 2], creds.app_id, creds.secret, export_ids[index])
+        record = get_record(https[(index + 1) % 2], creds.headers, export_ids[index])
         export = exports[export_ids[index]]
         assert (record["status"], record["percentage"]) == ("finished", 100)
         assert (record["total_rows"], record["size"], record["sha256"]) == (

@@ -25,9 +25,10 @@ from chatferry.runtime import Runtime
 from chatferry.schedules import service
 from chatferry.schedules.requests import ScheduleChange, ScheduleRequest
 from chatferry.schedules.scheduler import fire, fire_due, on_export_finished, run_now
-from helpers_api import add_users, quick_app, stored_files
-
-from conftest import wait_for
+from support.apps import create_test_app
+from support.exports import stored_files
+from support.rows import add_users
+from support.waiting import wait_for
 
 _schedules = table_of(ExportSchedule)
 
@@ -45,7 +46,7 @@ def context(rt: Runtime, app_id: str) -> AppContext:
 def make_schedule(
     rt: Runtime, now: datetime = T0, timezone: str = "Asia/Jakarta", **body: Any
 ) -> tuple[AppContext, ExportSchedule]:
-    creds = quick_app(rt, timezone=timezone)
+    creds = create_test_app(rt, timezone=timezone)
     app = context(rt, creds.app_id)
     fields = {"type": "users", "cron": "0 2 * * *", "window_days": 3, "keep_last": 5, **body}
     request = ScheduleRequest.model_validate(fields)

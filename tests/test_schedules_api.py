@@ -14,28 +14,42 @@ from sqlalchemy import select, update
 from chatferry.db.engine import transaction
 from chatferry.db.models import Export, ExportSchedule, Job, table_of
 from chatferry.runtime import Runtime
-from helpers_api import (
-    API,
-    EXPORTS,
-    RFC3339_RE,
-    UUID_RE,
-    add_users,
-    assert_error,
-    create_export,
-    get_record,
-    quick_app,
-    wait_finished,
-)
+from support.apps import Credentials, NewApp
+from support.exports import create_export, get_record, wait_finished
+from support.http import EXPORTS, RFC3339_RE, SCHEDULES, UUID_RE, assert_error
+from support.rows import add_users
+from support.waiting import wait_for
 
-from conftest import Credentials, wait_for
-
-SCHEDULES = f"{API}/export_schedules"
 BODY = {"type": "comments", "cron": "30 2 * * *", "window_days": 7, "keep_last": 3}
 
 
-@pytest.fixture
-def new_app(runtime: Runtime) -> Any:
-    return lambda name="Test app", timezone="UTC": quick_app(runtime, name, timezone)
+def make_due(runtime: Runtime, *unique_ids: str) -> None:
+    """Moves the schedules' next run into the past (one UPDATE)."""
+    schedules = table_of(ExportSchedule)
+    with runtime.engine.begin() as conn:
+        conn.execute(
+            update(schedules)
+            .where(schedules.c.unique_id.in_(unique_ids))
+            .values(next_run_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+
+
+def wait_for_a_scheduler_pass(client: TestClient, runtime: Runtime, new_app: NewApp) -> None:
+    """Returns once the scheduler thread has made a whole pass that began after the call.
+
+    A witness schedule (in an app of its own) is made due now; one pass fires every due
+    schedule, so the pass that fires the witness has also seen every schedule that was
+    due before this call: the observable event that replaces sleeping.
+    """
+    witness = new_app("witness")
+    uid = create_schedule(client, witness, type="users")["unique_id"]
+    make_due(runtime, uid)
+
+    def fired() -> bool:
+        listed = client.get(EXPORTS, headers=witness.headers).json()["results"]
+        return any(r["schedule_id"] == uid for r in listed["backup_histories"])
+
+    wait_for(fired, timeout=10)
 
 
 def create_schedule(client: TestClient, creds: Credentials, **body: Any) -> dict[str, Any]:
@@ -49,7 +63,7 @@ def create_schedule(client: TestClient, creds: Credentials, **body: Any) -> dict
 # --- /export_schedules -----------------------------------------------------------------
 
 
-def test_create_returns_the_schedule_in_the_envelope(client: TestClient, new_app: Any) -> None:
+def test_create_returns_the_schedule_in_the_envelope(client: TestClient, new_app: NewApp) -> None:
     creds = new_app(timezone="Asia/Jakarta")
     before = datetime.now(UTC)
     record = create_schedule(client, creds)
@@ -82,14 +96,14 @@ def test_create_returns_the_schedule_in_the_envelope(client: TestClient, new_app
 
 
 @pytest.mark.parametrize("alias", ["@daily", "@weekly", "@monthly", " @Daily "])
-def test_the_cron_aliases_are_accepted(client: TestClient, new_app: Any, alias: str) -> None:
+def test_the_cron_aliases_are_accepted(client: TestClient, new_app: NewApp, alias: str) -> None:
     record = create_schedule(client, new_app(), cron=alias)
     assert record["cron"] == alias.strip().lower()
     local = datetime.fromisoformat(record["next_run_at"])
     assert (local.hour, local.minute) == (0, 0)
 
 
-def test_get_list_and_paging(client: TestClient, new_app: Any) -> None:
+def test_get_list_and_paging(client: TestClient, new_app: NewApp) -> None:
     creds = new_app()
     ids = [create_schedule(client, creds, window_days=n)["unique_id"] for n in range(1, 4)]
     response = client.get(SCHEDULES, params={"limit": "2"}, headers=creds.headers)
@@ -105,7 +119,7 @@ def test_get_list_and_paging(client: TestClient, new_app: Any) -> None:
     assert_error(client.get(SCHEDULES, params={"page": "0"}, headers=creds.headers), 400, "page")
 
 
-def test_another_apps_schedule_is_not_found(client: TestClient, new_app: Any) -> None:
+def test_another_apps_schedule_is_not_found(client: TestClient, new_app: NewApp) -> None:
     owner, other = new_app(), new_app()
     uid = create_schedule(client, owner)["unique_id"]
     path = f"{SCHEDULES}/{uid}"
@@ -145,7 +159,7 @@ def test_another_apps_schedule_is_not_found(client: TestClient, new_app: Any) ->
     ],
 )
 def test_bad_schedules_get_400_with_a_message(
-    client: TestClient, new_app: Any, change: dict[str, Any], fragments: tuple[str, ...]
+    client: TestClient, new_app: NewApp, change: dict[str, Any], fragments: tuple[str, ...]
 ) -> None:
     creds = new_app()
     body = {**BODY, **change}
@@ -154,14 +168,14 @@ def test_bad_schedules_get_400_with_a_message(
     assert client.get(SCHEDULES, headers=creds.headers).json()["results"]["meta"]["total"] == 0
 
 
-def test_non_object_bodies_get_400(client: TestClient, new_app: Any) -> None:
+def test_non_object_bodies_get_400(client: TestClient, new_app: NewApp) -> None:
     creds = new_app()
     assert_error(client.post(SCHEDULES, json=[1], headers=creds.headers), 400, "JSON object")
     assert_error(client.post(SCHEDULES, content=b"{", headers=creds.headers), 400, "JSON")
     assert_error(client.post(SCHEDULES, content=b"", headers=creds.headers), 400, "empty")
 
 
-def test_pause_and_resume(client: TestClient, new_app: Any, runtime: Runtime) -> None:
+def test_pause_and_resume(client: TestClient, new_app: NewApp, runtime: Runtime) -> None:
     creds = new_app()
     uid = create_schedule(client, creds)["unique_id"]
     path = f"{SCHEDULES}/{uid}"
@@ -169,14 +183,8 @@ def test_pause_and_resume(client: TestClient, new_app: Any, runtime: Runtime) ->
     assert paused.status_code == 200, paused.text
     assert paused.json()["results"]["export_schedule"]["paused"] is True
     # While paused its time passes; resuming does not make up the missed run.
-    schedules = table_of(ExportSchedule)
-    with runtime.engine.begin() as conn:
-        conn.execute(
-            update(schedules)
-            .where(schedules.c.unique_id == uid)
-            .values(next_run_at=datetime.now(UTC) - timedelta(hours=1))
-        )
-    time.sleep(0.5)  # the scheduler thread polls every 0.1 s here
+    make_due(runtime, uid)
+    wait_for_a_scheduler_pass(client, runtime, new_app)
     resumed = client.patch(path, json={"paused": False}, headers=creds.headers)
     record = resumed.json()["results"]["export_schedule"]
     assert record["paused"] is False
@@ -186,7 +194,7 @@ def test_pause_and_resume(client: TestClient, new_app: Any, runtime: Runtime) ->
         assert_error(client.patch(path, json=bad, headers=creds.headers), 400, "paused")
 
 
-def test_delete_returns_the_schedule_and_forgets_it(client: TestClient, new_app: Any) -> None:
+def test_delete_returns_the_schedule_and_forgets_it(client: TestClient, new_app: NewApp) -> None:
     creds = new_app()
     uid = create_schedule(client, creds)["unique_id"]
     deleted = client.delete(f"{SCHEDULES}/{uid}", headers=creds.headers)
@@ -197,18 +205,12 @@ def test_delete_returns_the_schedule_and_forgets_it(client: TestClient, new_app:
 
 
 def test_a_due_schedule_runs_as_an_ordinary_export_listed_with_its_schedule(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app()
     add_users(runtime, creds.app_id, [datetime.now(UTC) - timedelta(days=1)])
     uid = create_schedule(client, creds, type="users", window_days=2)["unique_id"]
-    schedules = table_of(ExportSchedule)
-    with runtime.engine.begin() as conn:  # make it due now
-        conn.execute(
-            update(schedules)
-            .where(schedules.c.unique_id == uid)
-            .values(next_run_at=datetime.now(UTC) - timedelta(seconds=1))
-        )
+    make_due(runtime, uid)
 
     def listed() -> list[dict[str, Any]]:
         response = client.get(EXPORTS, headers=creds.headers)
@@ -224,7 +226,7 @@ def test_a_due_schedule_runs_as_an_ordinary_export_listed_with_its_schedule(
     assert finished["end_date"] == (today - timedelta(days=1)).isoformat()
     schedule = client.get(f"{SCHEDULES}/{uid}", headers=creds.headers).json()["results"]
     assert schedule["export_schedule"]["last_run_at"] != ""
-    time.sleep(0.3)
+    wait_for_a_scheduler_pass(client, runtime, new_app)
     assert len(listed()) == 1  # fired once, not on every scheduler pass
 
 
@@ -232,7 +234,7 @@ def test_a_due_schedule_runs_as_an_ordinary_export_listed_with_its_schedule(
 
 
 def test_a_run_at_export_is_scheduled_and_starts_at_its_time(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app()
     add_users(runtime, creds.app_id, [datetime.now(UTC) - timedelta(hours=1)])
@@ -258,7 +260,7 @@ def test_a_run_at_export_is_scheduled_and_starts_at_its_time(
 
 
 def test_run_at_without_dates_exports_the_30_days_up_to_its_day(
-    client: TestClient, new_app: Any
+    client: TestClient, new_app: NewApp
 ) -> None:
     creds = new_app(timezone="Asia/Jakarta")
     run_at = datetime.now(UTC) + timedelta(days=3)
@@ -280,7 +282,7 @@ def test_run_at_without_dates_exports_the_30_days_up_to_its_day(
 
 
 def test_deleting_a_scheduled_export_cancels_it(
-    client: TestClient, new_app: Any, runtime: Runtime
+    client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app()
     run_at = datetime.now(UTC) + timedelta(hours=1)
@@ -304,7 +306,7 @@ def test_deleting_a_scheduled_export_cancels_it(
     ],
 )
 def test_a_bad_run_at_gets_400_with_a_message(
-    client: TestClient, new_app: Any, run_at: Any, fragments: tuple[str, ...]
+    client: TestClient, new_app: NewApp, run_at: Any, fragments: tuple[str, ...]
 ) -> None:
     creds = new_app()
     response = client.post(EXPORTS, json={"type": "users", "run_at": run_at}, headers=creds.headers)

@@ -2,21 +2,17 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from conftest import wait_for
+from support.apps import NewApp
+from support.exports import download, wait_finished
+from support.http import EXPORTS
 
 
-def test_export_of_an_empty_app_finishes_with_an_empty_array(client: TestClient, make_app) -> None:  # type: ignore[no-untyped-def]
-    creds = make_app()
-    created = client.post("/api/v2.1/rest/exports", json={"type": "users"}, headers=creds.headers)
+def test_export_of_an_empty_app_finishes_with_an_empty_array(
+    client: TestClient, new_app: NewApp
+) -> None:
+    creds = new_app()
+    created = client.post(EXPORTS, json={"type": "users"}, headers=creds.headers)
     assert created.status_code == 200, created.text
-    unique_id = created.json()["results"]["unique_id"]
-
-    def finished() -> dict | None:  # type: ignore[type-arg]
-        record = client.get(f"/api/v2.1/rest/exports/{unique_id}", headers=creds.headers).json()
-        record = record["results"]["backup_history"]
-        return record if record["status"] == "finished" else None
-
-    record = wait_for(finished)
+    record = wait_finished(client, creds.headers, created.json()["results"]["unique_id"])
     assert record["total_rows"] == 0
-    body = client.get(record["download_url"].split("http://testserver", 1)[1]).content
-    assert body == b"[]\n"
+    assert download(client, record) == b"[]\n"

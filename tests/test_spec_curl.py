@@ -13,18 +13,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from helpers_proc import (  # show_process_logs: autouse fixture
-    RFC3339_WITH_OFFSET,
-    content_disposition_filename,
-    run_cli_json,
-    run_curl,
-    seed_comments,
-    show_process_logs,  # noqa: F401
-    spec_curl_args,
-    stored_files,
-)
+import pytest
 
-from conftest import wait_for
+from chatferry.runtime import Runtime
+from chatferry.settings import Settings
+from support.curl import content_disposition_filename, run_curl, spec_curl_args
+from support.exports import stored_files
+from support.http import RFC3339_WITH_OFFSET
+from support.rows import seed_comments
+from support.servers import StartServer, run_cli_json
+from support.waiting import wait_for
 
 APP_ID = "sdksample"
 SECRET = "2820ae9dfc5362f7f3a10381fb89afc7"
@@ -114,9 +112,14 @@ def _check_record_shape(record: dict[str, Any]) -> None:
     assert 0 <= record["percentage"] <= 100
 
 
+@pytest.mark.slow
 def test_spec_curl_examples_as_written(
-    settings_env: dict[str, str], runtime, start_server, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    settings_env: dict[str, str],
+    settings: Settings,
+    runtime: Runtime,
+    start_server: StartServer,
+    tmp_path: Path,
+) -> None:
     created = run_cli_json(
         settings_env,
         "apps",
@@ -164,7 +167,8 @@ def test_spec_curl_examples_as_written(
     _check_record_shape(histories[0])
     assert histories[0]["created_at"] == record["created_at"]
 
-    # GET by id, as written, until the export has finished.
+    # GET by id, as written, until the export has finished (the spec's example is what
+    # is tested here, so it is the poll).
     get_args = spec_curl_args(SPEC_GET, base, {SPEC_GET_ID: unique_id})
 
     def finished() -> dict[str, Any] | None:
@@ -193,7 +197,7 @@ def test_spec_curl_examples_as_written(
     )
     assert len(download.body) == done["size"]
     assert json.loads(download.body) == expected_rows
-    [stored] = [p for p in stored_files(settings_env) if unique_id in p.name]
+    [stored] = [p for p in stored_files(settings) if unique_id in p.name]
 
     # The DELETE example, as written: underscore header and a body.
     delete_args = spec_curl_args(SPEC_DELETE, base, {SPEC_DELETE_ID: unique_id})

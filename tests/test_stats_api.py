@@ -13,17 +13,10 @@ from sqlalchemy import update
 from chatferry.db.engine import transaction
 from chatferry.db.models import Export
 from chatferry.runtime import Runtime
-from helpers_api import (
-    API,
-    EXPORTS,
-    add_users,
-    assert_error,
-    create_export,
-    export_and_wait,
-    quick_app,
-)
-
-from conftest import Credentials
+from support.apps import Credentials, create_test_app
+from support.exports import create_export, export_and_wait
+from support.http import API, EXPORTS, assert_error
+from support.rows import add_users
 
 STATS = f"{API}/stats/daily"
 
@@ -65,7 +58,7 @@ NEW_YORK_MOMENTS = [
 def test_days_follow_the_apps_timezone_across_dst_changes(
     client: TestClient, runtime: Runtime
 ) -> None:
-    creds = quick_app(runtime, "dst", "America/New_York")
+    creds = create_test_app(runtime, "dst", "America/New_York")
     add_users(runtime, creds.app_id, [utc(m) for m in NEW_YORK_MOMENTS])
     spring = stats(client, creds, type="users", start_date="2024-03-09", end_date="2024-03-11")
     assert rows_by_day(spring) == {"2024-03-09": 1, "2024-03-10": 2, "2024-03-11": 1}
@@ -77,7 +70,7 @@ def test_days_follow_the_apps_timezone_across_dst_changes(
 def test_a_days_count_is_what_an_export_of_that_day_holds(
     client: TestClient, runtime: Runtime
 ) -> None:
-    creds = quick_app(runtime, "dst", "America/New_York")
+    creds = create_test_app(runtime, "dst", "America/New_York")
     add_users(runtime, creds.app_id, [utc(m) for m in NEW_YORK_MOMENTS])
     for day in ("2024-03-10", "2024-11-03", "2024-11-04"):
         record = export_and_wait(client, creds.headers, type="users", start_date=day, end_date=day)
@@ -86,14 +79,14 @@ def test_a_days_count_is_what_an_export_of_that_day_holds(
 
 
 def test_half_hour_offsets(client: TestClient, runtime: Runtime) -> None:
-    creds = quick_app(runtime, "india", "Asia/Kolkata")
+    creds = create_test_app(runtime, "india", "Asia/Kolkata")
     add_users(runtime, creds.app_id, [utc("2024-01-01T18:29:59"), utc("2024-01-01T18:30:00")])
     results = stats(client, creds, type="users", start_date="2024-01-01", end_date="2024-01-02")
     assert rows_by_day(results) == {"2024-01-01": 1, "2024-01-02": 1}
 
 
 def test_only_this_apps_rows_of_this_type_count(client: TestClient, runtime: Runtime) -> None:
-    mine, other = quick_app(runtime, "mine"), quick_app(runtime, "other")
+    mine, other = create_test_app(runtime, "mine"), create_test_app(runtime, "other")
     add_users(runtime, mine.app_id, [utc("2024-05-01T10:00:00")] * 3)
     add_users(runtime, other.app_id, [utc("2024-05-01T10:00:00")] * 5)
     day = {"start_date": "2024-05-01", "end_date": "2024-05-01"}
@@ -105,7 +98,7 @@ def test_only_this_apps_rows_of_this_type_count(client: TestClient, runtime: Run
 def test_the_answer_has_every_day_the_limit_and_the_spec_shape(
     client: TestClient, runtime: Runtime
 ) -> None:
-    creds = quick_app(runtime)
+    creds = create_test_app(runtime)
     results = stats(client, creds, type="comments", start_date="2024-02-27", end_date="2024-03-02")
     assert [d["date"] for d in results["days"]] == [
         "2024-02-27",
@@ -123,7 +116,7 @@ def test_the_answer_has_every_day_the_limit_and_the_spec_shape(
 def test_defaults_are_the_90_days_up_to_today_in_the_apps_timezone(
     client: TestClient, runtime: Runtime
 ) -> None:
-    creds = quick_app(runtime, "kiribati", "Pacific/Kiritimati")  # UTC+14: often a day ahead
+    creds = create_test_app(runtime, "kiribati", "Pacific/Kiritimati")  # UTC+14: often a day ahead
     today = datetime.now(ZoneInfo("Pacific/Kiritimati")).date()
     results = stats(client, creds, type="rooms")
     assert results["end_date"] == today.isoformat()
@@ -134,7 +127,7 @@ def test_defaults_are_the_90_days_up_to_today_in_the_apps_timezone(
 
 
 def test_366_days_is_the_most(client: TestClient, runtime: Runtime) -> None:
-    creds = quick_app(runtime)
+    creds = create_test_app(runtime)
     results = stats(client, creds, type="users", start_date="2024-01-01", end_date="2024-12-31")
     assert len(results["days"]) == 366
     response = client.get(
@@ -164,20 +157,20 @@ def test_366_days_is_the_most(client: TestClient, runtime: Runtime) -> None:
 def test_bad_requests_get_a_400_that_says_what_to_fix(
     client: TestClient, runtime: Runtime, params: dict[str, str], fragments: list[str]
 ) -> None:
-    creds = quick_app(runtime, "jakarta", "Asia/Jakarta")  # UTC+7: year 1 midnight overflows
+    creds = create_test_app(runtime, "jakarta", "Asia/Jakarta")  # UTC+7: year 1 midnight overflows
     response = client.get(STATS, params=params, headers=creds.headers)
     assert_error(response, 400, *fragments)
 
 
 def test_credentials_are_required(client: TestClient, runtime: Runtime) -> None:
-    creds = quick_app(runtime)
+    creds = create_test_app(runtime)
     assert_error(client.get(STATS, params={"type": "users"}), 401, "QISCUS-SDK-APP-ID")
     wrong = {**creds.headers, "QISCUS-SDK-SECRET": "not-the-secret"}
     assert_error(client.get(STATS, params={"type": "users"}, headers=wrong), 401, "invalid")
 
 
 def test_days_a_finished_export_covers_are_backed_up(client: TestClient, runtime: Runtime) -> None:
-    creds = quick_app(runtime)
+    creds = create_test_app(runtime)
     add_users(runtime, creds.app_id, [utc("2024-04-03T12:00:00")])
     export_and_wait(
         client, creds.headers, type="users", start_date="2024-04-02", end_date="2024-04-04"
@@ -190,11 +183,11 @@ def test_days_a_finished_export_covers_are_backed_up(client: TestClient, runtime
     ]
     # Another type, or another app, is not covered by it.
     assert backed_up_days(stats(client, creds, type="rooms", **window)) == []
-    assert backed_up_days(stats(client, quick_app(runtime), type="users", **window)) == []
+    assert backed_up_days(stats(client, create_test_app(runtime), type="users", **window)) == []
 
 
 def test_an_export_reaching_past_the_range_is_clipped(client: TestClient, runtime: Runtime) -> None:
-    creds = quick_app(runtime)
+    creds = create_test_app(runtime)
     export_and_wait(
         client, creds.headers, type="rooms", start_date="2024-04-01", end_date="2024-04-30"
     )
@@ -208,7 +201,7 @@ def set_export(rt: Runtime, unique_id: str, **values: Any) -> None:
 
 
 def test_exports_without_a_file_cover_nothing(client: TestClient, runtime: Runtime) -> None:
-    creds = quick_app(runtime)
+    creds = create_test_app(runtime)
     day = {"start_date": "2024-06-01", "end_date": "2024-06-01"}
     expired = export_and_wait(client, creds.headers, type="users", **day)
     set_export(runtime, expired["unique_id"], storage_key="", expired_at=datetime.now(UTC))
@@ -220,7 +213,7 @@ def test_exports_without_a_file_cover_nothing(client: TestClient, runtime: Runti
 
 
 def test_a_deleted_export_no_longer_covers_its_days(client: TestClient, runtime: Runtime) -> None:
-    creds = quick_app(runtime)
+    creds = create_test_app(runtime)
     day = {"start_date": "2024-06-01", "end_date": "2024-06-01"}
     record = export_and_wait(client, creds.headers, type="comments", **day)
     assert backed_up_days(stats(client, creds, type="comments", **day)) == ["2024-06-01"]

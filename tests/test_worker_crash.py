@@ -6,30 +6,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import httpx
+import pytest
 from sqlalchemy import select
 
 from chatferry.db.engine import transaction
 from chatferry.db.models import App, Comment, Export, Job
 from chatferry.exports.service import storage_key_for
-from helpers_proc import (
-    create_export,
-    get_export,
-    seed_comments,
-    show_process_logs,  # noqa: F401
-    stored_files,
-    wait_for_status,
-)
-
-from conftest import cli_command, wait_for
+from chatferry.runtime import Runtime
+from chatferry.settings import Settings
+from support.apps import NewApp
+from support.exports import create_export, download, get_record, stored_files, wait_finished
+from support.rows import seed_comments
+from support.servers import StartServer, StartWorker
+from support.waiting import wait_for
 
 LEASE_SECONDS = 3
 ROWS = 300
@@ -41,57 +35,42 @@ SLOW = {
 }
 
 
-def _start_worker(
-    settings_env: dict[str, str], tmp_path: Path, name: str
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        cli_command("worker"),
-        env={**os.environ, **settings_env, **SLOW},
-        stdout=(tmp_path / f"{name}.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-
-
-def _job(runtime: Any, unique_id: str) -> Job:
+def _job(runtime: Runtime, unique_id: str) -> Job:
     with transaction(runtime.sessions) as session:
         export_id = session.scalar(select(Export.id).where(Export.unique_id == unique_id))
         [job] = session.scalars(select(Job).where(Job.kind == "export", Job.target_id == export_id))
         return job
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_export_the_next_worker_finishes_it_once(
-    settings_env: dict[str, str], runtime, make_app, start_server, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
-    creds = make_app()
+    settings: Settings,
+    runtime: Runtime,
+    new_app: NewApp,
+    start_server: StartServer,
+    start_worker: StartWorker,
+) -> None:
+    creds = new_app()
     now = datetime.now(UTC).replace(microsecond=0)
     moments = [now - timedelta(hours=1, seconds=11 * i) for i in range(ROWS)]
     expected = seed_comments(runtime, creds.app_id, moments, tag="crash")
     server = start_server(SLOW, "--no-worker")
-    base = server.base_url
+    http = server.http
 
-    record = create_export(base, creds.app_id, creds.secret, {"type": "comments"})
+    record = create_export(http, creds.headers, type="comments")
     unique_id = record["unique_id"]
     assert record["status"] == "started"
 
-    first = _start_worker(settings_env, tmp_path, "worker-first")
-    try:
+    first = start_worker(SLOW, name="worker-first")
 
-        def running() -> dict[str, Any] | None:
-            current = get_export(base, creds.app_id, creds.secret, unique_id)
-            assert current["status"] == "started", current
-            return current if current["percentage"] > 0 else None
+    def running() -> dict[str, Any] | None:
+        current = get_record(http, creds.headers, unique_id)
+        assert current["status"] == "started", current
+        return current if current["percentage"] > 0 else None
 
-        progress = wait_for(running, timeout=30, interval=0.05)["percentage"]
-        first.send_signal(signal.SIGKILL)
-        assert first.wait(10) == -signal.SIGKILL
-    finally:
-        _kill(first)
+    progress = wait_for(running, timeout=30, interval=0.05)["percentage"]
+    first.send_signal(signal.SIGKILL)
+    assert first.wait(10) == -signal.SIGKILL
     assert 0 < progress < 100
 
     # The killed run left the export running and its job leased to the dead process.
@@ -104,19 +83,14 @@ def test_worker_killed_mid_export_the_next_worker_finishes_it_once(
         assert (export.status, export.total_rows, export.storage_key) == ("started", 0, "")
 
     # obstore's local store stages the upload as `<key>#<n>`: the kill left one behind.
-    staged = [p.name for p in stored_files(settings_env)]
+    staged = [p.name for p in stored_files(settings)]
     assert [n for n in staged if n.startswith(f"{unique_id}.json#")], staged
-    second = _start_worker(settings_env, tmp_path, "worker-second")
+    second = start_worker(SLOW, name="worker-second", ready=False)
     started = time.monotonic()
-    try:
-        done = wait_for_status(base, creds.app_id, creds.secret, unique_id, timeout=60)
-        recovered_in = time.monotonic() - started
-    finally:
-        second.send_signal(signal.SIGTERM)
-        try:
-            second.wait(15)
-        finally:
-            _kill(second)
+    done = wait_finished(http, creds.headers, unique_id, timeout=60)
+    recovered_in = time.monotonic() - started
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(15) == 0
     # Recovered within the lease plus a whole run (and some slack for a busy machine).
     assert recovered_in < LEASE_SECONDS + 30, recovered_in
 
@@ -124,9 +98,7 @@ def test_worker_killed_mid_export_the_next_worker_finishes_it_once(
     assert done["total_rows"] == ROWS
 
     # The file: downloaded through the API's signed link, complete and correct.
-    response = httpx.get(done["download_url"], timeout=10)
-    assert response.status_code == 200, response.text
-    content = response.content
+    content = download(http, done)
     assert len(content) == done["size"]
     assert hashlib.sha256(content).hexdigest() == done["sha256"]
     rows: list[dict[str, Any]] = json.loads(content)
@@ -139,10 +111,10 @@ def test_worker_killed_mid_export_the_next_worker_finishes_it_once(
     assert {row["UniqueId"] for row in rows} == in_db
 
     # Exactly one file for the export in storage, no staging leftover of the killed run.
-    root = Path(settings_env["CHATFERRY_DATA_DIR"]) / "files"
-    files = [p for p in stored_files(settings_env) if unique_id in str(p)]
+    root = settings.data_dir / "files"
+    files = [p for p in stored_files(settings) if unique_id in str(p)]
     assert files == [root / storage_key_for(creds.app_id, unique_id)], files
-    assert not [p for p in stored_files(settings_env) if "#" in p.name]
+    assert not [p for p in stored_files(settings) if "#" in p.name]
     assert files[0].read_bytes() == content
 
     # The job ran twice: the killed attempt and the one that finished.

@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "demo": 3,
     "console": 4,
     "composition": 4,
+    "preflight": 4,
     "api": 4,
     "cli": 4,
     "main": 4,

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from chatferry.jobs.failures import short_error
 from chatferry.jobs.status import JobStatus
 from chatferry.obs import metrics
 from chatferry.obs.log import log_event
+from chatferry.preflight import PreflightError, check_storage
 from chatferry.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -48,22 +48,18 @@ def check_database(rt: Runtime) -> None:
         conn.execute(text("SELECT 1"))
 
 
-def check_storage(rt: Runtime) -> None:
-    """A write and a delete, as a job would do."""
-    key = f".chatferry-probe/{os.getpid()}-{threading.get_ident()}"
-    rt.store.put_stream(key, iter([b"ok"]))
-    rt.store.delete(key)
+def _check_storage(rt: Runtime) -> None:
+    check_storage(rt.store)
 
 
 def _problem(rt: Runtime) -> str | None:
-    for part, check in (("database", check_database), ("file storage", check_storage)):
+    for part, check in (("database", check_database), ("file storage", _check_storage)):
         try:
             check(rt)
         except Exception as exc:
             ref = new_reference()
-            log_event(
-                log, "not ready", logging.WARNING, part=part, reference=ref, error=short_error(exc)
-            )
+            detail = exc.message if isinstance(exc, PreflightError) else short_error(exc)
+            log_event(log, "not ready", logging.WARNING, part=part, reference=ref, error=detail)
             return f"the {part} is not reachable (reference {ref}): see the server's log"
     return None
 

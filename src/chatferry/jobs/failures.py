@@ -13,6 +13,7 @@ from obstore.exceptions import GenericError
 from sqlalchemy import exc as sa_exc
 
 from chatferry.errors import ChatferryError
+from chatferry.storage.store import StorageError
 
 # Errors of a database or storage that is down, overloaded or briefly unreachable:
 # the same job may well succeed a little later. obstore reports network failures and
@@ -66,8 +67,7 @@ def failing_part(exc: BaseException) -> str:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        module = type(current).__module__
-        if module.startswith("obstore"):
+        if isinstance(current, StorageError) or type(current).__module__.startswith("obstore"):
             return "file storage"
         if isinstance(current, sa_exc.SQLAlchemyError | psycopg.Error | sqlite3.Error):
             return "database"

@@ -28,8 +28,47 @@ _MAX_CONCURRENCY = 2
 # The longest lifetime S3 accepts for a presigned URL (SigV4): 7 days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 
+# What obstore raises for a key (or bucket) that is not there.
+_MISSING = (NotFoundError, FileNotFoundError)
+
 # Where obstore's S3 store reads the endpoint from, most specific first.
 _ENDPOINT_ENV = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT")
+
+
+class StorageError(Exception):
+    """The object store failed; the store's own error (with its debug output, URLs and
+    keys: for the log only) is the ``__cause__``."""
+
+
+@contextlib.contextmanager
+def _failing_as_storage(action: str, key: str) -> Iterator[None]:
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as exc:
+        raise StorageError(f"could not {action} {key!r} in the file storage") from exc
+
+
+class _Chunks:
+    """The caller's chunks, remembering an error the caller's iterator raised, so it
+    leaves put_stream as itself (a cancelled export), not as a storage failure."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._source = iter(chunks)
+        self.raised: BaseException | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._source)
+        except StopIteration:
+            raise
+        except BaseException as exc:
+            self.raised = exc
+            raise
 
 
 def content_disposition(filename: str) -> str:
@@ -102,15 +141,21 @@ class FileStore:
                 "Content-Type": "application/json",
                 "Content-Disposition": content_disposition(filename),
             }
-        obstore.put(
-            self._store,
-            key,
-            iter(chunks),
-            use_multipart=True,
-            chunk_size=_CHUNK_SIZE,
-            max_concurrency=_MAX_CONCURRENCY,
-            attributes=attributes,
-        )
+        source = _Chunks(chunks)
+        try:
+            obstore.put(
+                self._store,
+                key,
+                source,
+                use_multipart=True,
+                chunk_size=_CHUNK_SIZE,
+                max_concurrency=_MAX_CONCURRENCY,
+                attributes=attributes,
+            )
+        except BaseException as exc:
+            if source.raised is not None:
+                raise source.raised from None
+            raise StorageError(f"could not write {key!r} to the file storage") from exc
         path = self.local_path(key)
         if path is not None:
             make_private(path)
@@ -118,21 +163,25 @@ class FileStore:
     def delete(self, key: str) -> None:
         """Removes the file; a file that is already gone is not an error."""
         self._remove_partial_uploads(key)
-        with contextlib.suppress(NotFoundError, FileNotFoundError):
+        with _failing_as_storage("delete", key), contextlib.suppress(*_MISSING):
             obstore.delete(self._store, key)
 
     def exists(self, key: str) -> bool:
         try:
-            obstore.head(self._store, key)
-        except (NotFoundError, FileNotFoundError):
-            return False
+            with _failing_as_storage("look up", key):
+                obstore.head(self._store, key)
+        except StorageError as exc:
+            if isinstance(exc.__cause__, _MISSING):
+                return False
+            raise
         return True
 
     def list_keys(self, prefix: str) -> Iterator[tuple[str, datetime]]:
         """Every stored key under ``prefix``, with its last-modified time."""
-        for batch in obstore.list(self._store, prefix, chunk_size=500):
-            for meta in batch:
-                yield meta["path"], meta["last_modified"]
+        with _failing_as_storage("list", prefix):
+            for batch in obstore.list(self._store, prefix, chunk_size=500):
+                for meta in batch:
+                    yield meta["path"], meta["last_modified"]
 
     def remove_stale_partials(self, older_than: datetime) -> int:
         """Deletes the staging files killed writers left on local disk (see
@@ -149,7 +198,8 @@ class FileStore:
         return removed
 
     def read_bytes(self, key: str) -> bytes:
-        return bytes(obstore.get(self._store, key).bytes())
+        with _failing_as_storage("read", key):
+            return bytes(obstore.get(self._store, key).bytes())
 
     def presigned_url(self, key: str, ttl_seconds: int) -> str | None:
         """A GET URL for the object that needs no credentials and expires in
@@ -158,7 +208,8 @@ class FileStore:
         if not isinstance(self._store, S3Store):
             return None
         lifetime = timedelta(seconds=max(1, min(ttl_seconds, MAX_PRESIGN_SECONDS)))
-        return obstore.sign(self._store, "GET", key, lifetime)
+        with _failing_as_storage("sign a link to", key):
+            return obstore.sign(self._store, "GET", key, lifetime)
 
     def _remove_partial_uploads(self, key: str) -> None:
         """Deletes what a killed writer left of ``key`` on local disk.

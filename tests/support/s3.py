@@ -1,8 +1,9 @@
 """A real S3-compatible server on loopback for the storage tests: moto in server mode.
 
-The server runs as a subprocess (``python -m moto.server``) bound to 127.0.0.1; the
-test process and any chatferry process it starts reach it through the usual ``AWS_*``
-environment variables, exactly as a deployment would reach S3 or MinIO.
+The server runs as a subprocess (``python -m moto.server``) bound to 127.0.0.1, one per
+test session; each test gets a bucket of its own. The test process and any chatferry
+process it starts reach it through the usual ``AWS_*`` environment variables, exactly as
+a deployment would reach S3 or MinIO.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from xml.etree import ElementTree
 import httpx
 import pytest
 
-from conftest import free_port, wait_for
+from support.servers import free_port
+from support.waiting import wait_for
 
 _S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
@@ -31,6 +33,10 @@ class MotoServer:
     log_path: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     @property
     def endpoint(self) -> str:
@@ -102,24 +108,27 @@ class S3Bucket:
         return response.content
 
 
-@pytest.fixture
-def moto_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
-    """A fresh moto server for one test, with the AWS_* variables pointing at it (for
-    this process and the processes it starts)."""
-    server = MotoServer(tmp_path / "moto.log")
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's S3 server for the whole session (a test that stops it gets it restarted)."""
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
     server.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "chatferry-test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "chatferry-test-secret")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
     yield server
     server.stop()
 
 
 @pytest.fixture
-def s3_bucket(moto_server: MotoServer) -> S3Bucket:
+def s3_bucket(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> S3Bucket:
+    """A new bucket, with the AWS_* variables pointing at moto (for this process and the
+    processes it starts)."""
+    if not moto_server.running:  # a test stopped it to simulate an outage
+        moto_server.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "chatferry-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "chatferry-test-secret")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
     bucket = S3Bucket(moto_server, f"chatferry-{uuid.uuid4().hex[:8]}", "backups/prod")
     moto_server.create_bucket(bucket.name)
     return bucket

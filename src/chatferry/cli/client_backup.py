@@ -1,0 +1,188 @@
+"""``chatferry backup``, ``restore`` and ``verify``: a whole app, in and out."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from chatferry.cli.client_common import (
+    AppIdOption,
+    JsonOption,
+    RichReporter,
+    SecretOption,
+    ServerOption,
+    connect,
+    human_size,
+    note,
+    print_json,
+    show_rows,
+)
+from chatferry.cli.client_imports import show_problems
+from chatferry.client.errors import BackupProblems, ClientError, JobFailed
+
+if TYPE_CHECKING:
+    from chatferry.client.manifest import Manifest
+    from chatferry.client.restore import RestoreSummary, Upload
+
+DirArgument = Annotated[
+    Path, typer.Argument(help="The backup directory.", file_okay=False, show_default=False)
+]
+SinceOption = Annotated[
+    datetime | None,
+    typer.Option(
+        formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="First day (default: the oldest data)."
+    ),
+]
+UntilOption = Annotated[
+    datetime | None,
+    typer.Option(formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="Last day (default: yesterday)."),
+]
+RESOURCES = ("users", "rooms", "comments")
+
+
+def parse_types(value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    unknown = [n for n in names if n not in RESOURCES]
+    if unknown or not names:
+        raise typer.BadParameter(
+            f"{', '.join(unknown) or 'nothing'}: use users, rooms, comments", param_hint="--types"
+        )
+    return tuple(r for r in RESOURCES if r in names)
+
+
+def _day(value: datetime | None) -> date | None:
+    return value.date() if value else None
+
+
+def show_manifest(manifest: Manifest, new_parts: int, out: Path) -> None:
+    rows = []
+    for resource in RESOURCES:
+        parts = manifest.parts_of(resource)
+        if parts:
+            days = f"{parts[0].start_date}..{parts[-1].end_date}"
+            total = sum(p.rows for p in parts)
+            size = human_size(sum(p.bytes for p in parts))
+            rows.append([resource, days, len(parts), total, size])
+    show_rows(("type", "days", "parts", "rows", "size"), rows, title=f"backup in {out}")
+    note(f"{new_parts} new part(s); run it again later to add the days after {manifest.until}")
+
+
+def backup(
+    out: Annotated[Path, typer.Option("--out", help="Backup directory (new, or an earlier one).")],
+    since: SinceOption = None,
+    until: UntilOption = None,
+    types: Annotated[
+        str, typer.Option(help="Comma-separated types to back up.")
+    ] = "users,rooms,comments",
+    concurrency: Annotated[int, typer.Option(min=1, max=16, help="Exports at once.")] = 3,
+    window_days: Annotated[
+        int, typer.Option(min=1, help="Longest export in days (the server's range limit).")
+    ] = 30,
+    keep_exports: Annotated[
+        bool,
+        typer.Option("--keep-exports", help="Keep the server's exports after downloading."),
+    ] = False,
+    server: ServerOption = None,
+    app_id: AppIdOption = None,
+    secret: SecretOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Back up a whole app into the --out directory; run it again to add the days since.
+
+    Without --since a new backup starts at the app's oldest data (it walks back until a
+    year without any row). --until defaults to yesterday, the last whole day.
+    """
+    from chatferry.client.backup import BackupOptions, run_backup
+
+    options = BackupOptions(
+        out, parse_types(types), _day(since), _day(until), concurrency, window_days, keep_exports
+    )
+    with connect(server, app_id, secret, patient=True) as api, RichReporter() as reporter:
+        result = run_backup(api, options, reporter)
+    if as_json:
+        print_json({"new_parts": len(result.new_parts), "manifest": result.manifest.as_json()})
+    else:
+        show_manifest(result.manifest, len(result.new_parts), out)
+
+
+def _show_plan(summary: RestoreSummary, uploads: list[Upload]) -> None:
+    rows = []
+    for resource in RESOURCES:
+        mine = [u for u in uploads if u.type == resource]
+        size = human_size(sum(u.bytes for u in mine))
+        rows.append([resource, summary.rows[resource], len(mine), size])
+    show_rows(("type", "rows", "uploads", "size"), rows, title="restore plan (dry run)")
+    if summary.checked_on_server:
+        note(
+            f"the server accepted the {len(summary.checked_on_server)} users upload(s) in a dry "
+            "run; rooms and comments are checked offline now, and on the server right before "
+            "each is imported"
+        )
+    else:
+        note("checked offline; this server has no dry run, so nothing was sent")
+
+
+def _show_restore(summary: RestoreSummary) -> None:
+    rows = [[r, summary.rows[r]] for r in RESOURCES]
+    show_rows(("type", "rows restored"), rows, title=f"restore into {summary.app_id}")
+    note(
+        f"{summary.imported_now} upload(s) imported now, {summary.already_imported} earlier; "
+        f"{summary.seconds:.1f} s"
+    )
+
+
+def restore(
+    directory: DirArgument,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and plan only; import nothing.")
+    ] = False,
+    upload_limit: Annotated[
+        int, typer.Option(min=1024, help="Largest upload in bytes (lowered on a 413).")
+    ] = 4_000_000,
+    server: ServerOption = None,
+    app_id: AppIdOption = None,
+    secret: SecretOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Restore a backup into an app: users, rooms, comments; run it again to resume."""
+    from chatferry.client.restore import Restore, dry_run_restore
+
+    with connect(server, app_id, secret, patient=True) as api, RichReporter() as reporter:
+        try:
+            if dry_run:
+                summary, uploads = dry_run_restore(api, directory, reporter, upload_limit)
+            else:
+                summary = Restore(api, directory, reporter, upload_limit).run()
+        except JobFailed as failed:
+            print_json(failed.record) if as_json else show_problems(failed.record)
+            raise
+    if as_json:
+        print_json(summary.as_json())
+    elif dry_run:
+        _show_plan(summary, uploads)
+    else:
+        _show_restore(summary)
+
+
+def verify(directory: DirArgument, as_json: JsonOption = False) -> None:
+    """Check a backup offline: checksums, row counts, JSON, references; exit 4 on problems."""
+    from chatferry.client.verify import verify_backup
+
+    if not directory.is_dir():
+        raise ClientError(f"{directory} is not a directory")
+    with RichReporter() as reporter:
+        report = verify_backup(directory, reporter)
+    if as_json:
+        print_json(report.as_json())
+    elif report.problems:
+        show_rows(("where", "problem"), [[p["where"], p["problem"]] for p in report.problems])
+    if not report.ok:
+        raise BackupProblems(
+            f"{report.problem_count} problem(s) in the backup in {directory}", report.problems
+        )
+    if not as_json:
+        counts = ", ".join(f"{report.rows[r]} {r}" for r in RESOURCES)
+        note(f"ok: {report.parts} parts, {counts}; checksums and references match")

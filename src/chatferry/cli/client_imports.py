@@ -1,0 +1,191 @@
+"""``chatferry import FILE ...`` (upload), ``import list`` and ``import get``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from chatferry.cli.client_common import (
+    AppIdOption,
+    JsonOption,
+    RichReporter,
+    SecretOption,
+    ServerOption,
+    connect,
+    human_size,
+    note,
+    print_json,
+    show_record,
+    show_rows,
+)
+from chatferry.cli.client_exports import Resource
+
+if TYPE_CHECKING:
+    from typer._click import Context
+
+    from chatferry.client.http import Api
+
+
+class UploadByDefault(TyperGroup):
+    """``chatferry import FILE`` runs ``import upload FILE``; list and get stay commands."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["upload", *args]
+        return super().parse_args(ctx, args)
+
+
+import_cli = typer.Typer(
+    cls=UploadByDefault,
+    help=(
+        "Imports: 'chatferry import FILE --type T [--dry-run] [--wait]' uploads a file; "
+        "'import list' and 'import get ID' show imports and their problems."
+    ),
+    no_args_is_help=True,
+)
+
+
+def show_problems(record: dict[str, Any]) -> None:
+    """The import's problems as a table: row (from 1), key, field, message."""
+    from chatferry.client.imports import error_summary, problems
+
+    rows = []
+    for problem in problems(record):
+        row = problem.get("row")
+        rows.append(
+            [
+                row + 1 if isinstance(row, int) else "",
+                problem.get("key") or "",
+                problem.get("field") or "",
+                problem.get("message") or "",
+            ]
+        )
+    if rows:
+        show_rows(("row", "key", "field", "message"), rows, title=error_summary(record))
+
+
+def _show(title: str, record: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(record)
+        return
+    show_record(title, {k: v for k, v in record.items() if k != "errors"})
+    show_problems(record)
+
+
+def wait_import_with_bar(api: Api, record: dict[str, Any]) -> dict[str, Any]:
+    from chatferry.client.imports import wait_for_import
+
+    unique_id = str(record.get("unique_id"))
+    with RichReporter() as reporter:
+        task = reporter.task(f"import {record.get('original_filename')}", total=100)
+
+        def on_update(current: dict[str, Any]) -> None:
+            value = current.get("percentage")
+            task.update(value if isinstance(value, int | float) else 0)
+
+        return wait_for_import(api, unique_id, on_update)
+
+
+def _finish(record: dict[str, Any], as_json: bool) -> None:
+    """Shows the final record; JobFailed (exit 3) unless it finished."""
+    from chatferry.client.imports import check_import
+
+    dry_run = record.get("dry_run") is True
+    _show("dry run" if dry_run else "import", record, as_json)
+    check_import(record)
+    if dry_run and not as_json:
+        note(f"dry run passed: {record.get('total_rows')} rows would be imported, none was")
+
+
+@import_cli.command("upload")
+def import_upload(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="A JSON file.")
+    ],
+    resource: Annotated[Resource, typer.Option("--type", help="What the file holds.")],
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Check every row, write none (chatferry only); waits."),
+    ] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until it finishes.")] = False,
+    server: ServerOption = None,
+    app_id: AppIdOption = None,
+    secret: SecretOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Upload a file to import (the same as 'chatferry import FILE')."""
+    from chatferry.client.imports import upload
+
+    content = file.read_bytes()
+    with connect(server, app_id, secret) as api:
+        record = upload(api, resource.value, file.name, content, dry_run=dry_run)
+        if not (wait or dry_run):
+            _show("import started", record, as_json)
+            note(f"follow it with: chatferry import get {record.get('unique_id')} --wait")
+            return
+        _finish(wait_import_with_bar(api, record), as_json)
+
+
+@import_cli.command("list")
+def import_list(
+    page: Annotated[int, typer.Option(min=1, help="Page number (newest first).")] = 1,
+    limit: Annotated[
+        int | None, typer.Option(min=1, max=100, help="Rows a page (chatferry only).")
+    ] = None,
+    all_pages: Annotated[bool, typer.Option("--all", help="Every page.")] = False,
+    server: ServerOption = None,
+    app_id: AppIdOption = None,
+    secret: SecretOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List imports, newest first."""
+    from chatferry.client.imports import all_imports, list_imports
+
+    with connect(server, app_id, secret) as api:
+        records = list(all_imports(api)) if all_pages else list_imports(api, page, limit)
+    if as_json:
+        print_json(records)
+        return
+    show_rows(
+        ("unique_id", "type", "status", "rows", "size", "dry run", "file", "created_at"),
+        [_import_row(r) for r in records],
+        title=f"imports ({'all' if all_pages else f'page {page}'})",
+    )
+
+
+def _import_row(record: dict[str, Any]) -> list[Any]:
+    dry_run = record.get("dry_run")
+    return [
+        record.get("unique_id"),
+        record.get("resource_name"),
+        record.get("status"),
+        record.get("total_rows"),
+        human_size(record.get("size")),
+        "yes" if dry_run is True else ("" if dry_run is None else "no"),
+        record.get("original_filename"),
+        record.get("created_at"),
+    ]
+
+
+@import_cli.command("get")
+def import_get(
+    unique_id: Annotated[str, typer.Argument(help="The import's unique_id.", show_default=False)],
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until it finishes.")] = False,
+    server: ServerOption = None,
+    app_id: AppIdOption = None,
+    secret: SecretOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one import and its problems; exit 3 if it failed."""
+    from chatferry.client.imports import get_import
+
+    with connect(server, app_id, secret) as api:
+        record = get_import(api, unique_id)
+        if wait:
+            record = wait_import_with_bar(api, record)
+    if record.get("status") in ("failed", "cancelled"):
+        _finish(record, as_json)
+    _show("import", record, as_json)

@@ -1,0 +1,243 @@
+"""The server's commands: serve, worker, check, apps, keys and demo-data.
+
+They import the server stack (SQLAlchemy, FastAPI, storage) inside each function, so
+that ``chatferry --help`` and the client commands never load it. Each one opens the
+runtime through the preflight (chatferry.preflight): a bad setting, an unreachable
+database or storage is one line saying what to set, not a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import TYPE_CHECKING, Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from chatferry.runtime import Runtime
+
+apps_cli = typer.Typer(help="Manage apps (tenants) and their credentials.", no_args_is_help=True)
+keys_cli = typer.Typer(help="Manage the server's keys.", no_args_is_help=True)
+console = Console()
+
+
+def _runtime(migrate: bool = True, check_store: bool = False) -> Runtime:
+    """The runtime, after the preflight checks (files written are owner-only)."""
+    from chatferry.preflight import open_runtime
+
+    os.umask(0o077)
+    return open_runtime(migrate=migrate, check_store=check_store).runtime
+
+
+def _print_json(value: object) -> None:
+    typer.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+def _configure_logging() -> None:
+    from chatferry.obs.log import configure_logging
+    from chatferry.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="Run the API only.")] = False,
+) -> None:
+    """Run the API (and, unless --no-worker, the job workers); migrates the database first."""
+    from chatferry.api.app import create_api
+    from chatferry.api.server import run_server
+
+    _configure_logging()
+    rt = _runtime(migrate=True, check_store=True)
+    run_server(create_api(rt, run_worker=not no_worker), rt.settings, host, port)
+
+
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Job threads (default from settings).")
+    ] = None,
+) -> None:
+    """Run jobs and schedules only, until SIGINT or SIGTERM (running jobs finish first)."""
+    from chatferry.composition import background
+
+    _configure_logging()
+    rt = _runtime(migrate=False, check_store=True)
+    jobs = background(rt, concurrency)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    jobs.start()
+    stop.wait()
+    jobs.stop()
+
+
+def check(
+    migrate: Annotated[bool, typer.Option(help="Migrate the database if it is behind.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Check the settings, database, schema, keys and storage; show the configuration."""
+    from chatferry.preflight import configuration, open_runtime
+    from chatferry.settings import load_settings
+
+    settings = load_settings()
+    shown = configuration(settings)
+    if not as_json:
+        for name, value in shown.items():
+            typer.echo(f"{name:20} {value}")
+    opened = open_runtime(migrate=migrate, check_store=True, settings=settings)
+    opened.runtime.close()
+    checks = {"database": "ok", "schema": "ok", "keys": "ok", "storage": "ok"}
+    if as_json:
+        _print_json({"configuration": shown, "checks": checks})
+        return
+    typer.echo("checks               database, schema, keys and storage: ok")
+
+
+@apps_cli.command("create")
+def apps_create(
+    name: Annotated[str, typer.Option(help="A name for the app.")],
+    app_id: Annotated[str | None, typer.Option(help="Keep an existing app id.")] = None,
+    secret: Annotated[str | None, typer.Option(help="Keep an existing secret.")] = None,
+    timezone: Annotated[str, typer.Option(help="IANA zone for dates and records.")] = "UTC",
+) -> None:
+    """Create an app; prints {"app_id": ..., "secret": ...} as JSON."""
+    from chatferry.apps import service as apps
+    from chatferry.db.engine import transaction
+
+    rt = _runtime()
+    with transaction(rt.sessions) as session:
+        app, plain = apps.create_app(session, rt.secrets, name, app_id, secret, timezone)
+        created = {"app_id": app.app_id, "secret": plain, "name": app.name}
+        created["timezone"] = app.timezone
+    _print_json(created)
+
+
+def _app_limits(ctx: Any) -> dict[str, Any]:
+    return {
+        "app_id": ctx.app_id,
+        "name": ctx.name,
+        "timezone": ctx.timezone,
+        "export_max_rows": ctx.export_max_rows,
+        "import_max_bytes": ctx.import_max_bytes,
+    }
+
+
+@apps_cli.command("list")
+def apps_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List apps with their timezone and limits (secrets are never shown)."""
+    from chatferry.apps import service as apps
+    from chatferry.db.engine import transaction
+
+    rt = _runtime()
+    with transaction(rt.sessions) as session:
+        contexts = [apps.app_context(a, rt.settings) for a in apps.list_apps(session)]
+    if as_json:
+        _print_json([_app_limits(c) for c in contexts])
+        return
+    table = Table("app_id", "name", "timezone", "export max rows (u/r/c)", "import max bytes")
+    # Operators copy app ids from here: never cut one short.
+    table.columns[0].min_width = max((len(c.app_id) for c in contexts), default=0)
+    for c in contexts:
+        rows = c.export_max_rows
+        limits = f"{rows['users']}/{rows['rooms']}/{rows['comments']}"
+        table.add_row(c.app_id, c.name, c.timezone, limits, str(c.import_max_bytes))
+    # A pipe or file has no width: print whole rows there rather than cut at 80 columns.
+    (console if console.is_terminal else Console(width=1000)).print(table)
+
+
+@apps_cli.command("rotate-secret")
+def apps_rotate_secret(app_id: str) -> None:
+    """Give the app a new secret (the old one stops working); prints it as JSON."""
+    from chatferry.apps import service as apps
+    from chatferry.db.engine import transaction
+
+    rt = _runtime()
+    with transaction(rt.sessions) as session:
+        secret = apps.rotate_secret(session, rt.secrets, app_id)
+    _print_json({"app_id": app_id, "secret": secret})
+
+
+@apps_cli.command("update")
+def apps_update(
+    app_id: str,
+    timezone: Annotated[str | None, typer.Option(help="IANA zone, e.g. Asia/Jakarta.")] = None,
+    export_max_users: Annotated[int | None, typer.Option(help="0 = deployment default.")] = None,
+    export_max_rooms: Annotated[int | None, typer.Option(help="0 = deployment default.")] = None,
+    export_max_comments: Annotated[int | None, typer.Option(help="0 = deployment default.")] = None,
+    import_max_bytes: Annotated[int | None, typer.Option(help="0 = deployment default.")] = None,
+) -> None:
+    """Change an app's timezone or its own limits."""
+    from chatferry.apps import service as apps
+    from chatferry.db.engine import transaction
+
+    rt = _runtime()
+    limits = {
+        "export_max_users": export_max_users,
+        "export_max_rooms": export_max_rooms,
+        "export_max_comments": export_max_comments,
+        "import_max_bytes": import_max_bytes,
+    }
+    with transaction(rt.sessions) as session:
+        app = apps.update_app(session, app_id, timezone, limits)
+        ctx = apps.app_context(app, rt.settings)
+    shown = _app_limits(ctx)
+    del shown["name"]
+    _print_json(shown)
+
+
+@keys_cli.command("rotate-signing")
+def keys_rotate_signing() -> None:
+    """Make a new download-link signing key in the data dir's key file; links already
+    handed out keep working until they expire (restart the servers to use it)."""
+    from chatferry.security.keys import rotate_signing_key
+    from chatferry.settings import load_settings
+
+    settings = load_settings()
+    if settings.signing_key:
+        raise typer.BadParameter(
+            "CHATFERRY_SIGNING_KEY is set: rotate it there (the old value goes to "
+            "CHATFERRY_PREVIOUS_SIGNING_KEY for the link lifetime)"
+        )
+    os.umask(0o077)
+    rotate_signing_key(settings.data_dir)
+    typer.echo("a new signing key is in place; restart every chatferry process to use it")
+
+
+def demo_data(
+    app_id: Annotated[str, typer.Option(help="The app to fill.")],
+    users: Annotated[int, typer.Option(min=2)] = 200,
+    rooms: Annotated[int, typer.Option(min=1)] = 100,
+    comments: Annotated[int, typer.Option(min=0)] = 5000,
+    days: Annotated[int, typer.Option(min=1, help="Spread rows over the last D days.")] = 30,
+    seed: Annotated[int | None, typer.Option(help="Seed for repeatable data.")] = None,
+) -> None:
+    """Fill an app with realistic users, rooms and messages."""
+    from chatferry.apps import service as apps
+    from chatferry.db.engine import transaction
+    from chatferry.demo.generate import DemoSpec, generate
+
+    rt = _runtime()
+    with transaction(rt.sessions) as session:
+        app = apps.get_app(session, app_id)
+        counts = generate(session, app.id, DemoSpec(users, rooms, comments, days, seed))
+    _print_json({"app_id": app_id, **counts})
+
+
+def register(cli: typer.Typer) -> None:
+    """Adds the server's commands to the root command line."""
+    cli.command(rich_help_panel="Server")(serve)
+    cli.command(rich_help_panel="Server")(worker)
+    cli.command(rich_help_panel="Server")(check)
+    cli.add_typer(apps_cli, name="apps", rich_help_panel="Server")
+    cli.add_typer(keys_cli, name="keys", rich_help_panel="Server")
+    cli.command("demo-data", rich_help_panel="Server")(demo_data)

@@ -1,0 +1,210 @@
+"""Downloads an export's file: resumable with ``Range``, verified before it is kept.
+
+The bytes go to ``<dest>.part``; a broken connection resumes from where it stopped (also
+on the next run of the command, from the ``.part`` file); an expired link is refreshed by
+fetching the record again. The file gets its final name only after its size, sha256 and
+row count match the record (the checks the record allows: a vendor's record has no sha256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from chatferry.client.errors import ClientError
+from chatferry.client.http import Api, network_error
+from chatferry.client.records import Record
+
+if TYPE_CHECKING:
+    import httpx
+
+MAX_STALLS = 6
+CHUNK = 1024 * 1024
+Progress = Callable[[int, int | None], None]
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the record says about its file (``None``: the server does not say)."""
+
+    size: int | None
+    sha256: str | None
+    rows: int | None
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    path: Path
+    size: int
+    sha256: str
+    rows: int
+    seconds: float
+    sha256_checked: bool
+
+
+class _LinkRefused(Exception):
+    """The link answered 403/404/410: it expired or the file is gone."""
+
+
+def expected_of(record: Record) -> Expected:
+    def whole(value: Any) -> int | None:
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    sha = record.get("sha256")
+    valid_sha = isinstance(sha, str) and len(sha) == 64
+    return Expected(
+        size=whole(record.get("size")) or None,
+        sha256=sha.lower() if valid_sha and isinstance(sha, str) else None,
+        rows=whole(record.get("total_rows")),
+    )
+
+
+def shown(url: str) -> str:
+    """A link without its query string: signatures never reach a message or a log."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """The file's size and sha256 (hex)."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def count_rows(path: Path) -> int:
+    """The number of objects in a JSON array file; ClientError if it is not one."""
+    try:
+        rows = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise ClientError(f"{path.name} is not valid JSON ({exc})") from None
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ClientError(f"{path.name} is not a JSON array of objects")
+    return len(rows)
+
+
+def _content_range_total(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-range", "")
+    total = value.rsplit("/", 1)[-1]
+    return int(total) if total.isdigit() else None
+
+
+def _receive(response: httpx.Response, part: Path, offset: int, progress: Progress | None) -> int:
+    """Appends (206) or writes (200) the body to ``part``; returns the bytes on disk."""
+    if response.status_code == 200:
+        offset = 0
+    length = response.headers.get("content-length", "")
+    total = offset + int(length) if length.isdigit() else None
+    with part.open("r+b" if offset else "wb") as handle:
+        handle.seek(offset)
+        handle.truncate()
+        for chunk in response.iter_bytes(CHUNK):
+            handle.write(chunk)
+            offset += len(chunk)
+            if progress is not None:
+                progress(offset, total)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return offset
+
+
+def _fetch_once(api: Api, url: str, part: Path, progress: Progress | None) -> None:
+    """One GET of the link, resuming after the bytes already in ``part``."""
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    with api.files.stream("GET", url, headers=headers) as response:
+        if response.status_code == 416 and offset:
+            if _content_range_total(response) != offset:
+                part.unlink()  # not a prefix of this file: start again
+            return
+        if response.status_code in (403, 404, 410):
+            raise _LinkRefused(response.status_code)
+        if response.status_code not in (200, 206):
+            raise ClientError(
+                f"the download link {shown(url)} answered HTTP {response.status_code}"
+            )
+        _receive(response, part, offset, progress)
+
+
+def _fetch(
+    api: Api, url: str, part: Path, progress: Progress | None, refresh: Callable[[], str] | None
+) -> None:
+    """Fetches until the body arrived whole; resumes after breaks, refreshes dead links."""
+    import httpx
+
+    stalls, refreshed = 0, False
+    while True:
+        before = part.stat().st_size if part.exists() else 0
+        try:
+            _fetch_once(api, url, part, progress)
+            return
+        except httpx.TransportError as exc:
+            after = part.stat().st_size if part.exists() else 0
+            stalls = 0 if after > before else stalls + 1
+            if stalls >= MAX_STALLS:
+                raise network_error(exc, shown(url), "download") from exc
+            time.sleep(min(0.2 * 2**stalls, 5.0))
+        except _LinkRefused as refused:
+            if refresh is None or refreshed:
+                raise ClientError(
+                    f"the download link {shown(url)} answered HTTP {refused.args[0]}: the "
+                    "link expired or the file is no longer stored; fetch the export again"
+                ) from None
+            url, refreshed = refresh(), True
+
+
+def _check(path: Path, expected: Expected, label: str) -> tuple[int, str, int]:
+    """The file's size, sha256 and rows; ClientError when they differ from the record."""
+    size, sha256 = file_digest(path)
+    if expected.size is not None and size != expected.size:
+        raise ClientError(f"{label}: the file has {size} bytes, the record says {expected.size}")
+    if expected.sha256 is not None and sha256 != expected.sha256:
+        raise ClientError(f"{label}: the file's sha256 differs from the record's")
+    rows = count_rows(path)
+    if expected.rows is not None and rows != expected.rows:
+        raise ClientError(f"{label}: the file has {rows} rows, the record says {expected.rows}")
+    return size, sha256, rows
+
+
+def download_file(
+    api: Api,
+    record: Record,
+    dest: Path,
+    progress: Progress | None = None,
+    refresh: Callable[[], str] | None = None,
+) -> Downloaded:
+    """Downloads the finished export ``record`` to ``dest``, verified; resumes a ``.part``."""
+    url = record.get("download_url")
+    label = f"export {record.get('unique_id')}"
+    if not isinstance(url, str) or not url:
+        raise ClientError(f"{label} has no download link (status {record.get('status')})")
+    expected = expected_of(record)
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    for attempt in (1, 2):
+        _fetch(api, url, part, progress, refresh)
+        try:
+            size, sha256, rows = _check(part, expected, label)
+            break
+        except ClientError:
+            part.unlink(missing_ok=True)  # a corrupt file: one fresh download, then give up
+            if attempt == 2:
+                raise
+    os.replace(part, dest)
+    seconds = time.monotonic() - started
+    return Downloaded(dest, size, sha256, rows, seconds, expected.sha256 is not None)

@@ -1,0 +1,180 @@
+"""HTTP to the API: the envelope, one-sentence errors, retries of what is safe to retry.
+
+The app credentials go only to the API's host, never to a download link (which may point
+at object storage): downloads use a second client without them. Error messages name the
+server and the path, never a header or a link's signature.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from chatferry.client.config import API_PATH, Connection
+from chatferry.client.errors import ApiError, ClientError
+
+if TYPE_CHECKING:
+    import httpx
+
+RETRY_STATUSES = (502, 503, 504)
+QUICK_RETRIES = 1  # one-shot commands: a dead server is reported within a second
+PATIENT_RETRIES = 6  # backup and restore ride over a server restart (about 20 s)
+MAX_RETRY_AFTER = 60.0
+MAX_BACKOFF = 8.0
+
+
+def _retry_after(response: httpx.Response, attempt: int) -> float:
+    value = response.headers.get("retry-after", "")
+    seconds = float(value) if value.replace(".", "", 1).isdigit() else 2.0**attempt
+    return min(seconds, MAX_RETRY_AFTER)
+
+
+def api_error(response: httpx.Response, method: str, path: str) -> ApiError:
+    """The server's error envelope as an ApiError (a plain sentence for anything else)."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str) and error["message"]:
+        details = {k: v for k, v in error.items() if k != "message"}
+        return ApiError(response.status_code, error["message"], details)
+    if response.status_code == 401:
+        return ApiError(401, "the server refused the app id or secret (HTTP 401)")
+    return ApiError(
+        response.status_code,
+        f"the server answered HTTP {response.status_code} {response.reason_phrase} to "
+        f"{method} {API_PATH}{path} without the API's error message: check that --server "
+        "points at the API",
+    )
+
+
+def network_error(exc: Exception, server: str, what: str) -> ClientError:
+    """A transport failure as a sentence: what failed and what to check."""
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return ClientError(
+            f"the server at {server} did not answer in time ({what}): check that it is "
+            "running and reachable, then run the command again"
+        )
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    return ClientError(
+        f"cannot reach the server at {server} ({what}: {reason}): check --server or "
+        "CHATFERRY_SERVER, your network, and that the server is running"
+    )
+
+
+class Api:
+    """One server and app: ``call`` returns a response's ``results``."""
+
+    def __init__(
+        self, connection: Connection, timeout: float = 60.0, retries: int = QUICK_RETRIES
+    ) -> None:
+        import httpx
+
+        self.connection = connection
+        self.retries = retries
+        self.server = connection.server
+        self._timeout = httpx.Timeout(timeout, connect=10.0)
+        self._http = httpx.Client(
+            base_url=connection.server + API_PATH,
+            headers={
+                "QISCUS-SDK-APP-ID": connection.app_id,
+                "QISCUS-SDK-SECRET": connection.secret,
+                "User-Agent": _user_agent(),
+            },
+            timeout=self._timeout,
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+        )
+        self._files: httpx.Client | None = None
+        self._extensions: bool | None = None
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+        if self._files is not None:
+            self._files.close()
+
+    @property
+    def files(self) -> httpx.Client:
+        """A client for download links: no app credentials, follows redirects."""
+        import httpx
+
+        if self._files is None:
+            self._files = httpx.Client(
+                timeout=self._timeout,
+                follow_redirects=True,
+                headers={"User-Agent": _user_agent()},
+            )
+        return self._files
+
+    def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """Sends the request and returns ``results``; raises ApiError or ClientError."""
+        response = self._send(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise api_error(response, method, path)
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = None
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, dict):
+            raise ClientError(
+                f"the server's answer to {method} {API_PATH}{path} is not the API's JSON "
+                f"(HTTP {response.status_code}): check that --server points at the API"
+            )
+        if isinstance(results.get("meta"), dict):
+            self._extensions = True
+        return results
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request, retried on 429 and (when safe) on 502-504 and connection failures."""
+        import httpx
+
+        safe = method in ("GET", "HEAD", "DELETE", "PATCH")
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                # A POST that never connected did nothing; one that did may have.
+                retryable = safe or isinstance(exc, httpx.ConnectError)
+                if last or not retryable:
+                    raise network_error(exc, self.server, f"{method} {API_PATH}{path}") from exc
+                time.sleep(min(0.5 * 2**attempt, MAX_BACKOFF))
+                continue
+            if not last and (
+                response.status_code == 429 or (safe and response.status_code in RETRY_STATUSES)
+            ):
+                time.sleep(_retry_after(response, attempt))
+                continue
+            return response
+        raise AssertionError("unreachable")
+
+    def saw_list(self, results: dict[str, Any]) -> None:
+        """Learns from a list answer whether the server is chatferry (``meta`` present)."""
+        if self._extensions is None:
+            self._extensions = isinstance(results.get("meta"), dict)
+
+    def has_extensions(self) -> bool:
+        """True when the server is chatferry (its list answers carry ``meta``).
+
+        Extensions are used only then: against a vendor's server, ``validate_only`` would
+        import a file for real and ``limit`` may not be understood.
+        """
+        if self._extensions is None:
+            results = self.call("GET", "/exports", params={"page": 1})
+            self._extensions = isinstance(results.get("meta"), dict)
+        return self._extensions
+
+
+def _user_agent() -> str:
+    from chatferry import __version__
+
+    return f"chatferry-client/{__version__}"

@@ -1,0 +1,220 @@
+"""``manifest.json``: what a backup directory holds.
+
+Keys: ``server``, ``app_id``, ``client_version``, ``created_at``, ``backup_id``,
+``updated_at``, ``since``/``until`` (the days every type covers once a run completed),
+``utc_offset`` (the app's, as its records showed it), ``parts`` (each ``type``,
+``start_date``, ``end_date``, ``rows``, ``bytes``, ``sha256``, ``file``, plus the export's
+id and timings) and ``pending`` (exports created but not yet downloaded, which the next run
+picks up instead of creating them again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from chatferry.client.errors import ClientError
+from chatferry.client.files import now_rfc3339, read_json, write_json_atomic
+
+MANIFEST_NAME = "manifest.json"
+RESOURCES = ("users", "rooms", "comments")
+
+
+@dataclass(frozen=True, order=True)
+class Window:
+    """Whole days ``start`` to ``end`` (inclusive) of one resource type."""
+
+    start: date
+    end: date
+    resource: str
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def label(self) -> str:
+        if self.start == self.end:
+            return f"{self.resource} {self.start.isoformat()}"
+        return f"{self.resource} {self.start.isoformat()}..{self.end.isoformat()}"
+
+
+@dataclass
+class Part:
+    type: str
+    start_date: date
+    end_date: date
+    rows: int
+    bytes: int
+    sha256: str
+    file: str
+    export_id: str = ""
+    export_seconds: float | None = None
+    download_seconds: float | None = None
+    sha256_from_server: bool = False
+
+    @property
+    def window(self) -> Window:
+        return Window(self.start_date, self.end_date, self.type)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["start_date"] = self.start_date.isoformat()
+        data["end_date"] = self.end_date.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> Part:
+        if not isinstance(data, dict):
+            raise ValueError("a part is not an object")
+        part = cls(
+            type=_text(data, "type"),
+            start_date=date.fromisoformat(_text(data, "start_date")),
+            end_date=date.fromisoformat(_text(data, "end_date")),
+            rows=_count(data, "rows"),
+            bytes=_count(data, "bytes"),
+            sha256=_text(data, "sha256"),
+            file=_text(data, "file"),
+            export_id=str(data.get("export_id") or ""),
+            export_seconds=_seconds(data.get("export_seconds")),
+            download_seconds=_seconds(data.get("download_seconds")),
+            sha256_from_server=data.get("sha256_from_server") is True,
+        )
+        if part.type not in RESOURCES or part.start_date > part.end_date:
+            raise ValueError(f"part {part.file}: bad type or dates")
+        return part
+
+
+@dataclass
+class Pending:
+    window: Window
+    export_id: str
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "type": self.window.resource,
+            "start_date": self.window.start.isoformat(),
+            "end_date": self.window.end.isoformat(),
+            "export_id": self.export_id,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Pending:
+        if not isinstance(data, dict):
+            raise ValueError("a pending export is not an object")
+        start = date.fromisoformat(_text(data, "start_date"))
+        end = date.fromisoformat(_text(data, "end_date"))
+        return cls(Window(start, end, _text(data, "type")), _text(data, "export_id"))
+
+
+@dataclass
+class Manifest:
+    server: str
+    app_id: str
+    client_version: str
+    created_at: str
+    backup_id: str
+    updated_at: str = ""
+    since: date | None = None
+    until: date | None = None
+    utc_offset: str = ""
+    parts: list[Part] = field(default_factory=list)
+    pending: list[Pending] = field(default_factory=list)
+
+    @classmethod
+    def new(cls, server: str, app_id: str) -> Manifest:
+        from chatferry import __version__
+
+        return cls(server, app_id, __version__, now_rfc3339(), str(uuid.uuid4()))
+
+    def parts_of(self, resource: str) -> list[Part]:
+        """The parts of one type, oldest first."""
+        return sorted((p for p in self.parts if p.type == resource), key=lambda p: p.start_date)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "app_id": self.app_id,
+            "client_version": self.client_version,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "backup_id": self.backup_id,
+            "since": self.since.isoformat() if self.since else "",
+            "until": self.until.isoformat() if self.until else "",
+            "utc_offset": self.utc_offset,
+            "parts": [p.as_json() for p in sorted(self.parts, key=_part_order)],
+            "pending": [p.as_json() for p in self.pending],
+        }
+
+    def save(self, directory: Path) -> None:
+        from chatferry import __version__
+
+        self.client_version = __version__
+        self.updated_at = now_rfc3339()
+        write_json_atomic(directory / MANIFEST_NAME, self.as_json())
+
+
+def _part_order(part: Part) -> tuple[int, date]:
+    return RESOURCES.index(part.type), part.start_date
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise ValueError(f"{key} is missing or not a string")
+    return value
+
+
+def _count(data: dict[str, Any], key: str) -> int:
+    value = data.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{key} is missing or not a whole number")
+    return value
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _optional_day(data: dict[str, Any], key: str) -> date | None:
+    value = data.get(key)
+    return date.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def _derived_id(data: dict[str, Any]) -> str:
+    """A stable id for a manifest written without ``backup_id`` (restores name uploads by it)."""
+    seed = f"{data.get('server')}|{data.get('app_id')}|{data.get('created_at')}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:16]
+
+
+def manifest_from_json(data: Any) -> Manifest:
+    """The manifest; ValueError (or KeyError) names what is wrong with it."""
+    if not isinstance(data, dict):
+        raise ValueError("it is not a JSON object")
+    return Manifest(
+        server=_text(data, "server"),
+        app_id=_text(data, "app_id"),
+        client_version=str(data.get("client_version") or ""),
+        created_at=str(data.get("created_at") or ""),
+        backup_id=str(data.get("backup_id") or _derived_id(data)),
+        updated_at=str(data.get("updated_at") or ""),
+        since=_optional_day(data, "since"),
+        until=_optional_day(data, "until"),
+        utc_offset=str(data.get("utc_offset") or ""),
+        parts=[Part.from_json(p) for p in data.get("parts") or []],
+        pending=[Pending.from_json(p) for p in data.get("pending") or []],
+    )
+
+
+def load_manifest(directory: Path) -> Manifest:
+    """The directory's manifest; ClientError when it is missing or malformed."""
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
+        raise ClientError(f"{directory} holds no {MANIFEST_NAME}: it is not a chatferry backup")
+    try:
+        return manifest_from_json(read_json(path))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ClientError(f"{path} is not a valid backup manifest: {exc}") from None

@@ -1,0 +1,384 @@
+"""``chatferry restore``: a backup directory into an app, on the same or another server.
+
+Users, then rooms, then comments, in the backup's order (so a reply's parent is imported
+before it). The rows are cut into uploads under the server's file limit, whole objects
+only. Each upload is dry-run first when the server supports it (chatferry), then imported,
+one after another. ``restore-state.json`` in the backup directory records the plan and each
+upload's progress, rewritten atomically at every step; every upload has a fixed name
+(``restore-<backup id>-<type>-<n>.json``), so a run killed at any moment and started again
+looks an upload of unknown outcome up in the server's import list by that name instead of
+sending it twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from chatferry.client import imports
+from chatferry.client.errors import ApiError, BackupProblems, ClientError
+from chatferry.client.files import directory_lock, now_rfc3339, read_json, write_json_atomic
+from chatferry.client.http import Api
+from chatferry.client.manifest import RESOURCES, Manifest, load_manifest
+from chatferry.client.progress import NullReporter, Reporter, Task
+from chatferry.client.records import Record
+from chatferry.client.verify import ordered_parts, verify_backup
+
+STATE_NAME = "restore-state.json"
+SPEC_UPLOAD_LIMIT = 4_000_000  # "4 MB": under both 4,000,000 and 4 MiB
+_FRAME = 4  # "[\n" and "\n]"
+_SEPARATOR = 2  # ",\n"
+
+
+@dataclass
+class Upload:
+    """One file to import: rows ``first .. first + count`` of each segment's part file."""
+
+    name: str
+    type: str
+    segments: list[list[Any]]  # [file, first row, row count]
+    rows: int
+    bytes: int
+    status: str = "planned"  # planned, sent (outcome unknown until looked up), imported
+    import_id: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Upload:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+@dataclass
+class RestoreSummary:
+    server: str
+    app_id: str
+    dry_run: bool
+    uploads: int = 0
+    imported_now: int = 0
+    already_imported: int = 0
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESOURCES, 0))
+    checked_on_server: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class _Parts:
+    """Part files parsed on demand; the last few stay in memory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._cache: dict[str, list[Any]] = {}
+
+    def rows(self, file: str) -> list[Any]:
+        if file not in self._cache:
+            if len(self._cache) >= 3:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[file] = orjson.loads((self.directory / file).read_bytes())
+        return self._cache[file]
+
+
+def row_refs(parts: _Parts, manifest: Manifest, resource: str) -> Iterator[tuple[str, int, int]]:
+    """(file, row index, encoded size) of every row of ``resource``, in restore order."""
+    for part in ordered_parts(manifest):
+        if part.type == resource:
+            for index, row in enumerate(parts.rows(part.file)):
+                yield part.file, index, len(orjson.dumps(row))
+
+
+def chunk(
+    refs: Iterable[tuple[str, int, int]], resource: str, limit: int, names: Iterator[str]
+) -> list[Upload]:
+    """Cuts rows into uploads of at most ``limit`` bytes, keeping their order."""
+    uploads: list[Upload] = []
+    current: Upload | None = None
+    for file, index, size in refs:
+        if _FRAME + size > limit:
+            raise ClientError(
+                f"row {index + 1} of {file} is {size} bytes, more than the server's upload "
+                f"limit of {limit} bytes: it cannot be imported whole"
+            )
+        if current is None or current.bytes + _SEPARATOR + size > limit:
+            current = Upload(next(names), resource, [], 0, _FRAME - _SEPARATOR)
+            uploads.append(current)
+        last = current.segments[-1] if current.segments else None
+        if last is not None and last[0] == file and last[1] + last[2] == index:
+            last[2] += 1
+        else:
+            current.segments.append([file, index, 1])
+        current.rows += 1
+        current.bytes += _SEPARATOR + size
+    return uploads
+
+
+def content_of(parts: _Parts, upload: Upload) -> bytes:
+    """The upload's file: a JSON array, one object a line."""
+    rows = [
+        orjson.dumps(row)
+        for file, first, count in upload.segments
+        for row in parts.rows(file)[first : first + count]
+    ]
+    return b"[\n" + b",\n".join(rows) + b"\n]"
+
+
+class _Names:
+    """Upload names ``restore-<backup id>-<type>-<n>.json``, numbered on from the state."""
+
+    def __init__(self, backup_id: str, counters: dict[str, int]) -> None:
+        self.backup_id = backup_id
+        self.counters = counters
+
+    def of(self, resource: str) -> Iterator[str]:
+        while True:
+            self.counters[resource] = self.counters.get(resource, 0) + 1
+            yield f"restore-{self.backup_id}-{resource}-{self.counters[resource]:04d}.json"
+
+
+def plan_uploads(parts: _Parts, manifest: Manifest, limit: int, names: _Names) -> list[Upload]:
+    uploads: list[Upload] = []
+    for resource in RESOURCES:
+        refs = row_refs(parts, manifest, resource)
+        uploads.extend(chunk(refs, resource, limit, names.of(resource)))
+    return uploads
+
+
+def check_backup(directory: Path, reporter: Reporter) -> Manifest:
+    """The manifest, once verify found nothing wrong with the backup."""
+    report = verify_backup(directory, reporter)
+    if not report.ok:
+        raise BackupProblems(
+            f"the backup in {directory} has {report.problem_count} problem(s): nothing was "
+            "restored; run 'chatferry verify' for the list",
+            report.problems,
+        )
+    return load_manifest(directory)
+
+
+def _target_key(api: Api) -> str:
+    return f"{api.connection.server} {api.connection.app_id}"
+
+
+class Restore:
+    """One run of ``chatferry restore`` from ``directory`` into the app of ``api``."""
+
+    def __init__(
+        self,
+        api: Api,
+        directory: Path,
+        reporter: Reporter | None = None,
+        upload_limit: int = SPEC_UPLOAD_LIMIT,
+    ) -> None:
+        self.api = api
+        self.directory = directory
+        self.reporter = reporter or NullReporter()
+        self.parts = _Parts(directory)
+        self.summary = RestoreSummary(api.connection.server, api.connection.app_id, False)
+        self._default_limit = upload_limit
+        self._state: dict[str, Any] = {}
+        self._target: dict[str, Any] = {}
+        self.uploads: list[Upload] = []
+        self._tasks: dict[str, Task] = {}
+
+    # -- state ------------------------------------------------------------------------
+
+    def _load_state(self, manifest: Manifest) -> None:
+        path = self.directory / STATE_NAME
+        state: Any = read_json(path) if path.is_file() else {}
+        if not isinstance(state, dict) or state.get("backup_id") != manifest.backup_id:
+            state = {"format": 1, "backup_id": manifest.backup_id, "restores": {}}
+        self._state = state
+        key = _target_key(self.api)
+        target = state["restores"].get(key)
+        if not isinstance(target, dict):
+            target = self._new_target(manifest)
+            state["restores"][key] = target
+        self._target = target
+        self.uploads = [Upload.from_json(u) for u in target["uploads"]]
+        self.uploads.extend(self._plan_new_parts(manifest))
+        self._save()
+
+    def _plan_new_parts(self, manifest: Manifest) -> list[Upload]:
+        """Uploads for parts a later backup run added after this restore was planned."""
+        planned = {segment[0] for upload in self.uploads for segment in upload.segments}
+        new = [p for p in manifest.parts if p.rows and p.file not in planned]
+        if not new:
+            return []
+        self._target["finished_at"] = ""
+        names = _Names(manifest.backup_id, self._target.setdefault("counters", {}))
+        limit = int(self._target.get("upload_limit") or self._default_limit)
+        return plan_uploads(self.parts, replace(manifest, parts=new), limit, names)
+
+    def _new_target(self, manifest: Manifest) -> dict[str, Any]:
+        names = _Names(manifest.backup_id, {})
+        uploads = plan_uploads(self.parts, manifest, self._default_limit, names)
+        return {
+            "server": self.api.connection.server,
+            "app_id": self.api.connection.app_id,
+            "upload_limit": self._default_limit,
+            "counters": names.counters,
+            "started_at": now_rfc3339(),
+            "finished_at": "",
+            "uploads": [u.as_json() for u in uploads],
+        }
+
+    def _save(self) -> None:
+        self._target["uploads"] = [u.as_json() for u in self.uploads]
+        write_json_atomic(self.directory / STATE_NAME, self._state)
+
+    # -- running ----------------------------------------------------------------------
+
+    def run(self) -> RestoreSummary:
+        started = time.monotonic()
+        with directory_lock(self.directory, "restore"):
+            manifest = check_backup(self.directory, self.reporter)
+            self._load_state(manifest)
+            self._open_tasks()
+            index = 0
+            while index < len(self.uploads):
+                try:
+                    self._restore(self.uploads[index])
+                except ApiError as exc:
+                    if exc.status != 413:
+                        raise
+                    self._replan(index, exc)
+                    continue
+                index += 1
+            self._target["finished_at"] = now_rfc3339()
+            self._save()
+        self._close_tasks()
+        self.summary.seconds = round(time.monotonic() - started, 3)
+        return self.summary
+
+    def _restore(self, upload: Upload) -> None:
+        self.summary.uploads = len(self.uploads)
+        if upload.status == "sent" and self._settle(upload):
+            self.summary.imported_now += 1
+        if upload.status == "imported":
+            self._progress(upload)
+            return
+        content = content_of(self.parts, upload)
+        if self.api.has_extensions():
+            self._dry_run(upload, content)
+        upload.status, upload.import_id = "sent", ""
+        self._save()
+        record = imports.upload(self.api, upload.type, upload.name, content)
+        upload.import_id = str(record.get("unique_id") or "")
+        self._save()
+        self._finish(upload, self._wait(upload, upload.import_id))
+        self.summary.imported_now += 1
+
+    def _dry_run(self, upload: Upload, content: bytes) -> None:
+        record = imports.upload(self.api, upload.type, upload.name, content, dry_run=True)
+        imports.check_import(self._wait(upload, str(record.get("unique_id")), "checking"))
+
+    def _wait(self, upload: Upload, unique_id: str, doing: str = "importing") -> Record:
+        task = self._tasks[upload.type]
+        task.update(self._done_rows(upload.type), label=f"{upload.type}: {doing} {upload.name}")
+        return imports.wait_for_import(self.api, unique_id)
+
+    def _settle(self, upload: Upload) -> bool:
+        """Looks up an upload of unknown outcome; True if it turns out imported."""
+        record = self._sent_record(upload)
+        if record is None or record.get("status") == "failed":
+            upload.status = "planned"
+            return False
+        if record.get("status") != "finished":
+            record = imports.wait_for_import(self.api, str(record.get("unique_id")))
+        self._finish(upload, record)
+        return True
+
+    def _sent_record(self, upload: Upload) -> Record | None:
+        if upload.import_id:
+            try:
+                return imports.get_import(self.api, upload.import_id)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+        return imports.find_import(
+            self.api,
+            lambda r: r.get("original_filename") == upload.name and r.get("dry_run") is not True,
+        )
+
+    def _finish(self, upload: Upload, record: Record) -> None:
+        imports.check_import(record)
+        upload.status = "imported"
+        upload.import_id = str(record.get("unique_id") or upload.import_id)
+        self._save()
+        self._progress(upload)
+
+    def _replan(self, index: int, exc: ApiError) -> None:
+        """The server refused an upload as too large: cut it and the rest smaller."""
+        current = self.uploads[index]
+        limit = exc.details.get("limit_bytes")
+        if not isinstance(limit, int) or limit <= 0 or limit >= current.bytes:
+            limit = current.bytes // 2
+        self.reporter.note(f"the server's upload limit is {limit} bytes: cutting smaller uploads")
+        counters = self._target.setdefault("counters", {})
+        names = _Names(str(self._state["backup_id"]), counters)
+        rest: list[Upload] = []
+        for resource in RESOURCES:
+            refs = self._refs_of([u for u in self.uploads[index:] if u.type == resource])
+            rest.extend(chunk(refs, resource, limit, names.of(resource)))
+        self.uploads[index:] = rest
+        self._target["upload_limit"] = limit
+        self._save()
+
+    def _refs_of(self, uploads: list[Upload]) -> Iterator[tuple[str, int, int]]:
+        for upload in uploads:
+            for file, first, count in upload.segments:
+                for offset, row in enumerate(self.parts.rows(file)[first : first + count]):
+                    yield file, first + offset, len(orjson.dumps(row))
+
+    # -- progress ---------------------------------------------------------------------
+
+    def _done_rows(self, resource: str) -> int:
+        return sum(u.rows for u in self.uploads if u.type == resource and u.status == "imported")
+
+    def _open_tasks(self) -> None:
+        for resource in RESOURCES:
+            total = sum(u.rows for u in self.uploads if u.type == resource)
+            self._tasks[resource] = self.reporter.task(resource, total=total, transient=False)
+            self._tasks[resource].update(self._done_rows(resource))
+
+    def _progress(self, upload: Upload) -> None:
+        self.summary.rows[upload.type] = self._done_rows(upload.type)
+        self._tasks[upload.type].update(self._done_rows(upload.type), label=upload.type)
+
+    def _close_tasks(self) -> None:
+        for task in self._tasks.values():
+            task.done()
+        self.summary.already_imported = len(self.uploads) - self.summary.imported_now
+        self.summary.uploads = len(self.uploads)
+
+
+def dry_run_restore(
+    api: Api, directory: Path, reporter: Reporter | None = None, limit: int = SPEC_UPLOAD_LIMIT
+) -> tuple[RestoreSummary, list[Upload]]:
+    """Checks the backup offline, plans the uploads and, on a chatferry server, dry-runs
+    the users' uploads against the app. Imports nothing; writes nothing.
+
+    Rooms and comments refer to users and rooms that only the real restore creates, so
+    the server can check them only then: each is dry-run right before it is imported.
+    """
+    reporter = reporter or NullReporter()
+    manifest = check_backup(directory, reporter)
+    parts = _Parts(directory)
+    uploads = plan_uploads(parts, manifest, limit, _Names(manifest.backup_id, {}))
+    summary = RestoreSummary(api.connection.server, api.connection.app_id, True, len(uploads))
+    for upload in uploads:
+        summary.rows[upload.type] += upload.rows
+    if api.has_extensions():
+        for upload in (u for u in uploads if u.type == "users"):
+            content = content_of(parts, upload)
+            record = imports.upload(api, "users", upload.name, content, dry_run=True)
+            imports.check_import(imports.wait_for_import(api, str(record.get("unique_id"))))
+            summary.checked_on_server.append(upload.name)
+    return summary, uploads

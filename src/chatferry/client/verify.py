@@ -1,0 +1,200 @@
+"""``chatferry verify``: checks a backup directory offline.
+
+Every part: the file exists, its size and sha256 match the manifest, it is a JSON array of
+objects with the manifest's row count. Every type: its parts follow each other without a
+gap or an overlap. Every reference resolves inside the backup: rooms' creators and
+participants are users, comments' rooms are rooms and creators users, and a reply's parent
+is a comment that comes before it (the order a restore imports them in). No key twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from chatferry.client.download import file_digest
+from chatferry.client.manifest import RESOURCES, Manifest, Part, load_manifest
+from chatferry.client.progress import NullReporter, Reporter
+
+MAX_LISTED = 1000
+Row = dict[str, Any]
+
+
+@dataclass
+class VerifyReport:
+    parts: int = 0
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESOURCES, 0))
+    problems: list[dict[str, str]] = field(default_factory=list)
+    problem_count: int = 0
+
+    def add(self, where: str, message: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_LISTED:
+            self.problems.append({"where": where, "problem": message})
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "parts": self.parts,
+            "rows": self.rows,
+            "problem_count": self.problem_count,
+            "problems": self.problems,
+        }
+
+
+@dataclass
+class _Index:
+    """What the parts read so far define, and where each key was first seen."""
+
+    emails: dict[str, str] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    rooms: dict[str, str] = field(default_factory=dict)
+    comments: dict[str, str] = field(default_factory=dict)
+    waiting_parents: dict[str, list[str]] = field(default_factory=dict)
+
+
+def check_coverage(manifest: Manifest, report: VerifyReport) -> None:
+    """Consecutive parts of a type neither leave a day out nor cover one twice."""
+    for resource in RESOURCES:
+        parts = manifest.parts_of(resource)
+        for before, after in pairwise(parts):
+            expected = before.end_date + timedelta(days=1)
+            if after.start_date > expected:
+                report.add(
+                    after.file,
+                    f"no part of {resource} covers {expected.isoformat()} to "
+                    f"{(after.start_date - timedelta(days=1)).isoformat()}",
+                )
+            elif after.start_date < expected:
+                report.add(after.file, f"overlaps {before.file}: days would be restored twice")
+
+
+def read_part(directory: Path, part: Part, report: VerifyReport) -> list[Row] | None:
+    """The part's rows, if the file matches the manifest; else its problems are reported."""
+    path = (directory / part.file).resolve()
+    if directory.resolve() not in path.parents:
+        report.add(part.file, "the file is outside the backup directory")
+        return None
+    if not path.is_file():
+        report.add(part.file, "the file is missing")
+        return None
+    size, sha256 = file_digest(path)
+    if size != part.bytes:
+        report.add(part.file, f"the file has {size} bytes, the manifest says {part.bytes}")
+    if sha256 != part.sha256:
+        report.add(part.file, "the file's sha256 differs from the manifest's: it was changed")
+    try:
+        rows = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        report.add(part.file, f"the file is not valid JSON ({exc})")
+        return None
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        report.add(part.file, "the file is not a JSON array of objects")
+        return None
+    if len(rows) != part.rows:
+        report.add(part.file, f"the file has {len(rows)} rows, the manifest says {part.rows}")
+    return rows
+
+
+def _where(part: Part, index: int) -> str:
+    return f"{part.file} row {index + 1}"
+
+
+def _unique(seen: dict[str, str], value: Any, name: str, where: str, report: VerifyReport) -> None:
+    if not isinstance(value, str) or not value:
+        report.add(where, f"{name} is missing")
+    elif value in seen:
+        report.add(where, f"{name} {value!r} is also in {seen[value]}")
+    else:
+        seen[value] = where
+
+
+def _known(seen: dict[str, str], value: Any, what: str, where: str, report: VerifyReport) -> None:
+    if value not in seen:
+        report.add(where, f"{what} {value!r} is not in the backup")
+
+
+def check_users(part: Part, rows: list[Row], index: _Index, report: VerifyReport) -> None:
+    for i, row in enumerate(rows):
+        where = _where(part, i)
+        _unique(index.emails, row.get("Email"), "Email", where, report)
+        token = row.get("AuthenticationToken")
+        if token:
+            _unique(index.tokens, token, "AuthenticationToken", where, report)
+
+
+def check_rooms(part: Part, rows: list[Row], index: _Index, report: VerifyReport) -> None:
+    for i, row in enumerate(rows):
+        where = _where(part, i)
+        _unique(index.rooms, row.get("UniqueId"), "UniqueId", where, report)
+        _known(index.emails, row.get("CreatorEmail"), "creator", where, report)
+        participants = row.get("ParticipantEmails")
+        if not isinstance(participants, list):
+            report.add(where, "ParticipantEmails is not a list")
+            continue
+        for email in participants:
+            _known(index.emails, email, "participant", where, report)
+
+
+def check_comments(part: Part, rows: list[Row], index: _Index, report: VerifyReport) -> None:
+    for i, row in enumerate(rows):
+        where = _where(part, i)
+        unique_id = row.get("UniqueId")
+        _unique(index.comments, unique_id, "UniqueId", where, report)
+        _known(index.rooms, row.get("RoomUniqueId"), "room", where, report)
+        _known(index.emails, row.get("CreatorEmail"), "creator", where, report)
+        parent = row.get("ParentCommentUniqueId")
+        if parent and parent not in index.comments:
+            index.waiting_parents.setdefault(str(parent), []).append(where)
+
+
+def check_parents(index: _Index, report: VerifyReport) -> None:
+    """Replies whose parent is missing, or comes after them (a restore would refuse them)."""
+    for parent, replies in index.waiting_parents.items():
+        for where in replies:
+            if parent in index.comments:
+                report.add(where, f"its parent comment {parent!r} comes after it")
+            else:
+                report.add(where, f"parent comment {parent!r} is not in the backup")
+
+
+CHECKS = {"users": check_users, "rooms": check_rooms, "comments": check_comments}
+
+
+def ordered_parts(manifest: Manifest) -> Iterator[Part]:
+    """Users, then rooms, then comments, each oldest first: the order of a restore."""
+    for resource in RESOURCES:
+        yield from manifest.parts_of(resource)
+
+
+def verify_backup(directory: Path, reporter: Reporter | None = None) -> VerifyReport:
+    """Every check on ``directory``; the report lists each problem found."""
+    report = VerifyReport()
+    try:
+        manifest = load_manifest(directory)
+    except Exception as exc:  # the manifest is the first thing a backup needs
+        report.add("manifest.json", getattr(exc, "message", str(exc)))
+        return report
+    check_coverage(manifest, report)
+    index = _Index()
+    task = (reporter or NullReporter()).task("verify", total=len(manifest.parts))
+    for done, part in enumerate(ordered_parts(manifest), 1):
+        rows = read_part(directory, part, report)
+        report.parts += 1
+        if rows is not None:
+            report.rows[part.type] += len(rows)
+            CHECKS[part.type](part, rows, index, report)
+        task.update(done)
+    task.done()
+    check_parents(index, report)
+    return report

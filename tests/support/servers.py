@@ -1,0 +1,198 @@
+"""chatferry running for a test: in process (``client``) or as real processes.
+
+Real processes (``start_server``, ``start_worker``, ``run_cli``) run with the test's
+``settings_env``, bind 127.0.0.1 on a free port and write their output to
+``<tmp_path>/*.log``, which is printed after the test (pytest shows it on failure).
+Tests that start processes are marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from chatferry.api.app import create_api
+from chatferry.runtime import Runtime
+from support.db import waking_listeners
+from support.waiting import wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli_command(*args: str) -> list[str]:
+    """``python -m chatferry ARGS`` with this interpreter."""
+    return [sys.executable, "-m", "chatferry", *args]
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    """The real ASGI app with its worker threads, in process."""
+    test_client = TestClient(create_api(runtime, run_worker=True))
+    test_client.__enter__()
+    try:
+        yield test_client
+    finally:
+        with waking_listeners(runtime):
+            test_client.__exit__(None, None, None)
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(base_url=self.base_url, timeout=30)
+
+    def stop(self) -> None:
+        self.http.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+StartServer = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def start_server(settings_env: dict[str, str], tmp_path: Path) -> Iterator[StartServer]:
+    """``start_server(extra_env=None, *args)``: ``chatferry serve ARGS`` as a real
+    process on a free loopback port, ready (``/healthz`` answers) when it returns."""
+    servers: list[ServerProcess] = []
+
+    def start(extra_env: dict[str, str] | None = None, *args: str) -> ServerProcess:
+        port = free_port()
+        log_path = tmp_path / f"serve-{port}.log"
+        process = subprocess.Popen(
+            cli_command("serve", "--host", "127.0.0.1", "--port", str(port), *args),
+            env={**os.environ, **settings_env, **(extra_env or {})},
+            stdout=log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path)
+        servers.append(server)
+        wait_for(lambda: _answers(server), timeout=30)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def _answers(server: ServerProcess) -> bool:
+    if server.process.poll() is not None:
+        raise AssertionError(f"server exited: {server.log_path.read_text()}")
+    try:
+        return server.http.get("/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class WorkerProcess(subprocess.Popen[bytes]):
+    """A ``chatferry worker`` process; its output goes to ``log_path``."""
+
+    log_path: Path
+
+    def wait_started(self, timeout: float = 30.0) -> None:
+        """Waits for the line saying it runs (its SIGTERM handler is set by then)."""
+        wait_for(self._says_started, timeout=timeout)
+
+    def _says_started(self) -> bool:
+        if self.poll() is not None:
+            raise AssertionError(f"worker exited: {self.log_path.read_text()}")
+        return "worker started" in self.log_path.read_text(errors="replace")
+
+
+StartWorker = Callable[..., WorkerProcess]
+
+
+@pytest.fixture
+def start_worker(settings_env: dict[str, str], tmp_path: Path) -> Iterator[StartWorker]:
+    """``start_worker(extra_env=None, *args, name="worker", ready=True)``: ``chatferry
+    worker ARGS`` as a real process, returned once it runs (unless ``ready=False``: then
+    call its ``wait_started()``); killed after the test if it is still running."""
+    workers: list[WorkerProcess] = []
+
+    def start(
+        extra_env: dict[str, str] | None = None,
+        *args: str,
+        name: str = "worker",
+        ready: bool = True,
+    ) -> WorkerProcess:
+        log_path = tmp_path / f"{name}-{time.monotonic_ns()}.log"
+        process = WorkerProcess(
+            cli_command("worker", *args),
+            env={**os.environ, **settings_env, **(extra_env or {})},
+            stdout=log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        process.log_path = log_path
+        workers.append(process)
+        if ready:
+            process.wait_started()
+        return process
+
+    yield start
+    for process in workers:
+        kill(process)
+
+
+def kill(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILLs the process if it still runs, and reaps it."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def run_cli(
+    settings_env: dict[str, str], *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Runs ``python -m chatferry ARGS`` with the test's CHATFERRY_* settings."""
+    return subprocess.run(
+        cli_command(*args),
+        env={**os.environ, **settings_env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def run_cli_json(settings_env: dict[str, str], *args: str) -> Any:
+    """Runs a CLI command that must succeed and print JSON; returns the parsed JSON."""
+    done = run_cli(settings_env, *args)
+    assert done.returncode == 0, f"{args} exited {done.returncode}: {done.stdout}{done.stderr}"
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(autouse=True)
+def show_process_logs(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test, prints the logs of the processes it started (shown on failure)."""
+    yield
+    tmp_path: Path | None = request.node.funcargs.get("tmp_path")
+    if tmp_path is None:
+        return
+    for log in sorted(tmp_path.glob("*.log")):
+        print(f"----- {log.name} -----\n{log.read_text(errors='replace')[-20000:]}")
