@@ -40,6 +40,12 @@ class StorageError(Exception):
     keys: for the log only) is the ``__cause__``."""
 
 
+def _storage_error(action: str, key: str, exc: BaseException) -> StorageError:
+    """The failure, with the first line of the store's own error (for operators)."""
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return StorageError(f"could not {action} {key!r} ({type(exc).__name__}: {first})")
+
+
 @contextlib.contextmanager
 def _failing_as_storage(action: str, key: str) -> Iterator[None]:
     try:
@@ -47,7 +53,7 @@ def _failing_as_storage(action: str, key: str) -> Iterator[None]:
     except StorageError:
         raise
     except Exception as exc:
-        raise StorageError(f"could not {action} {key!r} in the file storage") from exc
+        raise _storage_error(action, key, exc) from exc
 
 
 class _Chunks:
@@ -155,7 +161,7 @@ class FileStore:
         except BaseException as exc:
             if source.raised is not None:
                 raise source.raised from None
-            raise StorageError(f"could not write {key!r} to the file storage") from exc
+            raise _storage_error("write", key, exc) from exc
         path = self.local_path(key)
         if path is not None:
             make_private(path)
