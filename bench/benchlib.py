@@ -310,3 +310,81 @@ def count_lines(path: Path) -> int:
         while block := source.read(1 << 20):
             count += block.count(b"\n")
     return count
+
+
+# ---------------------------------------------------------------- profiling
+
+
+def _py_spy() -> str:
+    beside = Path(sys.executable).parent / "py-spy"
+    if beside.exists():
+        return str(beside)
+    return require_tool("py-spy", "py-spy (pip install py-spy)")
+
+
+@contextmanager
+def py_spy(pid: int, out: Path, rate: int = 100) -> Iterator[None]:
+    """py-spy samples the process (and its children) while the block runs, and writes
+    collapsed stacks (``--format raw``: one line a stack, per thread) to ``out``."""
+    command = [_py_spy(), "record", "--pid", str(pid), "--subprocesses", "--threads"]
+    command += ["--rate", str(rate), "--format", "raw", "--output", str(out), "--nonblocking"]
+    recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)  # attached
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        _, errors = recorder.communicate(timeout=60)
+        if not out.exists():
+            print(f"  py-spy wrote nothing: {errors.decode(errors='replace')[-500:]}")
+
+
+def _frame_name(frame: str) -> str:
+    """``fetch (chatferry/exports/formats.py:412)`` -> ``fetch (chatferry/exports/formats.py)``."""
+    name, _, where = frame.rpartition(" (")
+    file = where.rsplit(":", 1)[0]
+    for marker in ("site-packages/", "/src/", "/lib/python3"):
+        if marker in file:
+            file = file.split(marker, 1)[1]
+    return f"{name} ({file})"
+
+
+Stacks = dict[str, list[tuple[list[str], int]]]  # by thread: (frames, samples)
+
+
+def read_stacks(raw: Path) -> Stacks:
+    """py-spy's raw output by thread (its leading ``process ...``/``thread ...`` parts)."""
+    by_thread: Stacks = {}
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        parts = stack.split(";")
+        heads = [p for p in parts if p.startswith(("process ", "thread "))]
+        frames = [_frame_name(p) for p in parts if p not in heads]
+        by_thread.setdefault(";".join(heads), []).append((frames, int(count)))
+    return by_thread
+
+
+def _ranked(table: dict[str, int], total: int, limit: int) -> list[str]:
+    ranked = sorted(table.items(), key=lambda item: -item[1])[:limit]
+    return [f"  {count / total:6.1%}  {frame}" for frame, count in ranked]
+
+
+def top_frames(raw: Path, limit: int = 15) -> list[str]:
+    """Where the samples of the busiest thread went: its top functions by own time and by
+    time including callees, as lines to print."""
+    by_thread = read_stacks(raw)
+    totals = {t: sum(n for _, n in stacks) for t, stacks in by_thread.items()}
+    ranked = sorted(totals.items(), key=lambda item: -item[1])[:6]
+    lines = ["samples by thread: " + ", ".join(f"{t} {n}" for t, n in ranked)]
+    busiest = ranked[0][0]
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    for frames, count in by_thread[busiest]:
+        if frames:
+            own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    for title, table in (("own time", own), ("time including callees", inclusive)):
+        lines.append(f"{busiest}: top {limit} by {title} (of {totals[busiest]} samples)")
+        lines += _ranked(table, totals[busiest], limit)
+    return lines

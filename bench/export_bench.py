@@ -2,7 +2,7 @@
 ``chatferry serve``, against the database's own dump of the same rows, in the same run.
 
 Run: ``.venv/bin/python bench/export_bench.py [--rows 200000 1000000] [--repeat 3]
-[--postgres URL | --sqlite-only] [--poll 1.0] [--small] [--keep]``
+[--postgres URL | --sqlite-only] [--poll 1.0] [--small] [--keep] [--profile DIR]``
 
 For each database (SQLite in a temporary directory; PostgreSQL in a fresh schema of
 ``--postgres``, default postgresql://postgres@127.0.0.1:5432/test, dropped after) the
@@ -29,7 +29,10 @@ runs, in turns:
 Targets (issue 11): SQLite >= 0.8 x the shell at every size; SQLite peak memory at the
 largest size within 30 MB of that at the smallest; PostgreSQL >= 0.5 x COPY. Judged on
 the time the user sees (1 s polls). ``--small`` (2,000 and 10,000 comments, one run,
-0.25 s polls) checks that the bench works and judges nothing.
+0.25 s polls) checks that the bench works and judges nothing. ``--profile DIR`` first
+runs one more export per size with py-spy sampling the server (not measured), keeps its
+stacks in DIR (py-spy's raw format: flamegraph.pl or speedscope read it) and prints the
+busiest thread's top functions.
 """
 
 from __future__ import annotations
@@ -65,10 +68,12 @@ from benchlib import (
     peak_kb,
     postgres_problem,
     print_header,
+    py_spy,
     require_tool,
     reset_peak,
     seconds_list,
     serve,
+    top_frames,
     vacuum_analyze,
 )
 from chatferry.apps.service import create_app
@@ -371,11 +376,27 @@ def measure_size(backend: Backend, app: BenchApp, args: argparse.Namespace) -> S
     result = SizeResult(app, [], [])
     with serve(env, log) as server, httpx.Client(base_url=server.url, timeout=120) as client:
         client.get(f"{API}/exports", headers=headers(app.app_id, SECRET)).raise_for_status()
+        if args.profile:
+            profile_export(backend, server, client, app, args)
         for _ in range(args.repeat):
             result.exports.append(export_once(backend, server, client, app, args.poll))
             result.baselines.append(baseline_once(backend, app))
     report_size(backend, result, args)
     return result
+
+
+def profile_export(
+    backend: Backend, server: Server, client: httpx.Client, app: BenchApp, args: argparse.Namespace
+) -> None:
+    """One extra export (not among the measured ones) with py-spy sampling the server."""
+    args.profile.mkdir(parents=True, exist_ok=True)
+    out = args.profile / f"export-{backend.name.lower()}-{app.rows}.txt"
+    with py_spy(server.pid, out):
+        run = export_once(backend, server, client, app, args.poll)
+    print(f"--- profile of one {backend.name} export of {app.rows:,} comments ({out})")
+    print(f"  server-side {run.server_seconds:.3f} s under py-spy")
+    for line in top_frames(out):
+        print(f"  {line}")
 
 
 def report_size(backend: Backend, result: SizeResult, args: argparse.Namespace) -> None:
@@ -480,6 +501,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
     parser.add_argument("--small", action="store_true", help="2,000 and 10,000 rows, 1 run")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="first run one extra export per size under py-spy; its stacks go to DIR",
+    )
     args = parser.parse_args()
     if args.small:
         args.rows, args.repeat, args.poll = [2_000, 10_000], 1, 0.25
