@@ -98,10 +98,20 @@ class Summary:
     rows: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
 
     def add(
-        self, figure: str, value: str, baseline: str, ratio: str, target: str, ok: bool
-    ) -> bool:
-        self.rows.append((figure, value, baseline, ratio, target, verdict(ok, self.judged)))
-        return ok or not self.judged
+        self,
+        figure: str,
+        value: str,
+        baseline: str,
+        ratio: str,
+        target: str,
+        ok: bool,
+        counted: bool = True,
+    ) -> None:
+        """A figure with a target; ``counted=False`` shows the verdict, out of the overall."""
+        result = verdict(ok, self.judged)
+        if not counted and self.judged:
+            result = f"({result}, not counted)"
+        self.rows.append((figure, value, baseline, ratio, target, result))
 
     def note(self, figure: str, value: str, baseline: str = "", ratio: str = "") -> None:
         """A figure shown for information, with no target."""
@@ -113,7 +123,7 @@ class Summary:
         print("| --- | --- | --- | --- | --- | --- |")
         for row in self.rows:
             print("| " + " | ".join(row) + " |")
-        outcome = [row[5] for row in self.rows if row[5]]
+        outcome = [row[5] for row in self.rows if row[5] in ("PASS", "FAIL")]
         if not self.judged:
             print("\noverall: not judged (--small)")
         else:
@@ -323,7 +333,7 @@ def _py_spy() -> str:
 
 
 @contextmanager
-def py_spy(pid: int, out: Path, rate: int = 100) -> Iterator[None]:
+def py_spy(pid: int, out: Path, rate: int = 500) -> Iterator[None]:
     """py-spy samples the process (and its children) while the block runs, and writes
     collapsed stacks (``--format raw``: one line a stack, per thread) to ``out``."""
     command = [_py_spy(), "record", "--pid", str(pid), "--subprocesses", "--threads"]
@@ -352,6 +362,18 @@ def _frame_name(frame: str) -> str:
 Stacks = dict[str, list[tuple[list[str], int]]]  # by thread: (frames, samples)
 
 
+def _thread_name(heads: list[str]) -> str:
+    """``process 12:"python -m ..."`` and ``thread (13): chatferry-worker-0`` ->
+    ``pid 12 chatferry-worker-0``."""
+    names = []
+    for head in heads:
+        if head.startswith("process "):
+            names.append("pid " + head.split()[1].split(":")[0])
+        else:
+            names.append(head.rpartition("): ")[2] or head)
+    return " ".join(names)
+
+
 def read_stacks(raw: Path) -> Stacks:
     """py-spy's raw output by thread (its leading ``process ...``/``thread ...`` parts)."""
     by_thread: Stacks = {}
@@ -360,7 +382,7 @@ def read_stacks(raw: Path) -> Stacks:
         parts = stack.split(";")
         heads = [p for p in parts if p.startswith(("process ", "thread "))]
         frames = [_frame_name(p) for p in parts if p not in heads]
-        by_thread.setdefault(";".join(heads), []).append((frames, int(count)))
+        by_thread.setdefault(_thread_name(heads), []).append((frames, int(count)))
     return by_thread
 
 
