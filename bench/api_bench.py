@@ -2,7 +2,7 @@
 throughput on the same ``chatferry serve``, under a bounded load of 20 connections.
 
 Run: ``.venv/bin/python bench/api_bench.py [--seconds 10] [--repeat 3] [--connections 20]
-[--client wrk|httpx] [--postgres URL] [--small] [--keep]``
+[--client wrk|httpx] [--postgres URL] [--small] [--keep] [--profile DIR]``
 
 One ``chatferry serve`` (default settings, SQLite; PostgreSQL in a fresh schema with
 ``--postgres``) holds an app with 200 demo users and one finished users export. The load
@@ -21,6 +21,8 @@ little CPU), else 20 threads sharing an httpx client with a pool of 20 connectio
    tenant gets by default.
 
 ``--small`` (1 s runs, one each) checks that the bench works and judges nothing.
+``--profile DIR`` first runs the GET load once more under py-spy (not measured) and prints
+where the server's threads spent their samples.
 """
 
 from __future__ import annotations
@@ -52,7 +54,9 @@ from benchlib import (
     postgres_problem,
     print_header,
     process_tree,
+    py_spy,
     serve,
+    top_frames,
 )
 from chatferry.apps.service import create_app
 from chatferry.db.engine import transaction
@@ -240,6 +244,17 @@ def warm_up(server: Server, export_path: str) -> None:
             client.get(export_path, headers=headers(APP_ID, SECRET)).raise_for_status()
 
 
+def profile_get(server: Server, export_path: str, args: argparse.Namespace) -> None:
+    """One extra load run of the GET (not among the measured ones) under py-spy."""
+    args.profile.mkdir(parents=True, exist_ok=True)
+    out = args.profile / "api-get-export.txt"
+    print(f"--- profile of one load run of GET /exports/{{id}} ({out})")
+    with py_spy(server.pid, out):
+        measure(server, export_path, True, args)
+    for line in top_frames(out, limit=25, all_threads=True):
+        print(f"  {line}")
+
+
 def throughput(
     server: Server, export_path: str, args: argparse.Namespace, summary: Summary
 ) -> None:
@@ -299,6 +314,8 @@ def run(args: argparse.Namespace, root: Path, summary: Summary) -> None:
             with httpx.Client(base_url=server.url, timeout=30) as client:
                 export_path = f"{API}/exports/{finished_export(client)}"
             warm_up(server, export_path)
+            if args.profile:
+                profile_get(server, export_path, args)
             throughput(server, export_path, args, summary)
         with serve(chatferry_env(root, url), root / "serve-limited.log") as server:
             warm_up(server, export_path)
@@ -314,6 +331,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--postgres", metavar="URL", help="PostgreSQL instead of SQLite")
     parser.add_argument("--small", action="store_true", help="1 s runs, one each")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR", help="first one extra GET run under py-spy"
+    )
     args = parser.parse_args()
     args.client = args.client or ("wrk" if shutil.which("wrk") else "httpx")
     args.backend = "PostgreSQL" if args.postgres else "SQLite"

@@ -361,6 +361,9 @@ def _frame_name(frame: str) -> str:
 
 Stacks = dict[str, list[tuple[list[str], int]]]  # by thread: (frames, samples)
 
+# Leaves of a thread that waits rather than works (py-spy --nonblocking counts some).
+WAITING = ("Condition.wait (", "Queue.get (queue.py)", "EpollSelector.select (", "Event.wait (")
+
 
 def _thread_name(heads: list[str]) -> str:
     """``process 12:"python -m ..."`` and ``thread (13): chatferry-worker-0`` ->
@@ -382,6 +385,8 @@ def read_stacks(raw: Path) -> Stacks:
         parts = stack.split(";")
         heads = [p for p in parts if p.startswith(("process ", "thread "))]
         frames = [_frame_name(p) for p in parts if p not in heads]
+        if frames and frames[-1].startswith(WAITING):
+            continue
         by_thread.setdefault(_thread_name(heads), []).append((frames, int(count)))
     return by_thread
 
@@ -391,22 +396,28 @@ def _ranked(table: dict[str, int], total: int, limit: int) -> list[str]:
     return [f"  {count / total:6.1%}  {frame}" for frame, count in ranked]
 
 
-def top_frames(raw: Path, limit: int = 15) -> list[str]:
-    """Where the samples of the busiest thread went: its top functions by own time and by
-    time including callees, as lines to print."""
+def top_frames(raw: Path, limit: int = 15, all_threads: bool = False) -> list[str]:
+    """Where the samples of the busiest thread (or of all threads) went: the top functions
+    by own time and by time including callees, as lines to print."""
     by_thread = read_stacks(raw)
     totals = {t: sum(n for _, n in stacks) for t, stacks in by_thread.items()}
     ranked = sorted(totals.items(), key=lambda item: -item[1])[:6]
     lines = ["samples by thread: " + ", ".join(f"{t} {n}" for t, n in ranked)]
     busiest = ranked[0][0]
+    if all_threads:
+        busiest = "all threads"
+        by_thread[busiest] = [stack for stacks in list(by_thread.values()) for stack in stacks]
+        totals[busiest] = sum(totals.values())
     own: dict[str, int] = {}
     inclusive: dict[str, int] = {}
     for frames, count in by_thread[busiest]:
         if frames:
             own[frames[-1]] = own.get(frames[-1], 0) + count
         for frame in set(frames):
-            inclusive[frame] = inclusive.get(frame, 0) + count
-    for title, table in (("own time", own), ("time including callees", inclusive)):
+            if "chatferry/" in frame:
+                inclusive[frame] = inclusive.get(frame, 0) + count
+    tables = (("own time", own), ("time including callees, chatferry's own functions", inclusive))
+    for title, table in tables:
         lines.append(f"{busiest}: top {limit} by {title} (of {totals[busiest]} samples)")
         lines += _ranked(table, totals[busiest], limit)
     return lines
