@@ -47,6 +47,7 @@ from benchlib import (
     API,
     Server,
     Summary,
+    argument_parser,
     chatferry_env,
     fresh_schemas,
     headers,
@@ -323,10 +324,10 @@ def run(args: argparse.Namespace, root: Path, summary: Summary) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argument_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=10.0, help="length of a load run")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each (best)")
-    parser.add_argument("--connections", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=20, help="the load's connections")
     parser.add_argument("--client", choices=["wrk", "httpx"], help="default: wrk if installed")
     parser.add_argument("--postgres", metavar="URL", help="PostgreSQL instead of SQLite")
     parser.add_argument("--small", action="store_true", help="1 s runs, one each")

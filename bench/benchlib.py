@@ -7,12 +7,12 @@ The scripts import it as ``benchlib`` (``python bench/x.py`` puts ``bench/`` on 
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -75,6 +75,15 @@ def print_header(title: str) -> None:
     print(f"date: {now}; load average at start: {load_average()}")
 
 
+def argument_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A bench's parser: its docstring's first paragraph as the description, defaults
+    shown in --help."""
+    first = " ".join((doc or "").split("\n\n")[0].split())
+    return argparse.ArgumentParser(
+        description=first, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+
+
 # ---------------------------------------------------------------- verdicts and figures
 
 
@@ -128,10 +137,6 @@ class Summary:
             print("\noverall: not judged (--small)")
         else:
             print(f"\noverall: {'PASS' if all(r == 'PASS' for r in outcome) else 'FAIL'}")
-
-
-def median(values: Iterable[float]) -> float:
-    return statistics.median(list(values))
 
 
 # ---------------------------------------------------------------- chatferry serve

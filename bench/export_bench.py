@@ -59,6 +59,7 @@ from benchlib import (
     DEFAULT_POSTGRES,
     Server,
     Summary,
+    argument_parser,
     chatferry_env,
     count_lines,
     fresh_schemas,
@@ -501,11 +502,15 @@ def run(args: argparse.Namespace, root: Path) -> Summary:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rows", type=int, nargs="+", default=[200_000, 1_000_000])
+    parser = argument_parser(__doc__)
+    parser.add_argument(
+        "--rows", type=int, nargs="+", default=[200_000, 1_000_000], help="export sizes"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each figure (best)")
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
-    parser.add_argument("--postgres", default=DEFAULT_POSTGRES, metavar="URL")
+    parser.add_argument(
+        "--postgres", default=DEFAULT_POSTGRES, metavar="URL", help="a fresh schema is used here"
+    )
     parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
     parser.add_argument("--small", action="store_true", help="2,000 and 10,000 rows, 1 run")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")

@@ -56,6 +56,7 @@ from benchlib import (
     API,
     DEFAULT_POSTGRES,
     Summary,
+    argument_parser,
     chatferry_env,
     fresh_schemas,
     headers,
@@ -631,8 +632,10 @@ def run_backend(b: Backend, args: argparse.Namespace, summary: Summary) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--postgres", default=DEFAULT_POSTGRES, metavar="URL")
+    parser = argument_parser(__doc__)
+    parser.add_argument(
+        "--postgres", default=DEFAULT_POSTGRES, metavar="URL", help="fresh schemas are used here"
+    )
     parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
     parser.add_argument("--repeat", type=int, default=3, help="comments imports and baselines")
     parser.add_argument("--users", type=int, default=1000, help="users to import (0: skip)")

@@ -21,7 +21,6 @@ the resident memory just before it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchlib import print_header, verdict
+from benchlib import argument_parser, print_header, verdict
 
 TARGET_MB = 150
 FILE_BYTES = 4 * 1024 * 1024
@@ -162,7 +161,7 @@ def _show(name: str, result: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--postgres", help="PostgreSQL URL (default: SQLite in a temp dir)")
     parser.add_argument("--small", action="store_true", help="256 KB and 10,000 rows")
     args = parser.parse_args()

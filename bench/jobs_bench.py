@@ -68,6 +68,7 @@ from sqlalchemy.exc import SAWarning
 from benchlib import (
     DEFAULT_POSTGRES,
     Summary,
+    argument_parser,
     chatferry_env,
     fresh_schemas,
     load_average,
@@ -589,8 +590,10 @@ def report(
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="PostgreSQL URL")
+    parser = argument_parser(__doc__)
+    parser.add_argument(
+        "--postgres", default=DEFAULT_POSTGRES, metavar="URL", help="a fresh schema is used here"
+    )
     parser.add_argument("--exports", type=int, default=200, help="exports per timed batch")
     parser.add_argument("--repeat", type=int, default=3, help="pairs of timed batches")
     parser.add_argument("--schedules", type=int, default=SCHEDULES, help="schedules timed")
