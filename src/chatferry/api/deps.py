@@ -1,4 +1,4 @@
-"""Request dependencies as typed aliases: the runtime, the current app, a page.
+"""Request dependencies as typed aliases: the runtime, a session, the current app, a page.
 
 As in the FastAPI template's ``deps.py``: routes say ``app: CurrentApp`` and get the
 authenticated tenant, ``rt: RuntimeDep`` the process's runtime.
@@ -7,11 +7,13 @@ authenticated tenant, ``rt: RuntimeDep`` the process's runtime.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader
 from pydantic import BeforeValidator
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from chatferry.api.paging import (
@@ -44,18 +46,24 @@ _secret_scheme = APIKeyHeader(
 )
 
 
-# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency
-# in the thread pool, and under load every trip through the pool queues behind every
-# other request's. A route's database work is one trip: the route itself (a ``def``
-# that opens its own transaction), after one for the sign-in.
-
-
 async def get_runtime(request: Request) -> Runtime:
+    """The process's runtime (async: no thread hop for what needs no I/O)."""
     rt: Runtime = request.app.state.runtime
     return rt
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(rt: RuntimeDep) -> Iterator[Session]:
+    """One transaction for the request: committed when the route returns. (Each of its
+    steps is a trip through the thread pool; the busiest routes open their own
+    transaction instead, in one trip.)"""
+    with transaction(rt.sessions) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def _header(request: Request, names: tuple[str, ...]) -> str | None:

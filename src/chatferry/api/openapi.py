@@ -77,6 +77,10 @@ def install_openapi(app: FastAPI) -> None:
                     },
                     {"name": "imports", "description": "Restores: upload a file, follow it."},
                     {"name": "schedules", "description": "Periodic exports (an extension)."},
+                    {
+                        "name": "stats",
+                        "description": "Rows per day and backup coverage (an extension).",
+                    },
                     {"name": "operations", "description": "Health, readiness and metrics."},
                 ],
             )

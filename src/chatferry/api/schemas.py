@@ -178,35 +178,16 @@ _ERROR_MEANINGS = {
     403: "The download link's signature is wrong or the link expired.",
     404: "No such record for this app (another app's ids are not found either).",
     413: "The body is over the limit.",
-    416: "The requested Range is outside the file.",
-    429: "Too many requests: wait for Retry-After seconds.",
+    416: "The requested Range is outside the file; the Content-Range header says "
+    "'bytes */<size of the file>'.",
+    429: "Too many requests: wait for the seconds the Retry-After header gives.",
     500: "An internal error: the message gives a reference for the operator.",
-}
-
-
-_ERROR_HEADERS: dict[int, dict[str, Any]] = {
-    416: {
-        "Content-Range": {
-            "description": "bytes */<size of the file>",
-            "schema": {"type": "string"},
-        }
-    },
-    429: {
-        "Retry-After": {
-            "description": "Seconds to wait before trying again.",
-            "schema": {"type": "integer", "minimum": 1},
-        }
-    },
 }
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The documented error answers of an operation, all in the error envelope."""
     return {
-        status: {
-            "model": ErrorEnvelope,
-            "description": _ERROR_MEANINGS[status],
-            **({"headers": _ERROR_HEADERS[status]} if status in _ERROR_HEADERS else {}),
-        }
+        status: {"model": ErrorEnvelope, "description": _ERROR_MEANINGS[status]}
         for status in statuses
     }
