@@ -16,10 +16,10 @@ each one's latency:
 It prints the valid requests' p50/p99/max latency and error count in each phase, the
 flood's request rate and its 401/429 split, and the server's resident memory (VmRSS
 from ``/proc/<pid>/status``) before the flood and at its peak (VmHWM, reset just before
-the flood through ``/proc/<pid>/clear_refs``). Targets: valid p99 under 200 ms and
-memory growth under 30 MB during the flood. ``--small`` runs a few seconds (CI runs it
-so that the script cannot rot); the exit status is 1 only if a valid request failed or
-the flood got anything but 401 and 429.
+the flood through ``/proc/<pid>/clear_refs``), and its CPU time in each phase. Targets
+(issue 7): valid p99 under 200 ms and memory growth under 30 MB during the flood.
+``--small`` (3 s phases, 20 clients) checks that the bench works and judges nothing. The
+exit status is 1 if a valid request failed or the flood got anything but 401 and 429.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,67 +40,38 @@ from pathlib import Path
 
 import httpx
 
+from benchlib import (
+    API,
+    Summary,
+    argument_parser,
+    chatferry_env,
+    headers,
+    mb,
+    peak_kb,
+    print_header,
+    reset_peak,
+    serve,
+    status_kb,
+)
+
 APP_ID, SECRET = "flood-bench", "flood-bench-secret-0123456789abc"
-PATH = "/api/v2.1/rest/exports"
-GOOD = {"QISCUS-SDK-APP-ID": APP_ID, "QISCUS-SDK-SECRET": SECRET}
-BAD = {"QISCUS-SDK-APP-ID": APP_ID, "QISCUS-SDK-SECRET": "wrong-secret"}
+PATH = f"{API}/exports"
+GOOD = headers(APP_ID, SECRET)
+BAD = headers(APP_ID, "wrong-secret")
 TARGET_P99_MS = 200.0
 TARGET_GROWTH_MB = 30.0
 
 
-# --- the server ---------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _chatferry(*args: str) -> list[str]:
-    return [sys.executable, "-m", "chatferry", *args]
-
-
-def start_server(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Creates the app, starts ``chatferry serve`` and waits until it answers."""
-    env = {**os.environ, "CHATFERRY_DATA_DIR": str(data_dir)}
+def create_app(env: dict[str, str]) -> None:
     create = ["apps", "create", "--name", "Flood", "--app-id", APP_ID, "--secret", SECRET]
-    subprocess.run(_chatferry(*create), env=env, check=True, capture_output=True)
-    port = _free_port()
-    process = subprocess.Popen(
-        _chatferry("serve", "--host", "127.0.0.1", "--port", str(port), "--no-worker"),
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited: {log.read_text()}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return process, base_url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit("the server did not answer within 30 s")
-
-
-def memory_kb(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{key} not in /proc/{pid}/status")
+    command = [sys.executable, "-m", "chatferry", *create]
+    subprocess.run(command, env=env, check=True, capture_output=True)
 
 
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time the process has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def reset_peak(pid: int) -> None:
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 # --- the valid client ---------------------------------------------------------------
@@ -178,6 +148,15 @@ def run_flood(base_url: str, clients: int, seconds: float) -> subprocess.Popen[s
 # --- the report -----------------------------------------------------------------------
 
 
+@dataclass
+class Results:
+    baseline: Latencies
+    flooded: Latencies
+    flood: dict[str, object]
+    memory: dict[str, int]
+    cpu: dict[str, float]
+
+
 def _phase_line(name: str, summary: dict[str, float]) -> str:
     return (
         f"{name:<9} {summary['requests']:>6.0f} {summary['p50_ms']:>8.1f} "
@@ -185,87 +164,101 @@ def _phase_line(name: str, summary: dict[str, float]) -> str:
     )
 
 
-def report(
-    baseline: Latencies, flooded: Latencies, flood: dict[str, object], memory: dict[str, int]
-) -> bool:
-    """Prints the figures; returns whether every valid request and flood answer was right."""
-    counts: dict[str, int] = flood["counts"]  # type: ignore[assignment]
+def print_figures(results: Results) -> None:
+    counts: dict[str, int] = results.flood["counts"]  # type: ignore[assignment]
     total = sum(counts.values())
-    rate = total / float(flood["seconds"])  # type: ignore[arg-type]
     print("valid GET /exports    count   p50 ms   p99 ms   max ms errors")
-    print(_phase_line("baseline", baseline.summary()))
-    print(_phase_line("flood", flooded.summary()))
+    print(_phase_line("baseline", results.baseline.summary()))
+    print(_phase_line("flood", results.flooded.summary()))
+    print(f"flood answers: {total} in {results.flood['seconds']:.1f} s: {dict(counts)}")
     print(
-        f"flood: {total} requests in {flood['seconds']:.1f} s ({rate:.0f}/s): "
-        f"401 {counts.get('401', 0)}, 429 {counts.get('429', 0)}, "
-        f"other {total - counts.get('401', 0) - counts.get('429', 0)}"
+        f"server CPU: {results.cpu['baseline']:.1f} s in the baseline phase, "
+        f"{results.cpu['flood']:.1f} s in the flood phase (valid requests included)"
     )
-    print(
-        f"server CPU: {flood['baseline_cpu']:.1f} s in the baseline phase, "
-        f"{flood['server_cpu']:.1f} s in the flood phase (valid requests included)"
-    )
-    growth = (memory["peak"] - memory["before"]) / 1024
-    print(
-        f"server memory: {memory['before'] / 1024:.1f} MB before the flood, peak "
-        f"{memory['peak'] / 1024:.1f} MB (+{growth:.1f} MB), {memory['after'] / 1024:.1f} MB after"
-    )
-    p99 = flooded.summary()["p99_ms"]
-    print(
-        f"targets: valid p99 {p99:.1f} ms < {TARGET_P99_MS:.0f} ms: "
-        f"{'met' if p99 < TARGET_P99_MS else 'MISSED'}; memory growth {growth:.1f} MB < "
-        f"{TARGET_GROWTH_MB:.0f} MB: {'met' if growth < TARGET_GROWTH_MB else 'MISSED'}"
-    )
-    flood_ok = set(counts) <= {"401", "429"}
-    return flood_ok and not baseline.errors and not flooded.errors
 
 
-def measure(base_url: str, pid: int, args: argparse.Namespace) -> bool:
+def summarize(results: Results, summary: Summary) -> bool:
+    """Adds the figures to the summary; returns whether every answer was the right one."""
+    base, flooded = results.baseline.summary(), results.flooded.summary()
+    counts: dict[str, int] = results.flood["counts"]  # type: ignore[assignment]
+    total = sum(counts.values())
+    growth = (results.memory["peak"] - results.memory["before"]) / 1024
+    p99_ratio = f"{flooded['p99_ms'] / max(base['p99_ms'], 0.001):.1f}x"
+    summary.add(
+        "valid p99 during the flood",
+        f"{flooded['p99_ms']:.1f} ms",
+        f"{base['p99_ms']:.1f} ms alone",
+        p99_ratio,
+        f"< {TARGET_P99_MS:.0f} ms",
+        flooded["p99_ms"] < TARGET_P99_MS,
+    )
+    summary.add(
+        "server memory growth during the flood",
+        f"+{growth:.1f} MB (peak {mb(results.memory['peak'])})",
+        f"{mb(results.memory['before'])} before",
+        "",
+        f"< {TARGET_GROWTH_MB:.0f} MB",
+        growth < TARGET_GROWTH_MB,
+    )
+    summary.note("valid p50", f"{flooded['p50_ms']:.1f} ms", f"{base['p50_ms']:.1f} ms alone")
+    summary.note("valid errors", f"{flooded['errors']:.0f}", f"{base['errors']:.0f} alone")
+    rate = total / float(results.flood["seconds"])  # type: ignore[arg-type]
+    split = f"401: {counts.get('401', 0)}, 429: {counts.get('429', 0)}"
+    summary.note("flood requests", f"{total} ({rate:.0f}/s)", split)
+    return set(counts) <= {"401", "429"} and not flooded["errors"] and not base["errors"]
+
+
+def measure(url: str, pid: int, args: argparse.Namespace) -> Results:
     cpu_start = cpu_seconds(pid)
-    baseline = steady_valid_requests(base_url, args.seconds, args.rate)
-    baseline_cpu = cpu_seconds(pid) - cpu_start
-    reset_peak(pid)
-    memory = {"before": memory_kb(pid, "VmRSS")}
-    cpu_before = cpu_seconds(pid)
-    flood = run_flood(base_url, args.clients, args.seconds)
+    baseline = steady_valid_requests(url, args.seconds, args.rate)
+    cpu = {"baseline": cpu_seconds(pid) - cpu_start}
+    memory = {"before": reset_peak(pid)}
+    cpu_start = cpu_seconds(pid)
+    flood = run_flood(url, args.clients, args.seconds)
     flooded = Latencies()
-    measuring = threading.Thread(
-        target=lambda: flooded.__dict__.update(
-            steady_valid_requests(base_url, args.seconds, args.rate).__dict__
-        )
-    )
+
+    def measure_valid() -> None:
+        flooded.__dict__.update(steady_valid_requests(url, args.seconds, args.rate).__dict__)
+
+    measuring = threading.Thread(target=measure_valid)
     time.sleep(min(1.0, args.seconds / 10))  # the flood under way before measuring
     measuring.start()
     out, _ = flood.communicate(timeout=args.seconds + 120)
     measuring.join()
-    memory |= {"peak": memory_kb(pid, "VmHWM"), "after": memory_kb(pid, "VmRSS")}
-    result = json.loads(out) | {
-        "server_cpu": cpu_seconds(pid) - cpu_before,
-        "baseline_cpu": baseline_cpu,
-    }
-    return report(baseline, flooded, result, memory)
+    cpu["flood"] = cpu_seconds(pid) - cpu_start
+    memory |= {"peak": peak_kb(pid), "after": status_kb(pid, "VmRSS")}
+    return Results(baseline, flooded, json.loads(out), memory, cpu)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argument_parser(__doc__)
+    parser.add_argument("--seconds", type=float, default=20.0, help="each phase's length")
+    parser.add_argument("--clients", type=int, default=80, help="concurrent wrong-secret clients")
+    parser.add_argument("--rate", type=float, default=20.0, help="valid requests a second")
+    parser.add_argument("--small", action="store_true", help="3 s phases, 20 clients")
+    args = parser.parse_args()
+    if args.small:
+        args.seconds, args.clients = 3.0, 20
+    return args
 
 
 def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--flood-only":
         flood_main(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
         return
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=20.0, help="each phase's length")
-    parser.add_argument("--clients", type=int, default=80, help="concurrent wrong-secret clients")
-    parser.add_argument("--rate", type=float, default=20.0, help="valid requests a second")
-    parser.add_argument("--small", action="store_true", help="a few seconds (CI)")
-    args = parser.parse_args()
-    if args.small:
-        args.seconds, args.clients = 3.0, 20
+    args = parse_args()
+    print_header("auth_flood_bench")
+    print(f"{args.clients} clients, {args.seconds:g} s a phase, {args.rate:g} valid requests/s")
+    summary = Summary("auth_flood_bench", judged=not args.small)
     with tempfile.TemporaryDirectory(prefix="chatferry-flood-") as tmp:
-        process, base_url = start_server(Path(tmp) / "data", Path(tmp) / "serve.log")
-        try:
-            print(f"{args.clients} clients, {args.seconds:g} s a phase, {args.rate:g} valid/s")
-            ok = measure(base_url, process.pid, args)
-        finally:
-            process.terminate()
-            process.wait(30)
-    sys.exit(0 if ok else 1)
+        env = chatferry_env(Path(tmp) / "data", None)
+        create_app(env)
+        with serve(env, Path(tmp) / "serve.log", "--no-worker") as server:
+            results = measure(server.url, server.pid, args)
+    print_figures(results)
+    right = summarize(results, summary)
+    summary.print()
+    sys.exit(0 if right else 1)
 
 
 if __name__ == "__main__":
