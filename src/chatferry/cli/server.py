@@ -62,12 +62,12 @@ def _server_runtime(command: str, migrate: bool) -> Runtime:
     """serve's and worker's runtime after the preflight, with their first log line."""
     from chatferry.obs.log import log_event
     from chatferry.preflight import configuration
-    from chatferry.settings import load_settings
 
     _configure_logging()
-    shown: dict[str, Any] = dict(configuration(load_settings()))
-    log_event(log, f"{command} starting", **shown)
-    return _runtime(migrate=migrate, check_store=True, announce=_announce_in_log)
+    rt = _runtime(migrate=migrate, check_store=True, announce=_announce_in_log)
+    shown: dict[str, Any] = dict(configuration(rt.settings))
+    log_event(log, f"{command} checked the database and storage", **shown)
+    return rt
 
 
 def serve(

@@ -19,9 +19,11 @@ from chatferry.jobs import queue
 from chatferry.jobs.failures import (
     abandoned_message,
     backoff_seconds,
+    failing_part,
     give_up_message,
     internal_error_message,
     is_transient,
+    refused_message,
     retry_notice,
     short_error,
 )
@@ -263,6 +265,8 @@ class Worker:
         noun, redo = (handler.noun, handler.redo) if handler else ("job", "try again")
         if is_transient(exc):
             return give_up_message(noun, redo, exc, job.errors + 1, ref)
+        if failing_part(exc) != "server":
+            return refused_message(noun, redo, exc, ref)
         return internal_error_message(noun, redo, ref)
 
     def _heartbeat(self) -> None:

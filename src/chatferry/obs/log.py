@@ -56,16 +56,19 @@ def _value(value: Any) -> str:
 
 class TextFormatter(logging.Formatter):
     """``2026-12-02T10:00:00.123Z INFO chatferry.jobs.worker: job finished unique_id=...
-    rows=12``."""
+    rows=12``. Every physical line starts with the timestamp: a traceback (or any
+    multi-line message) continues on lines that repeat the head and then ``|``."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_timestamp(record)} {record.levelname} {record.name}: {record.getMessage()}"
+        head = f"{_timestamp(record)} {record.levelname} {record.name}:"
+        text = record.getMessage()
         fields = _fields(record)
         if fields:
-            line += " " + " ".join(f"{k}={_value(v)}" for k, v in fields.items())
+            text += " " + " ".join(f"{k}={_value(v)}" for k, v in fields.items())
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return redact(line)
+            text += "\n" + self.formatException(record.exc_info)
+        first, *more = redact(text).splitlines() or [""]
+        return "\n".join([f"{head} {first}", *(f"{head} | {line}" for line in more)])
 
 
 class JsonFormatter(logging.Formatter):
@@ -94,6 +97,7 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # Python's warnings go through the same format
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
