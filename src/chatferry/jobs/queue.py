@@ -74,7 +74,11 @@ def _queued_fields(spec: JobSpec, now: datetime) -> dict[str, Any]:
 
 @event.listens_for(Session, "after_commit")
 def _log_queued_jobs(session: Session) -> None:
-    """Logs the jobs this commit queued (not those a rolled-back savepoint dropped)."""
+    """Logs the jobs the session's transaction queued, once it is committed (not a
+    savepoint: its outer transaction may still roll back; not the jobs a rolled-back
+    savepoint dropped)."""
+    if session.in_nested_transaction():
+        return
     for job, fields in session.info.pop(_QUEUED, []):
         if inspect(job).persistent:
             log_event(log, "job queued", **fields)
