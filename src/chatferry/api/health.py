@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from starlette.responses import Response
@@ -21,21 +22,39 @@ from chatferry.jobs.queue_metrics import metrics_text
 from chatferry.obs.log import log_event
 from chatferry.preflight import PreflightError, check_storage
 from chatferry.runtime import Runtime
+from chatferry.settings import Settings
+from chatferry.storage.store import FileStore
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 READY_CACHE_SECONDS = 5.0
+# A readiness probe answers within seconds: its storage check neither retries nor
+# waits long for a connection (the jobs' own store does both).
+PROBE_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
-class _Readiness:
+class Readiness:
+    """One app's last readiness check, shared by its requests (at most one check runs
+    at a time; the others wait for it and read its result)."""
+
+    probe_store: FileStore
+    lock: threading.Lock = field(default_factory=threading.Lock)
     checked_at: float = -READY_CACHE_SECONDS
     problem: str | None = None
 
 
-_readiness = _Readiness()
-_readiness_lock = threading.Lock()
+def probe_store(settings: Settings) -> FileStore:
+    """The deployment's storage, reached without retries and with short timeouts."""
+    return FileStore(
+        settings.resolved_storage_url(),
+        max_retries=0,
+        retry_timeout_seconds=PROBE_TIMEOUT_SECONDS,
+        connect_timeout_seconds=min(
+            PROBE_TIMEOUT_SECONDS, settings.storage_connect_timeout_seconds
+        ),
+    )
 
 
 def check_database(rt: Runtime) -> None:
@@ -43,14 +62,14 @@ def check_database(rt: Runtime) -> None:
         conn.execute(text("SELECT 1"))
 
 
-def _check_storage(rt: Runtime) -> None:
-    check_storage(rt.store)
-
-
-def _problem(rt: Runtime) -> str | None:
-    for part, check in (("database", check_database), ("file storage", _check_storage)):
+def _problem(rt: Runtime, state: Readiness) -> str | None:
+    checks: tuple[tuple[str, Callable[[], None]], ...] = (
+        ("database", lambda: check_database(rt)),
+        ("file storage", lambda: check_storage(state.probe_store)),
+    )
+    for part, check in checks:
         try:
-            check(rt)
+            check()
         except Exception as exc:
             ref = new_reference()
             detail = exc.message if isinstance(exc, PreflightError) else short_error(exc)
@@ -59,14 +78,27 @@ def _problem(rt: Runtime) -> str | None:
     return None
 
 
-def readiness_problem(rt: Runtime) -> str | None:
+def readiness_problem(rt: Runtime, state: Readiness) -> str | None:
     """Why the process cannot serve (None when it can); checked at most every 5 s."""
-    with _readiness_lock:
+    with state.lock:
         now = time.monotonic()
-        if now - _readiness.checked_at >= READY_CACHE_SECONDS:
-            _readiness.problem = _problem(rt)
-            _readiness.checked_at = now
-        return _readiness.problem
+        if now - state.checked_at >= READY_CACHE_SECONDS:
+            problem = _problem(rt, state)
+            if problem is None and state.problem is not None:
+                log_event(log, "ready again")
+            state.problem, state.checked_at = problem, now
+        return state.problem
+
+
+_state_lock = threading.Lock()
+
+
+def _readiness_of(request: Request, rt: Runtime) -> Readiness:
+    with _state_lock:
+        state: Readiness | None = getattr(request.app.state, "readiness", None)
+        if state is None:
+            state = request.app.state.readiness = Readiness(probe_store(rt.settings))
+        return state
 
 
 @router.get("/healthz", summary="The process answers")
@@ -79,8 +111,8 @@ def healthz() -> Response:
     summary="The database and the file storage are reachable",
     responses={503: {"description": "Not ready: the message says which part failed."}},
 )
-def readyz(rt: RuntimeDep) -> Response:
-    problem = readiness_problem(rt)
+def readyz(request: Request, rt: RuntimeDep) -> Response:
+    problem = readiness_problem(rt, _readiness_of(request, rt))
     if problem is not None:
         return error(503, problem)
     return ok({"status": "ready"})
