@@ -39,10 +39,23 @@ class Readiness:
     """One app's last readiness check, shared by its requests (at most one check runs
     at a time; the others wait for it and read its result)."""
 
-    probe_store: FileStore
+    settings: Settings
     lock: threading.Lock = field(default_factory=threading.Lock)
     checked_at: float = -READY_CACHE_SECONDS
     problem: str | None = None
+    store: FileStore | None = None
+
+    def check_storage(self) -> None:
+        """A write and a delete through the probe's store (made on first use: opening
+        a local store creates its directory, which may fail too)."""
+        if self.store is None:
+            try:
+                self.store = probe_store(self.settings)
+            except Exception as exc:
+                url = self.settings.resolved_storage_url()
+                message = f"cannot open the file storage at {url}: {short_error(exc)}"
+                raise PreflightError(message) from exc
+        check_storage(self.store)
 
 
 def probe_store(settings: Settings) -> FileStore:
@@ -65,7 +78,7 @@ def check_database(rt: Runtime) -> None:
 def _problem(rt: Runtime, state: Readiness) -> str | None:
     checks: tuple[tuple[str, Callable[[], None]], ...] = (
         ("database", lambda: check_database(rt)),
-        ("file storage", lambda: check_storage(state.probe_store)),
+        ("file storage", state.check_storage),
     )
     for part, check in checks:
         try:
@@ -97,7 +110,7 @@ def _readiness_of(request: Request, rt: Runtime) -> Readiness:
     with _state_lock:
         state: Readiness | None = getattr(request.app.state, "readiness", None)
         if state is None:
-            state = request.app.state.readiness = Readiness(probe_store(rt.settings))
+            state = request.app.state.readiness = Readiness(rt.settings)
         return state
 
 
