@@ -3,6 +3,7 @@ a real `chatferry serve --no-worker` and a `chatferry worker --metrics-port`."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 from datetime import UTC, datetime, timedelta
@@ -64,6 +65,15 @@ def counted(name: str, before: dict[str, float], **labels: str) -> float:
     return local(name, **labels) - before.get(_key(name, labels), 0.0)
 
 
+def grew_by(expected: float, name: str, before: dict[str, float], **labels: str) -> None:
+    """The sample grows by exactly ``expected``. A worker counts a job just after it
+    recorded the outcome (and the edge counts a request just after answering it), so a
+    test that saw the outcome first waits for the count; nothing runs after, so it stays."""
+    with contextlib.suppress(AssertionError):  # the assert below says what it was
+        wait_for(lambda: counted(name, before, **labels) == expected, timeout=10)
+    assert counted(name, before, **labels) == expected, (name, labels)
+
+
 def _key(name: str, labels: dict[str, str]) -> str:
     return name + repr(sorted(labels.items()))
 
@@ -111,24 +121,20 @@ def test_metrics_count_every_job_run_on_three_threads(
     assert [r["status"] for r in imports] == ["finished"] * 3
 
     outcome = "chatferry_job_outcomes_total"
-    assert counted(outcome, before, kind="export", outcome="finished") == 9
-    assert counted(outcome, before, kind="import", outcome="finished") == 3
+    grew_by(9, outcome, before, kind="export", outcome="finished")
+    grew_by(3, outcome, before, kind="import", outcome="finished")
     duration = "chatferry_job_duration_seconds_count"
-    assert counted(duration, before, kind="export", outcome="finished") == 9
-    assert counted(duration, before, kind="import", outcome="finished") == 3
+    grew_by(9, duration, before, kind="export", outcome="finished")
+    grew_by(3, duration, before, kind="import", outcome="finished")
     # Each export took at least its three pauses: the histogram's sum says so too.
     seconds = "chatferry_job_duration_seconds_sum"
     assert counted(seconds, before, kind="export", outcome="finished") >= 9 * 0.6
     rows, size = "chatferry_rows_total", "chatferry_bytes_total"
-    assert counted(rows, before, direction="exported", resource="users") == 3 * (13 + 14 + 15)
     assert sum(r["total_rows"] for r in records) == 3 * (13 + 14 + 15)
-    assert counted(size, before, direction="exported", resource="users") == sum(
-        r["size"] for r in records
-    )
-    assert counted(rows, before, direction="imported", resource="users") == 6
-    assert counted(size, before, direction="imported", resource="users") == sum(
-        r["size"] for r in imports
-    )
+    grew_by(3 * (13 + 14 + 15), rows, before, direction="exported", resource="users")
+    grew_by(sum(r["size"] for r in records), size, before, direction="exported", resource="users")
+    grew_by(6, rows, before, direction="imported", resource="users")
+    grew_by(sum(r["size"] for r in imports), size, before, direction="imported", resource="users")
     idle = scrape(client)
     for gauge in ("chatferry_jobs_running", "chatferry_jobs_waiting"):
         assert value(idle, gauge, kind="export") == value(idle, gauge, kind="import") == 0
@@ -148,12 +154,12 @@ def test_http_requests_are_counted_by_route_template_and_status(
 
     requests, latency = "chatferry_http_requests_total", "chatferry_http_request_duration_seconds"
     one = "/api/v2.1/rest/exports/{unique_id}"
-    assert counted(requests, before, route=EXPORTS, method="POST", status="200") == 1
-    assert counted(requests, before, route=one, method="GET", status="200") >= 1
-    assert counted(requests, before, route=one, method="GET", status="404") == 1
-    assert counted(requests, before, route=EXPORTS, method="GET", status="401") == 1
-    assert counted(requests, before, route="unmatched", method="GET", status="404") == 1
-    assert counted(f"{latency}_count", before, route=EXPORTS, method="POST") == 1
+    grew_by(1, requests, before, route=EXPORTS, method="POST", status="200")
+    grew_by(1, requests, before, route=one, method="GET", status="404")
+    grew_by(1, requests, before, route=EXPORTS, method="GET", status="401")
+    grew_by(1, requests, before, route="unmatched", method="GET", status="404")
+    grew_by(1, f"{latency}_count", before, route=EXPORTS, method="POST")
+    assert counted(requests, before, route=one, method="GET", status="200") >= 1  # the waits
     # No series is keyed by an id: a route is always its template.
     ids = [k for k in snapshot() if created["unique_id"] in k]
     assert ids == []
@@ -168,6 +174,13 @@ def test_a_scheduled_export_waits_in_the_queue_gauge_until_deleted(
     assert value(scrape(client), "chatferry_jobs_waiting", kind="export") == 1
     assert client.delete(f"{EXPORTS}/{later['unique_id']}", headers=creds.headers).is_success
     assert value(scrape(client), "chatferry_jobs_waiting", kind="export") == 0
+
+
+def both_counted(url: str, export_bytes: int) -> Samples | None:
+    samples = scrape(httpx.Client(), url)
+    exported = value(samples, "chatferry_bytes_total", direction="exported", resource="users")
+    imported = value(samples, "chatferry_bytes_total", direction="imported", resource="users")
+    return samples if exported == export_bytes and imported > 0 else None
 
 
 @pytest.mark.slow
@@ -189,7 +202,8 @@ def test_serve_and_each_worker_are_scraped_on_their_own_port(
     wait_final(http, "imports", imported, creds.headers, timeout=60, expect="finished")
 
     api = scrape(http)
-    jobs = scrape(httpx.Client(), metrics_url)
+    # The worker counts a job just after recording it (bytes last): wait for both jobs.
+    jobs = wait_for(lambda: both_counted(metrics_url, export["size"]), timeout=10)
     # serve (no worker) counts the requests; the worker counts the jobs, rows and bytes.
     requests, outcomes = "chatferry_http_requests_total", "chatferry_job_outcomes_total"
     assert value(api, requests, route=EXPORTS, method="POST", status="200") == 1
