@@ -144,8 +144,13 @@ def test_with_the_default_budget_three_kills_still_finish_the_export(
 
     job = job_of(runtime, uid)
     assert (job.status, job.attempts, job.crashes, job.errors) == ("done", 4, 3, 0)
-    lines = read_log(last.log_path, "text")
-    reaped = events_of(lines, message="job reaped", unique_id=uid)
+
+    # The worker logs the run just after the record says finished: wait for the line.
+    def finished_line() -> list[LogLine]:
+        lines = read_log(last.log_path, "text")
+        return events_of(lines, message="job finished", unique_id=uid)
+
+    [done] = wait_for(finished_line, timeout=10)
+    reaped = events_of(read_log(last.log_path, "text"), message="job reaped", unique_id=uid)
     assert [line.get("crashes") for line in reaped] == ["3"]
-    [done] = events_of(lines, message="job finished", unique_id=uid)
     assert (done.get("attempt"), done.get("rows")) == ("4", str(ROWS))
