@@ -1,8 +1,9 @@
 """Job queue benchmark on PostgreSQL: small exports/s with 1 and 3 worker processes, and
 the delay between a schedule's due time and its job starting.
 
-Run: ``.venv/bin/python bench/jobs_bench.py [--postgres URL] [--exports 200] [--repeat 3]``
-(default URL postgresql://postgres@127.0.0.1:5432/test; ``--keep`` keeps the temp dir).
+Run: ``.venv/bin/python bench/jobs_bench.py [--postgres URL] [--exports 200] [--repeat 3]
+[--small] [--keep]`` (default URL postgresql://postgres@127.0.0.1:5432/test; ``--keep``
+keeps the temp dir; ``--small``: 20 exports a batch, one pair, 4 schedules, judges nothing).
 Everything lives in a fresh schema (``?options=-csearch_path%3D<schema>``) that the bench
 creates and drops; export files go to local file storage in a temporary directory.
 
@@ -61,21 +62,33 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import psycopg
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SAWarning
 
+from benchlib import (
+    DEFAULT_POSTGRES,
+    Summary,
+    argument_parser,
+    chatferry_env,
+    fresh_schemas,
+    load_average,
+    postgres_problem,
+    print_header,
+    stop_process,
+)
 from chatferry.apps.service import app_context, create_app, get_app
 from chatferry.clock import utcnow
 from chatferry.db.engine import transaction
 from chatferry.db.models import Export, Job, table_of
 from chatferry.demo.generate import DemoSpec, generate
+from chatferry.exports.requests import ExportRequest
 from chatferry.exports.service import create_export
+from chatferry.jobs.status import JobStatus
 from chatferry.runtime import Runtime, build_runtime
+from chatferry.schedules.requests import ScheduleRequest
 from chatferry.schedules.service import create_schedule
 from chatferry.settings import Settings
 
-DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 RATIO_TARGET = 2.0
 DELAY_TARGET_SECONDS = 2.0
 CONCURRENCY = 1  # job threads per worker process
@@ -88,6 +101,7 @@ POLL_SECONDS = 0.05  # the bench's status polls (times come from the trigger)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 DONE_STATUSES = ("finished", "failed", "cancelled")
 
+USERS_EXPORT = ExportRequest.model_validate({"type": "users"})
 _exports = table_of(Export)
 _jobs = table_of(Job)
 
@@ -111,36 +125,13 @@ CREATE TRIGGER bench_job_event AFTER INSERT OR UPDATE ON jobs
 """
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
 # ---------------------------------------------------------------- database
-
-
-def with_schema(url: str, schema: str) -> str:
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{schema}"
-
-
-@contextmanager
-def fresh_schema(postgres: str) -> Iterator[tuple[str, str]]:
-    """A new schema for the bench's run; yields (the URL that uses it, its name) and
-    drops it after."""
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield with_schema(postgres, schema), schema
-    finally:
-        with psycopg.connect(postgres, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def build_database(rt: Runtime) -> None:
     """The app with its demo users, and the job-event trigger (bench-only)."""
     with transaction(rt.sessions) as session:
-        app, _ = create_app(session, "bench jobs", app_id=APP_ID)
+        app, _ = create_app(session, rt.secrets, "bench jobs", app_id=APP_ID)
         generate(session, app.id, DEMO)
     with rt.engine.begin() as conn:
         conn.exec_driver_sql(PROBE_SQL)
@@ -152,9 +143,7 @@ def queue_exports(rt: Runtime, count: int) -> list[int]:
     with transaction(rt.sessions) as session:
         ctx = app_context(get_app(session, APP_ID), rt.settings)
     with transaction(rt.sessions) as session:
-        return [
-            create_export(session, rt.settings, ctx, {"type": "users"}).id for _ in range(count)
-        ]
+        return [create_export(session, rt.settings, ctx, USERS_EXPORT).id for _ in range(count)]
 
 
 def wait_finished(rt: Runtime, export_ids: list[int], timeout: float) -> None:
@@ -164,7 +153,7 @@ def wait_finished(rt: Runtime, export_ids: list[int], timeout: float) -> None:
     open_jobs = select(func.count()).where(
         _jobs.c.kind == "export",
         _jobs.c.target_id.in_(export_ids),
-        _jobs.c.status.in_(["queued", "running"]),
+        _jobs.c.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
     )
     while True:
         with rt.engine.connect() as conn:
@@ -202,9 +191,9 @@ def job_times(rt: Runtime, export_ids: list[int]) -> dict[int, JobTimes]:
     finished: dict[int, datetime] = {}
     with rt.engine.connect() as conn:
         for target_id, status, owner, at in conn.execute(query, {"ids": export_ids}):
-            if status == "running":
+            if status == JobStatus.RUNNING:
                 claimed.setdefault(target_id, (at, owner or ""))
-            elif status == "done":
+            elif status == JobStatus.DONE:
                 finished[target_id] = at
     return {
         i: JobTimes(claimed[i][0], finished[i], claimed[i][1]) for i in export_ids if i in finished
@@ -307,12 +296,7 @@ def worker_processes(
 ) -> Iterator[list[WorkerProcess]]:
     """``chatferry worker --concurrency CONCURRENCY`` x count; SIGTERM and wait on exit.
     Their pooled PostgreSQL connections carry ``app_name`` (libpq's PGAPPNAME)."""
-    env = {
-        **os.environ,
-        "PGAPPNAME": app_name,
-        "CHATFERRY_DATA_DIR": str(settings.data_dir),
-        "CHATFERRY_DATABASE_URL": str(settings.database_url),
-    }
+    env = {**chatferry_env(settings.data_dir, settings.database_url), "PGAPPNAME": app_name}
     command = [sys.executable, "-m", "chatferry", "worker", "--concurrency", str(CONCURRENCY)]
     workers: list[WorkerProcess] = []
     try:
@@ -328,11 +312,7 @@ def worker_processes(
                 worker.process.send_signal(signal.SIGCONT)  # if the bench stopped it
                 worker.process.send_signal(signal.SIGTERM)
         for worker in workers:
-            try:
-                worker.process.wait(45)
-            except subprocess.TimeoutExpired:
-                worker.process.kill()
-                worker.process.wait()
+            stop_process(worker.process, timeout=45)
 
 
 def warm_up(rt: Runtime, workers: list[WorkerProcess], timeout: float = 90.0) -> float:
@@ -485,8 +465,9 @@ def create_due_schedules(rt: Runtime, count: int) -> dict[int, datetime]:
     with transaction(rt.sessions) as session:
         ctx = app_context(get_app(session, APP_ID), rt.settings)
         body = {"type": "users", "cron": "0 0 1 1 *", "window_days": 1, "keep_last": 2}
+        request = ScheduleRequest.model_validate(body)
         for index in range(count):
-            schedule = create_schedule(session, ctx, body)
+            schedule = create_schedule(session, ctx, request)
             schedule.next_run_at = first + timedelta(seconds=index * SCHEDULE_STEP_SECONDS)
             due[schedule.id] = schedule.next_run_at
         session.flush()
@@ -527,77 +508,114 @@ def schedule_delays(rt: Runtime, count: int) -> dict[str, list[float]]:
 # ---------------------------------------------------------------- report
 
 
-def run(postgres: str, count: int, repeat: int, keep: bool) -> None:
+def run(args: argparse.Namespace, summary: Summary) -> None:
+    problem = postgres_problem(args.postgres)
+    if problem:
+        raise SystemExit(f"PostgreSQL at {args.postgres}: {problem}")
     data_dir = Path(tempfile.mkdtemp(prefix="chatferry-jobs-bench-"))
-    started = time.perf_counter()
     try:
-        with fresh_schema(postgres) as (url, schema):
+        with fresh_schemas(args.postgres) as (url,):
             settings = Settings(data_dir=data_dir, database_url=url)
             rt = build_runtime(settings)
             try:
-                print(
-                    f"data dir {data_dir}; python {sys.version.split()[0]}; "
-                    f"cpus {os.cpu_count()}; {postgres}"
-                )
                 build_database(rt)
-                report(rt, settings, count, repeat, f"chatferry-{schema}")
+                report(rt, settings, args, summary, f"chatferry-bench-{uuid.uuid4().hex[:8]}")
             finally:
                 rt.close()
-        print(f"bench took {time.perf_counter() - started:.0f} s")
     finally:
-        if keep:
+        if args.keep:
             print(f"kept {data_dir}")
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def report(rt: Runtime, settings: Settings, count: int, repeat: int, app_name: str) -> None:
-    with worker_processes(settings, 3, "x3", app_name) as workers:
-        warm = warm_up(rt, workers)
-        print(
-            f"--- throughput: 3 `chatferry worker --concurrency {CONCURRENCY}` processes "
-            f"(warm-up {warm:.1f} s); {count} exports a batch, timed from the commit that "
-            "queues them to the last job's finish"
-        )
-        ones, threes = throughput(rt, workers, app_name, count, repeat)
-        ratios = [t.per_second / o.per_second for o, t in zip(ones, threes, strict=True)]
-        ratio = statistics.median(ratios)
-        print(
-            f"  median 1 process {statistics.median(b.per_second for b in ones):.1f}/s, "
-            f"3 processes {statistics.median(b.per_second for b in threes):.1f}/s; "
-            f"median ratio 3/1 of the pairs = {ratio:.2f} (target >= {RATIO_TARGET:.0f}): "
-            f"{verdict(ratio >= RATIO_TARGET)}"
-        )
-        explain_ratio(ones, threes)
-        print(
-            f"--- schedule delay: {SCHEDULES} schedules due {SCHEDULE_LEAD_SECONDS:.0f} s to "
-            f"{SCHEDULE_LEAD_SECONDS + (SCHEDULES - 1) * SCHEDULE_STEP_SECONDS:.1f} s ahead, "
-            "the 3 worker processes (3 schedulers) idle"
-        )
-        delays = schedule_delays(rt, SCHEDULES)
+def report_throughput(ones: list[Batch], threes: list[Batch], summary: Summary) -> None:
+    ratios = [t.per_second / o.per_second for o, t in zip(ones, threes, strict=True)]
+    ratio = statistics.median(ratios)
+    one = statistics.median(b.per_second for b in ones)
+    three = statistics.median(b.per_second for b in threes)
+    print(
+        f"  median 1 process {one:.1f}/s, 3 processes {three:.1f}/s; median ratio 3/1 of the "
+        f"pairs = {ratio:.2f} (pairs {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
+    explain_ratio(ones, threes)
+    summary.add(
+        f"PostgreSQL small exports ({ones[0].count} users exports of {DEMO.users} rows a "
+        "batch), 3 worker processes vs 1",
+        f"{three:.1f} exports/s",
+        f"1 process {one:.1f} exports/s",
+        f"{ratio:.2f}",
+        f">= {RATIO_TARGET:g}",
+        ratio >= RATIO_TARGET,
+    )
+
+
+def report_delays(delays: dict[str, list[float]], summary: Summary) -> None:
     for name, values in delays.items():
         print(
             f"  due -> {name:<14}: median {statistics.median(values):5.2f} s  "
             f"min {min(values):5.2f} s  max {max(values):5.2f} s"
         )
     median = statistics.median(delays["job claimed"])
-    print(
-        f"  median due -> job claimed {median:.2f} s (target < {DELAY_TARGET_SECONDS:.0f} s): "
-        f"{verdict(median < DELAY_TARGET_SECONDS)}"
+    summary.add(
+        "PostgreSQL schedule delay, due -> job claimed (median), 3 idle worker processes",
+        f"{median:.2f} s",
+        "",
+        "",
+        f"< {DELAY_TARGET_SECONDS:g} s",
+        median < DELAY_TARGET_SECONDS,
     )
+
+
+def report(
+    rt: Runtime, settings: Settings, args: argparse.Namespace, summary: Summary, app_name: str
+) -> None:
+    with worker_processes(settings, 3, "x3", app_name) as workers:
+        warm = warm_up(rt, workers)
+        print(
+            f"--- throughput: 3 `chatferry worker --concurrency {CONCURRENCY}` processes "
+            f"(warm-up {warm:.1f} s); {args.exports} exports a batch, timed from the commit that "
+            f"queues them to the last job's finish; load {load_average()}"
+        )
+        ones, threes = throughput(rt, workers, app_name, args.exports, args.repeat)
+        report_throughput(ones, threes, summary)
+        last = SCHEDULE_LEAD_SECONDS + (args.schedules - 1) * SCHEDULE_STEP_SECONDS
+        print(
+            f"--- schedule delay: {args.schedules} schedules due {SCHEDULE_LEAD_SECONDS:.0f} s "
+            f"to {last:.1f} s ahead, the 3 worker processes (3 schedulers) idle; "
+            f"load {load_average()}"
+        )
+        delays = schedule_delays(rt, args.schedules)
+    report_delays(delays, summary)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argument_parser(__doc__)
+    parser.add_argument(
+        "--postgres", default=DEFAULT_POSTGRES, metavar="URL", help="a fresh schema is used here"
+    )
+    parser.add_argument("--exports", type=int, default=200, help="exports per timed batch")
+    parser.add_argument("--repeat", type=int, default=3, help="pairs of timed batches")
+    parser.add_argument("--schedules", type=int, default=SCHEDULES, help="schedules timed")
+    parser.add_argument("--small", action="store_true", help="20 exports, 1 pair, 4 schedules")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+    if args.small:
+        args.exports, args.repeat, args.schedules = 20, 1, 4
+    return args
 
 
 def main() -> None:
     # Many create_export calls in one transaction: from the second on, its begin_write
     # (BEGIN IMMEDIATE, for SQLite) finds the transaction begun; harmless on PostgreSQL.
     warnings.filterwarnings("ignore", "Connection is already established", SAWarning)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="PostgreSQL URL")
-    parser.add_argument("--exports", type=int, default=200, help="exports per timed batch")
-    parser.add_argument("--repeat", type=int, default=3, help="pairs of timed batches")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    args = parser.parse_args()
-    run(args.postgres, args.exports, args.repeat, args.keep)
+    args = parse_args()
+    print_header("jobs_bench")
+    started = time.perf_counter()
+    summary = Summary("jobs_bench", judged=not args.small)
+    run(args, summary)
+    summary.print()
+    print(f"bench took {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

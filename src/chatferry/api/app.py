@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from chatferry import __version__
-from chatferry.api import exports, health, imports, schedules
+from chatferry.api import exports, health, imports, schedules, stats
+from chatferry.api.console import install_console
 from chatferry.api.edge import EdgeMiddleware
 from chatferry.api.errors import install_error_handlers
 from chatferry.api.openapi import install_openapi
@@ -31,7 +32,10 @@ def create_api(rt: Runtime, run_worker: bool = True) -> FastAPI:
             if jobs:
                 jobs.stop()
 
-    app = FastAPI(title="chatferry", version=__version__, lifespan=lifespan)
+    # FastAPI's own /docs and /redoc load their assets from a CDN: ours are local (console.py).
+    app = FastAPI(
+        title="chatferry", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.runtime = rt
     app.state.guard = AuthGuard(
         rt.settings.rate_limit_auth_failures_per_minute,
@@ -44,4 +48,6 @@ def create_api(rt: Runtime, run_worker: bool = True) -> FastAPI:
     app.include_router(imports.router)
     app.include_router(schedules.router)
     app.include_router(health.router)
+    app.include_router(stats.router)
+    install_console(app)
     return app

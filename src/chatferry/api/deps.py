@@ -45,7 +45,8 @@ _secret_scheme = APIKeyHeader(
 )
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """The process's runtime (async: no thread hop for what needs no I/O)."""
     rt: Runtime = request.app.state.runtime
     return rt
 
@@ -99,7 +100,7 @@ async def current_app(
 CurrentApp = Annotated[AppContext, Depends(current_app)]
 
 
-def page_of(
+async def page_of(
     page: Annotated[
         int,
         BeforeValidator(parse_page_number),
@@ -120,5 +121,6 @@ PageDep = Annotated[Page, Depends(page_of)]
 
 def base_url(request: Request) -> str:
     """Where links point: CHATFERRY_BASE_URL, else the host the client called."""
-    configured = get_runtime(request).settings.base_url
+    rt: Runtime = request.app.state.runtime
+    configured = rt.settings.base_url
     return configured or str(request.base_url)

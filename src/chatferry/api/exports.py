@@ -128,16 +128,27 @@ _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.api_route(
+_FILE_DESCRIPTION = (
+    "Serves the file to whoever holds a valid signed link, without app headers. "
+    "Supports `Range` and `HEAD`."
+)
+
+
+@router.head(
     "/exports/{unique_id}/file",
-    methods=["GET", "HEAD"],
-    summary="Download a backup's file (the signed download_url)",
-    description=(
-        "Serves the file to whoever holds a valid signed link, without app headers. "
-        "Supports `Range` and `HEAD`."
-    ),
+    summary="The headers of a backup's file (size, name)",
+    description=_FILE_DESCRIPTION,
     responses=_FILE_RESPONSES,
     response_class=Response,
+    operation_id="head_export_file",
+)
+@router.get(
+    "/exports/{unique_id}/file",
+    summary="Download a backup's file (the signed download_url)",
+    description=_FILE_DESCRIPTION,
+    responses=_FILE_RESPONSES,
+    response_class=Response,
+    operation_id="download_export_file",
 )
 def download_export(
     unique_id: str,

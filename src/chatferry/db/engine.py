@@ -14,6 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from chatferry.fs import make_private
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Connections kept open: as many as the API's thread pool (40) and the job threads use at
+# once, so busy moments reuse connections instead of opening (and setting up) new ones.
+SQLITE_POOL_SIZE = 48
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -34,7 +37,10 @@ def _create_sqlite_engine(url: str) -> Engine:
     if on_disk is not None:
         on_disk.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        url,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        pool_size=SQLITE_POOL_SIZE,
+        max_overflow=SQLITE_POOL_SIZE,
     )
 
     @event.listens_for(engine, "connect")

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -17,7 +17,8 @@ from chatferry.db.engine import transaction
 from chatferry.db.models import App, Export, table_of
 from chatferry.errors import ChatferryError
 from chatferry.exports.dates import window_bounds_utc
-from chatferry.exports.formats import BatchReader, Page, count_rows
+from chatferry.exports.formats import count_rows
+from chatferry.exports.reading import Piece, Spool, Window, middle, window_pages
 from chatferry.exports.service import (
     JOB_KIND,
     original_filename,
@@ -182,21 +183,22 @@ class ExportJobHandler:
         rt.store.delete(storage_key_for(job.app_ref, job.ref))
 
     def _file_chunks(self, rt: Runtime, plan: ExportPlan, totals: StreamTotals) -> Iterator[bytes]:
-        """The file as a JSON array, one object a line, one chunk per database batch."""
+        """The file as a JSON array, one object a line, in pieces as the rows arrive."""
         digest = hashlib.sha256()
         progress = _Progress(rt, plan)
         first = True
-        reader = _batch_reader(rt, plan)
-        for page in _pages(rt, reader):
-            totals.rows += len(page.rows)
-            if totals.rows > plan.row_limit:
-                raise plan.over_limit(totals.rows)
-            chunk = (b"[\n" if first else b",\n") + reader.format(page)
-            first = False
+        for piece, elsewhere in self._row_pieces(rt, plan):
+            totals.rows += piece.rows
+            if totals.rows + elsewhere > plan.row_limit:
+                raise plan.over_limit(totals.rows + elsewhere)
+            chunk = piece.data
+            if piece.starts_rows:
+                chunk = (b"[\n" if first else b",\n") + chunk
+                first = False
             digest.update(chunk)
             totals.size += len(chunk)
             yield chunk
-            progress.report(totals.rows)
+            progress.report(totals.rows + elsewhere)
             if self._after_batch is not None:
                 self._after_batch()
         tail = b"[]\n" if first else b"\n]\n"
@@ -205,28 +207,29 @@ class ExportJobHandler:
         totals.sha256 = digest.hexdigest()
         yield tail
 
-
-def _batch_reader(rt: Runtime, plan: ExportPlan) -> BatchReader:
-    return BatchReader(
-        rt.engine.dialect,
-        plan.resource,
-        plan.app.pk,
-        plan.lower,
-        plan.upper,
-        rt.settings.export_batch_size,
-    )
-
-
-def _pages(rt: Runtime, reader: BatchReader) -> Iterator[Page]:
-    """The export's pages in keyset order, each read on a pooled connection."""
-    after: tuple[datetime, int] | None = None
-    while True:
-        with rt.engine.connect() as conn:
-            page = reader.fetch(conn, after)
-        if page is None:
+    def _row_pieces(self, rt: Runtime, plan: ExportPlan) -> Iterator[tuple[Piece, int]]:
+        """(piece, rows the other reader has read so far): a large export is read in two
+        halves at once, the second one spooled (see reading.py)."""
+        window = Window(plan.resource, plan.app.pk, plan.lower, plan.upper)
+        settings = rt.settings
+        batch = settings.export_batch_size
+        split = None
+        if (
+            settings.export_read_threads > 1
+            and plan.expected_rows >= settings.export_parallel_min_rows
+        ):
+            split = middle(rt.engine, window, plan.expected_rows)
+        if split is None:
+            yield from ((piece, 0) for piece in window_pages(rt.engine, window, batch))
             return
-        yield page
-        after = page.last
+        spool = Spool(rt.engine, replace(window, lower=split), batch, self._after_batch)
+        spool.start()
+        try:
+            for piece in window_pages(rt.engine, replace(window, upper=split), batch):
+                yield piece, spool.rows
+            yield from ((piece, 0) for piece in spool.pieces())
+        finally:
+            spool.close()
 
 
 def _mark_finished(rt: Runtime, plan: ExportPlan, key: str, totals: StreamTotals) -> bool:

@@ -124,16 +124,14 @@ def nested_deeper_than(value: object, limit: int) -> bool:
 
     Iterative, so a value nested thousands of levels deep cannot exhaust the stack.
     """
-    pending: list[tuple[object, int]] = [(value, 1)]
+    if not isinstance(value, dict | list):
+        return False
+    pending: list[tuple[dict[Any, Any] | list[Any], int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
         if depth > limit:
             return True
-        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):  # only containers nest: skip the rest
+                pending.append((child, depth + 1))
     return False

@@ -1,0 +1,257 @@
+// Imports: a file is checked first (validate_only=true), its problems shown as a table;
+// then "Import for real" uploads it again and follows the import to the end.
+
+import { api } from "./api.js";
+import {
+  Poller, byId, cell, formatBytes, formatNumber, h, momentCell, replaceChildren, rowsOrEmpty, say,
+} from "./dom.js";
+import { PAGE_SIZE, renderPager } from "./pager.js";
+import { problemTable } from "./problems.js";
+
+const FOLLOW_POLL_MS = 500;
+const LIST_POLL_MS = 2000;
+const TYPES = ["users", "rooms", "comments"];
+let chosen = null; // { file, type } of the last checked file
+let page = 1;
+let visible = false;
+let following = 0; // increases to abandon a follow loop (sign-out, new upload)
+const poller = new Poller(refresh);
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function resultPanel(...children) {
+  const panel = byId("import-result");
+  replaceChildren(panel, ...children);
+  panel.hidden = children.length === 0;
+}
+
+function progressPanel(title, record) {
+  resultPanel(
+    h("p", {}, title),
+    h("progress", { max: 100, value: record ? record.percentage : 0, "aria-label": title }),
+  );
+}
+
+async function upload(file, type, dryRun) {
+  const form = new FormData();
+  form.append("type", type);
+  if (dryRun) form.append("validate_only", "true");
+  form.append("file", file, file.name);
+  const results = await api("POST", "/imports", { form });
+  return results.backup_history;
+}
+
+/** Polls the import until it leaves "started"; null when the follow was abandoned. */
+async function follow(record, title) {
+  const mine = ++following;
+  let current = record;
+  while (current.status === "started") {
+    progressPanel(`${title} ${current.percentage}%`, current);
+    await sleep(FOLLOW_POLL_MS);
+    if (mine !== following) return null;
+    const results = await api("GET", `/imports/${encodeURIComponent(current.unique_id)}`);
+    current = results.backup_history;
+  }
+  return mine === following ? current : null;
+}
+
+function problemsOf(record) {
+  const data = record.errors && Array.isArray(record.errors.Data) ? record.errors.Data : [];
+  const message = record.errors ? record.errors.Message : "";
+  return { data, message };
+}
+
+function showFailure(record, heading) {
+  const { data, message } = problemsOf(record);
+  resultPanel(
+    h("h2", {}, heading),
+    h("p", { class: "error", role: "alert" }, message || "The import failed."),
+    data.length ? problemTable(data, `Problems in ${record.original_filename}`) : null,
+  );
+}
+
+function showDryRunPassed(record) {
+  const button = h("button", { type: "button", id: "import-real" }, "Import for real");
+  button.addEventListener("click", importForReal);
+  resultPanel(
+    h("h2", {}, "The file is ready to import"),
+    h("p", { class: "success" },
+      `No problems in ${formatNumber(record.total_rows)} ${record.resource_name} rows of `,
+      h("strong", {}, record.original_filename),
+      ". Nothing has been written yet."),
+    h("div", { class: "actions" }, button),
+  );
+  button.focus();
+}
+
+function showImported(record) {
+  resultPanel(
+    h("h2", {}, "Imported"),
+    h("p", { class: "success" },
+      `${formatNumber(record.total_rows)} ${record.resource_name} rows from `,
+      h("strong", {}, record.original_filename), " are now in the app."),
+  );
+}
+
+/** Screen readers hear each step once, not every progress update. */
+function announce(text) {
+  byId("import-status").textContent = text;
+}
+
+async function run(dryRun) {
+  const { file, type } = chosen;
+  const title = dryRun ? `Checking ${file.name}…` : `Importing ${file.name}…`;
+  progressPanel(title, null);
+  announce(title);
+  const record = await follow(await upload(file, type, dryRun), title);
+  if (!record) return;
+  if (record.status !== "finished") {
+    showFailure(record, dryRun ? "The file has problems" : "The import failed");
+  } else if (dryRun) {
+    showDryRunPassed(record);
+  } else {
+    showImported(record);
+  }
+  announce(byId("import-result").querySelector("h2").textContent);
+  load();
+}
+
+async function guarded(dryRun) {
+  say(byId("import-error"), "");
+  byId("import-check").disabled = true;
+  try {
+    await run(dryRun);
+  } catch (error) {
+    resultPanel();
+    say(byId("import-error"), error.message);
+  } finally {
+    byId("import-check").disabled = false;
+  }
+}
+
+function check(event) {
+  event.preventDefault();
+  const file = byId("import-file").files[0];
+  if (!file) {
+    say(byId("import-error"), "Choose a JSON file to import first.");
+    byId("import-file").focus();
+    return;
+  }
+  chosen = { file, type: byId("import-type").value };
+  guarded(true);
+}
+
+function importForReal() {
+  if (chosen) guarded(false);
+}
+
+/** Picks the type from an export's file name ("..._exported_rooms.json"). */
+function guessType(name) {
+  const match = TYPES.find((type) => name.toLowerCase().includes(type));
+  if (match) byId("import-type").value = match;
+}
+
+function fileChosen() {
+  const file = byId("import-file").files[0];
+  resultPanel();
+  if (file) guessType(file.name);
+}
+
+function wireDropZone() {
+  const zone = byId("import-drop");
+  const input = byId("import-file");
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("dragging");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dragging");
+    if (event.dataTransfer && event.dataTransfer.files.length) {
+      input.files = event.dataTransfer.files;
+      fileChosen();
+    }
+  });
+  input.addEventListener("change", fileChosen);
+}
+
+function showProblems(record) {
+  showFailure(record, `Problems in ${record.original_filename}`);
+  byId("import-result").scrollIntoView({ block: "nearest" });
+}
+
+function importRow(record) {
+  const { data } = problemsOf(record);
+  const status = [h("span", { class: `badge status-${record.status}` }, record.status)];
+  if (record.dry_run) status.push(h("span", { class: "badge dry-run" }, "dry run"));
+  if (record.status === "started") {
+    status.push(h("progress", { max: 100, value: record.percentage, "aria-label": `Import ${record.unique_id} progress` }));
+  }
+  const actions = record.status === "failed"
+    ? h("button", {
+      type: "button", class: "secondary", onclick: () => showProblems(record),
+      "aria-label": `Show the problems of ${record.original_filename}`,
+    }, data.length ? `Show ${formatNumber(data.length)} problems` : "Show why")
+    : "";
+  return h(
+    "tr",
+    { dataset: { id: record.unique_id, status: record.status } },
+    cell("Created", momentCell(record.created_at)),
+    cell("Type", record.resource_name),
+    cell("File", record.original_filename),
+    cell("Status", ...status),
+    cell("Rows", formatNumber(record.total_rows)),
+    cell("Size", formatBytes(record.size)),
+    cell("", actions),
+  );
+}
+
+async function refresh() {
+  try {
+    const results = await api("GET", "/imports", { query: { page, limit: PAGE_SIZE } });
+    const records = results.backup_histories;
+    const tbody = byId("imports-table").querySelector("tbody");
+    rowsOrEmpty(tbody, records.map(importRow), 7, "No imports yet.");
+    renderPager(byId("imports-pager"), results.meta, (p) => { page = p; load(); });
+    return visible && records.some((r) => r.status === "started") ? LIST_POLL_MS : null;
+  } catch (error) {
+    say(byId("imports-message"), error.message);
+    return null;
+  }
+}
+
+async function load() {
+  poller.stop();
+  const next = await refresh();
+  if (visible && typeof next === "number") poller.schedule(next);
+}
+
+export function init() {
+  byId("import-form").addEventListener("submit", check);
+  byId("imports-refresh").addEventListener("click", load);
+  wireDropZone();
+}
+
+export function show() {
+  visible = true;
+  load();
+}
+
+export function hide() {
+  visible = false;
+  poller.stop();
+}
+
+export function reset() {
+  hide();
+  following += 1;
+  chosen = null;
+  page = 1;
+  resultPanel();
+  replaceChildren(byId("imports-table").querySelector("tbody"));
+  say(byId("import-error"), "");
+  byId("import-form").reset();
+}

@@ -1,0 +1,194 @@
+// Schedules: create, edit (name, cron, window, keep), pause/resume, run now, delete.
+// Numbers go to the API as typed, so its own validation messages reach the person.
+
+import { api } from "./api.js";
+import { byId, cell, h, momentCell, replaceChildren, rowsOrEmpty, say } from "./dom.js";
+import { PAGE_SIZE, renderPager } from "./pager.js";
+
+let page = 1;
+let editing = null; // the schedule record being edited
+
+/** A number input's value for the API: an integer if it is one, else what was typed. */
+function numberValue(input) {
+  const text = input.value.trim();
+  if (text === "") return null;
+  return /^-?\d+$/.test(text) ? Number(text) : text;
+}
+
+function path(record, suffix = "") {
+  return `/export_schedules/${encodeURIComponent(record.unique_id)}${suffix}`;
+}
+
+function message(text) {
+  say(byId("schedules-message"), text);
+}
+
+async function act(task, done) {
+  try {
+    await task();
+    if (done) message(done);
+  } catch (error) {
+    message(error.message);
+  }
+  load();
+}
+
+function setPaused(record, paused) {
+  act(
+    () => api("PATCH", path(record), { json: { paused } }),
+    `${label(record)} ${paused ? "paused" : "resumed"}.`,
+  );
+}
+
+function remove(record) {
+  if (!window.confirm(`Delete the schedule ${label(record)}? Its exports stay.`)) return;
+  act(() => api("DELETE", path(record)), `${label(record)} deleted; its exports stay.`);
+}
+
+function runNow(record) {
+  act(async () => {
+    const results = await api("POST", path(record, "/run"));
+    const created = results.backup_histories || [];
+    if (!created.length) {
+      message(`${label(record)} ran: nothing new to export (every day up to yesterday is covered).`);
+      return;
+    }
+    const days = created.map((e) => (e.start_date === e.end_date ? e.start_date : `${e.start_date} – ${e.end_date}`));
+    message(`${label(record)} ran: ${created.length} export${created.length > 1 ? "s" : ""} started (${days.join(", ")}). Follow ${created.length > 1 ? "them" : "it"} under Exports.`);
+  });
+}
+
+function label(record) {
+  return record.name ? `“${record.name}”` : `The ${record.type} schedule`;
+}
+
+function actionButton(text, record, onclick) {
+  return h("button", {
+    type: "button",
+    class: "secondary",
+    "aria-label": `${text} ${record.name || `${record.type} schedule ${record.unique_id}`}`,
+    onclick,
+  }, text);
+}
+
+function scheduleRow(record) {
+  const state = record.paused ? "paused" : "active";
+  return h(
+    "tr",
+    { dataset: { id: record.unique_id, paused: String(record.paused) } },
+    cell("Name", record.name || h("span", { class: "muted" }, "(no name)")),
+    cell("Type", record.type),
+    cell("When", h("code", {}, record.cron), h("span", { class: "note" }, ` ${record.timezone}`)),
+    cell("Days per run", String(record.window_days)),
+    cell("Keep", String(record.keep_last)),
+    cell("State", h("span", { class: `badge state-${state}` }, state)),
+    cell("Next run", record.paused ? "—" : momentCell(record.next_run_at)),
+    cell("Covered through", record.covered_through || "—"),
+    cell("", h("div", { class: "row-actions" },
+      actionButton("Run now", record, () => runNow(record)),
+      record.paused
+        ? actionButton("Resume", record, () => setPaused(record, false))
+        : actionButton("Pause", record, () => setPaused(record, true)),
+      actionButton("Edit", record, () => openEditor(record)),
+      actionButton("Delete", record, () => remove(record)),
+    )),
+  );
+}
+
+async function load() {
+  try {
+    const results = await api("GET", "/export_schedules", { query: { page, limit: PAGE_SIZE } });
+    const records = results.export_schedules;
+    const tbody = byId("schedules-table").querySelector("tbody");
+    rowsOrEmpty(tbody, records.map(scheduleRow), 9, "No schedules yet: create one above.");
+    renderPager(byId("schedules-pager"), results.meta, (p) => { page = p; load(); });
+  } catch (error) {
+    message(error.message);
+  }
+}
+
+async function create(event) {
+  event.preventDefault();
+  const body = {
+    type: byId("schedule-type").value,
+    cron: byId("schedule-cron").value.trim(),
+    window_days: numberValue(byId("schedule-window")),
+    keep_last: numberValue(byId("schedule-keep")),
+  };
+  const name = byId("schedule-name").value.trim();
+  if (name) body.name = name;
+  say(byId("schedule-error"), "");
+  try {
+    const results = await api("POST", "/export_schedules", { json: body });
+    message(`${label(results.export_schedule)} created.`);
+    byId("schedule-name").value = "";
+    page = 1;
+    load();
+  } catch (error) {
+    say(byId("schedule-error"), error.message);
+  }
+}
+
+function openEditor(record) {
+  editing = record;
+  byId("edit-name").value = record.name || "";
+  byId("edit-cron").value = record.cron;
+  byId("edit-window").value = String(record.window_days);
+  byId("edit-keep").value = String(record.keep_last);
+  say(byId("edit-error"), "");
+  byId("schedule-dialog").showModal();
+  byId("edit-name").focus();
+}
+
+function changedFields() {
+  const now = {
+    name: byId("edit-name").value.trim(),
+    cron: byId("edit-cron").value.trim(),
+    window_days: numberValue(byId("edit-window")),
+    keep_last: numberValue(byId("edit-keep")),
+  };
+  const before = { ...editing, name: editing.name || "" };
+  return Object.fromEntries(Object.entries(now).filter(([key, value]) => value !== before[key]));
+}
+
+async function save(event) {
+  event.preventDefault();
+  const body = changedFields();
+  if (!Object.keys(body).length) {
+    byId("schedule-dialog").close();
+    return;
+  }
+  try {
+    const results = await api("PATCH", path(editing), { json: body });
+    byId("schedule-dialog").close();
+    message(`${label(results.export_schedule)} saved.`);
+    load();
+  } catch (error) {
+    say(byId("edit-error"), error.message);
+  }
+}
+
+export function init() {
+  byId("schedule-form").addEventListener("submit", create);
+  byId("schedules-refresh").addEventListener("click", () => { message(""); load(); });
+  byId("schedule-edit-form").addEventListener("submit", save);
+  byId("edit-cancel").addEventListener("click", () => byId("schedule-dialog").close());
+}
+
+export function show() {
+  load();
+}
+
+export function hide() {
+  if (byId("schedule-dialog").open) byId("schedule-dialog").close();
+}
+
+export function reset() {
+  hide();
+  editing = null;
+  page = 1;
+  replaceChildren(byId("schedules-table").querySelector("tbody"));
+  message("");
+  say(byId("schedule-error"), "");
+  byId("schedule-form").reset();
+}

@@ -1,0 +1,1 @@
+"""Statistics over an app's data: rows per day and which days exports cover."""
