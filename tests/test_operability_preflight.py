@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import make_url
+from sqlalchemy import create_engine, make_url
 
 from chatferry.db.engine import create_db_engine
 from chatferry.db.migrate import alembic_config
@@ -153,7 +153,7 @@ def _sqlite_at_revision(path: Path, revision: str) -> str:
 
 
 def _head() -> str:
-    engine = create_db_engine("sqlite://")
+    engine = create_engine("sqlite://")  # never connected: the scripts name the head
     try:
         head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
     finally:
