@@ -5,12 +5,14 @@ set. ``chatferry check`` runs the same checks and shows the configuration in use
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -20,12 +22,14 @@ from chatferry.db.engine import create_db_engine
 from chatferry.db.migrate import alembic_config, upgrade_to_head
 from chatferry.errors import ChatferryError
 from chatferry.jobs.failures import short_error
+from chatferry.obs.log import log_event
 from chatferry.runtime import Runtime, build_runtime, prepare_data_dir
 from chatferry.security.keys import KEY_FILE_NAME
 from chatferry.settings import Settings, load_settings
 from chatferry.storage.store import FileStore
 
 Announce = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 class PreflightError(ChatferryError):
@@ -120,6 +124,13 @@ def ensure_schema(engine: Engine, settings: Settings, migrate: bool) -> None:
             f"could not migrate the database at {database_label(settings)} "
             f"({short_error(exc, 160)}): check that its user may create tables"
         ) from None
+    log_event(
+        log,
+        "database migrated",
+        database=database_label(settings),
+        from_revision=current or "none",
+        to_revision=head,
+    )
 
 
 _STORAGE_HINTS = (
@@ -140,6 +151,29 @@ _STORAGE_HINTS = (
         "the endpoint cannot be reached: check AWS_ENDPOINT_URL and the network",
     ),
 )
+
+
+def storage_url_problem(url: str) -> str | None:
+    """What is wrong with CHATFERRY_STORAGE_URL's form (None when it can be used)."""
+    parsed = urlparse(url)
+    usable = "file:///absolute/directory or s3://bucket/prefix"
+    if parsed.scheme not in ("file", "s3"):
+        what = f"'{parsed.scheme}' URLs are not supported" if parsed.scheme else "it has no scheme"
+        return f"CHATFERRY_STORAGE_URL={url} is not usable: {what}; use {usable}"
+    if parsed.scheme == "s3" and not parsed.netloc:
+        return f"CHATFERRY_STORAGE_URL={url} names no bucket: use s3://bucket/prefix"
+    if parsed.scheme == "file" and (parsed.netloc not in ("", "localhost") or not parsed.path):
+        return (
+            f"CHATFERRY_STORAGE_URL={url} is not an absolute directory: use "
+            "file:///absolute/directory (three slashes)"
+        )
+    return None
+
+
+def check_storage_url(settings: Settings) -> None:
+    problem = storage_url_problem(settings.resolved_storage_url())
+    if problem is not None:
+        raise PreflightError(problem)
 
 
 def storage_problem(exc: BaseException, url: str) -> str:
@@ -177,6 +211,7 @@ def open_runtime(
 ) -> Opened:
     """The process's runtime after every check; a new SQLite database is announced."""
     settings = settings or load_settings()
+    check_storage_url(settings)
     path = sqlite_path(settings)
     new_database = path is not None and not path.exists()
     prepare_data_dir(settings.data_dir)

@@ -75,6 +75,13 @@ class MotoServer:
         response = httpx.put(f"{self.endpoint}/{bucket}")
         assert response.status_code == 200, response.text
 
+    def delete_bucket(self, bucket: str) -> None:
+        """Deletes every object of the bucket, then the bucket."""
+        for key in self.list_keys(bucket):
+            assert httpx.delete(f"{self.endpoint}/{bucket}/{key}").status_code == 204
+        response = httpx.delete(f"{self.endpoint}/{bucket}")
+        assert response.status_code == 204, response.text
+
     def list_keys(self, bucket: str) -> dict[str, str]:
         """Every object's key and ETag (a multipart upload's ETag ends in ``-<parts>``)."""
         response = httpx.get(f"{self.endpoint}/{bucket}", params={"list-type": "2"})

@@ -167,9 +167,10 @@ def kill(process: subprocess.Popen[bytes]) -> None:
 
 
 def run_cli(
-    settings_env: dict[str, str], *args: str, timeout: float = 60
+    settings_env: dict[str, str], *args: str, timeout: float = 60, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Runs ``python -m chatferry ARGS`` with the test's CHATFERRY_* settings."""
+    """Runs ``python -m chatferry ARGS`` with the test's CHATFERRY_* settings (in
+    ``cwd``, if given)."""
     return subprocess.run(
         cli_command(*args),
         env={**os.environ, **settings_env},
@@ -177,6 +178,7 @@ def run_cli(
         text=True,
         timeout=timeout,
         check=False,
+        cwd=cwd,
     )
 
 

@@ -25,8 +25,8 @@ from chatferry.api.paging import (
     parse_page_size,
 )
 from chatferry.api.ratelimit import AuthGuard
-from chatferry.apps.service import AppContext, authenticate
-from chatferry.db.engine import transaction
+from chatferry.apps.service import AppContext, authenticate, upgrade_secret_hash
+from chatferry.db.engine import reading, transaction
 from chatferry.errors import Unauthorized
 from chatferry.runtime import Runtime
 
@@ -56,10 +56,9 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def get_session(rt: RuntimeDep) -> Iterator[Session]:
-    """One transaction for the request: committed when the route returns. (Each of its
-    steps is a trip through the thread pool; the busiest routes open their own
-    transaction instead, in one trip.)"""
-    with transaction(rt.sessions) as session:
+    """A read-only session for the routes that only read (outside a transaction: no
+    BEGIN or COMMIT spent); routes that write open their own transaction."""
+    with reading(rt.engine) as session:
         yield session
 
 
@@ -88,8 +87,12 @@ async def current_app(
     client = request.client.host if request.client else ""
 
     def check() -> AppContext:
-        with transaction(rt.sessions) as session:
-            return authenticate(session, rt.settings, rt.secrets, app_id, secret)
+        with reading(rt.engine) as session:
+            found = authenticate(session, rt.settings, rt.secrets, app_id, secret)
+        if found.legacy_hash and secret:
+            with transaction(rt.sessions) as session:
+                upgrade_secret_hash(session, rt.secrets, found.app, secret)
+        return found.app
 
     try:
         app = await run_in_threadpool(check)

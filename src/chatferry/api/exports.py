@@ -17,7 +17,7 @@ from chatferry.api.records import download_url, export_record
 from chatferry.api.responses import ok
 from chatferry.api.schemas import Envelope, ExportPage, ExportRecord, OneExport, errors
 from chatferry.apps.service import AppContext
-from chatferry.db.engine import transaction
+from chatferry.db.engine import reading, transaction
 from chatferry.db.models import Export
 from chatferry.errors import BadRequest, NotFound, RangeNotSatisfiable
 from chatferry.exports import service
@@ -78,7 +78,7 @@ async def create_export(
     responses=errors(400, 401, 429),
 )
 def list_exports(request: Request, app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Response:
-    with transaction(rt.sessions) as session:
+    with reading(rt.engine) as session:
         exports = service.list_exports(session, app, page.number, page.size)
         total = service.count_exports(session, app)
         records = [render(rt, request, app, e) for e in exports]
@@ -96,7 +96,7 @@ def list_exports(request: Request, app: CurrentApp, page: PageDep, rt: RuntimeDe
     responses=errors(401, 404, 429),
 )
 def get_export(unique_id: str, request: Request, app: CurrentApp, rt: RuntimeDep) -> Response:
-    with transaction(rt.sessions) as session:
+    with reading(rt.engine) as session:
         export = service.get_export(session, app, unique_id)
         return ok({"backup_history": render(rt, request, app, export)})
 

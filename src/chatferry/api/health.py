@@ -6,41 +6,68 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from fastapi import APIRouter
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector, CollectorRegistry
-from sqlalchemy import func, select, text
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
 from starlette.responses import Response
 
 from chatferry.api.deps import RuntimeDep
 from chatferry.api.responses import OrjsonResponse, error, ok
-from chatferry.db.models import Job, table_of
 from chatferry.errors import new_reference
 from chatferry.jobs.failures import short_error
-from chatferry.jobs.status import JobStatus
-from chatferry.obs import metrics
+from chatferry.jobs.queue_metrics import metrics_text
 from chatferry.obs.log import log_event
 from chatferry.preflight import PreflightError, check_storage
 from chatferry.runtime import Runtime
+from chatferry.settings import Settings
+from chatferry.storage.store import FileStore
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
-_jobs = table_of(Job)
 
 READY_CACHE_SECONDS = 5.0
+# A readiness probe answers within seconds: its storage check neither retries nor
+# waits long for a connection (the jobs' own store does both).
+PROBE_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
-class _Readiness:
+class Readiness:
+    """One app's last readiness check, shared by its requests (at most one check runs
+    at a time; the others wait for it and read its result)."""
+
+    settings: Settings
+    lock: threading.Lock = field(default_factory=threading.Lock)
     checked_at: float = -READY_CACHE_SECONDS
     problem: str | None = None
+    store: FileStore | None = None
+
+    def check_storage(self) -> None:
+        """A write and a delete through the probe's store (made on first use: opening
+        a local store creates its directory, which may fail too)."""
+        if self.store is None:
+            try:
+                self.store = probe_store(self.settings)
+            except Exception as exc:
+                url = self.settings.resolved_storage_url()
+                message = f"cannot open the file storage at {url}: {short_error(exc)}"
+                raise PreflightError(message) from exc
+        check_storage(self.store)
 
 
-_readiness = _Readiness()
-_readiness_lock = threading.Lock()
+def probe_store(settings: Settings) -> FileStore:
+    """The deployment's storage, reached without retries and with short timeouts."""
+    return FileStore(
+        settings.resolved_storage_url(),
+        max_retries=0,
+        retry_timeout_seconds=PROBE_TIMEOUT_SECONDS,
+        connect_timeout_seconds=min(
+            PROBE_TIMEOUT_SECONDS, settings.storage_connect_timeout_seconds
+        ),
+    )
 
 
 def check_database(rt: Runtime) -> None:
@@ -48,14 +75,14 @@ def check_database(rt: Runtime) -> None:
         conn.execute(text("SELECT 1"))
 
 
-def _check_storage(rt: Runtime) -> None:
-    check_storage(rt.store)
-
-
-def _problem(rt: Runtime) -> str | None:
-    for part, check in (("database", check_database), ("file storage", _check_storage)):
+def _problem(rt: Runtime, state: Readiness) -> str | None:
+    checks: tuple[tuple[str, Callable[[], None]], ...] = (
+        ("database", lambda: check_database(rt)),
+        ("file storage", state.check_storage),
+    )
+    for part, check in checks:
         try:
-            check(rt)
+            check()
         except Exception as exc:
             ref = new_reference()
             detail = exc.message if isinstance(exc, PreflightError) else short_error(exc)
@@ -64,14 +91,27 @@ def _problem(rt: Runtime) -> str | None:
     return None
 
 
-def readiness_problem(rt: Runtime) -> str | None:
+def readiness_problem(rt: Runtime, state: Readiness) -> str | None:
     """Why the process cannot serve (None when it can); checked at most every 5 s."""
-    with _readiness_lock:
+    with state.lock:
         now = time.monotonic()
-        if now - _readiness.checked_at >= READY_CACHE_SECONDS:
-            _readiness.problem = _problem(rt)
-            _readiness.checked_at = now
-        return _readiness.problem
+        if now - state.checked_at >= READY_CACHE_SECONDS:
+            problem = _problem(rt, state)
+            if problem is None and state.problem is not None:
+                log_event(log, "ready again")
+            state.problem, state.checked_at = problem, now
+        return state.problem
+
+
+_state_lock = threading.Lock()
+
+
+def _readiness_of(request: Request, rt: Runtime) -> Readiness:
+    with _state_lock:
+        state: Readiness | None = getattr(request.app.state, "readiness", None)
+        if state is None:
+            state = request.app.state.readiness = Readiness(rt.settings)
+        return state
 
 
 @router.get("/healthz", summary="The process answers")
@@ -84,47 +124,13 @@ def healthz() -> Response:
     summary="The database and the file storage are reachable",
     responses={503: {"description": "Not ready: the message says which part failed."}},
 )
-def readyz(rt: RuntimeDep) -> Response:
-    problem = readiness_problem(rt)
+def readyz(request: Request, rt: RuntimeDep) -> Response:
+    problem = readiness_problem(rt, _readiness_of(request, rt))
     if problem is not None:
         return error(503, problem)
     return ok({"status": "ready"})
 
 
-class QueueCollector(Collector):
-    """Jobs waiting and running by kind, read from the database at scrape time."""
-
-    def __init__(self, rt: Runtime) -> None:
-        self._rt = rt
-
-    def collect(self):  # type: ignore[no-untyped-def]
-        waiting = GaugeMetricFamily(
-            "chatferry_jobs_waiting", "Jobs queued (due or not yet due), by kind.", labels=["kind"]
-        )
-        running = GaugeMetricFamily(
-            "chatferry_jobs_running", "Jobs running now, by kind.", labels=["kind"]
-        )
-        query = (
-            select(_jobs.c.kind, _jobs.c.status, func.count())
-            .where(_jobs.c.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
-            .group_by(_jobs.c.kind, _jobs.c.status)
-        )
-        counts = {("export", s): 0 for s in JobStatus} | {("import", s): 0 for s in JobStatus}
-        with self._rt.engine.connect() as conn:
-            for kind, status, count in conn.execute(query):
-                counts[(kind, status)] = count
-        for (kind, status), count in sorted(counts.items()):
-            if status == JobStatus.QUEUED:
-                waiting.add_metric([kind], count)
-            elif status == JobStatus.RUNNING:
-                running.add_metric([kind], count)
-        yield waiting
-        yield running
-
-
 @router.get("/metrics", summary="Prometheus metrics of this process", response_class=Response)
 def prometheus_metrics(rt: RuntimeDep) -> Response:
-    queue = CollectorRegistry()
-    queue.register(QueueCollector(rt))
-    body = generate_latest(metrics.REGISTRY) + generate_latest(queue)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics_text(rt.engine), media_type=CONTENT_TYPE_LATEST)

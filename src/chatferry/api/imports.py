@@ -15,7 +15,7 @@ from chatferry.api.responses import ok
 from chatferry.api.schemas import Envelope, ImportPage, OneImport, errors
 from chatferry.api.upload import ParsedUpload, file_chunks, read_upload
 from chatferry.apps.service import AppContext
-from chatferry.db.engine import transaction
+from chatferry.db.engine import reading, transaction
 from chatferry.imports import service
 from chatferry.imports.service import StoredUpload
 from chatferry.runtime import Runtime
@@ -101,7 +101,7 @@ async def create_import(request: Request, app: CurrentApp, rt: RuntimeDep) -> Re
     responses=errors(400, 401, 429),
 )
 def list_imports(app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Response:
-    with transaction(rt.sessions) as session:
+    with reading(rt.engine) as session:
         records = service.list_imports(session, app, page.number, page.size)
         total = service.count_imports(session, app)
         return paged("backup_histories", [import_record(r, app) for r in records], page, total)
@@ -118,6 +118,6 @@ def list_imports(app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Response:
     responses=errors(401, 404, 429),
 )
 def get_import(unique_id: str, app: CurrentApp, rt: RuntimeDep) -> Response:
-    with transaction(rt.sessions) as session:
+    with reading(rt.engine) as session:
         record = service.get_import(session, app, unique_id)
         return ok({"backup_history": import_record(record, app)})

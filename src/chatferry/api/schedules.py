@@ -15,7 +15,7 @@ from chatferry.api.paging import paged
 from chatferry.api.records import schedule_record
 from chatferry.api.responses import ok
 from chatferry.api.schemas import Envelope, OneSchedule, SchedulePage, ScheduleRun, errors
-from chatferry.db.engine import transaction
+from chatferry.db.engine import reading, transaction
 from chatferry.schedules import service
 from chatferry.schedules.requests import ScheduleChange, ScheduleRequest
 from chatferry.schedules.scheduler import run_now
@@ -60,7 +60,7 @@ async def create_schedule(app: CurrentApp, body: CreateBody, rt: RuntimeDep) -> 
     responses=errors(400, 401, 429),
 )
 def list_schedules(app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Response:
-    with transaction(rt.sessions) as session:
+    with reading(rt.engine) as session:
         schedules = service.list_schedules(session, app, page.number, page.size)
         total = service.count_schedules(session, app)
         return paged("export_schedules", [schedule_record(s, app) for s in schedules], page, total)
@@ -74,7 +74,7 @@ def list_schedules(app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Response:
     responses=errors(401, 404, 429),
 )
 def get_schedule(unique_id: str, app: CurrentApp, rt: RuntimeDep) -> Response:
-    with transaction(rt.sessions) as session:
+    with reading(rt.engine) as session:
         schedule = service.get_schedule(session, app, unique_id)
         return ok({"export_schedule": schedule_record(schedule, app)})
 

@@ -138,15 +138,20 @@ def update_app(
 _MAX_CREDENTIAL = 200
 
 
+@dataclass(frozen=True)
+class Authenticated:
+    app: AppContext
+    legacy_hash: bool  # stored by an older version: replace it (upgrade_secret_hash)
+
+
 def authenticate(
     session: Session,
     settings: Settings,
     hasher: SecretHasher,
     app_id: str | None,
     secret: str | None,
-) -> AppContext:
-    """The app these credentials belong to, or Unauthorized. An app's legacy (Argon2)
-    secret hash is replaced by the keyed hash on its first successful use."""
+) -> Authenticated:
+    """The app these credentials belong to, or Unauthorized (reads only)."""
     if not app_id:
         raise Unauthorized("missing QISCUS-SDK-APP-ID header: send your app id")
     if not secret:
@@ -158,10 +163,16 @@ def authenticate(
         raise Unauthorized(
             "invalid app id or secret: check QISCUS-SDK-APP-ID and QISCUS-SDK-SECRET"
         )
-    if not hasher.is_current(app.secret_hash):
-        session.execute(
-            update(_apps)
-            .where(_apps.c.id == app.id)
-            .values(secret_hash=hasher.hash(app_id, secret))
-        )
-    return app_context(app, settings)
+    return Authenticated(app_context(app, settings), not hasher.is_current(app.secret_hash))
+
+
+def upgrade_secret_hash(
+    session: Session, hasher: SecretHasher, app: AppContext, secret: str
+) -> None:
+    """Replaces an app's legacy (Argon2) secret hash by the keyed hash, once the secret
+    was checked against it."""
+    session.execute(
+        update(_apps)
+        .where(_apps.c.id == app.pk)
+        .values(secret_hash=hasher.hash(app.app_id, secret))
+    )

@@ -8,6 +8,7 @@ database or storage is one line saying what to set, not a traceback.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -19,19 +20,25 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from chatferry.preflight import Announce
     from chatferry.runtime import Runtime
 
 apps_cli = typer.Typer(help="Manage apps (tenants) and their credentials.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Manage the server's keys.", no_args_is_help=True)
 console = Console()
+log = logging.getLogger("chatferry.cli")
 
 
-def _runtime(migrate: bool = True, check_store: bool = False) -> Runtime:
+def _runtime(
+    migrate: bool = True, check_store: bool = False, announce: Announce | None = None
+) -> Runtime:
     """The runtime, after the preflight checks (files written are owner-only)."""
-    from chatferry.preflight import open_runtime
+    from chatferry.preflight import announce_on_stderr, open_runtime
 
     os.umask(0o077)
-    return open_runtime(migrate=migrate, check_store=check_store).runtime
+    return open_runtime(migrate, check_store, announce or announce_on_stderr).runtime
 
 
 def _print_json(value: object) -> None:
@@ -46,6 +53,23 @@ def _configure_logging() -> None:
     configure_logging(settings.log_format, settings.log_level)
 
 
+def _announce_in_log(line: str) -> None:
+    """What a long-running process announces (a new database) goes to its log."""
+    logging.getLogger("chatferry.preflight").warning(line)
+
+
+def _server_runtime(command: str, migrate: bool) -> Runtime:
+    """serve's and worker's runtime after the preflight, with their first log line."""
+    from chatferry.obs.log import log_event
+    from chatferry.preflight import configuration
+
+    _configure_logging()
+    rt = _runtime(migrate=migrate, check_store=True, announce=_announce_in_log)
+    shown: dict[str, Any] = dict(configuration(rt.settings))
+    log_event(log, f"{command} checked the database and storage", **shown)
+    return rt
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -55,21 +79,46 @@ def serve(
     from chatferry.api.app import create_api
     from chatferry.api.server import run_server
 
-    _configure_logging()
-    rt = _runtime(migrate=True, check_store=True)
+    rt = _server_runtime("serve", migrate=True)
     run_server(create_api(rt, run_worker=not no_worker), rt.settings, host, port)
+
+
+def _serve_metrics(rt: Runtime, host: str, port: int) -> WSGIServer:
+    """The worker's /metrics; one line saying what to change if the port is taken."""
+    from chatferry.jobs.queue_metrics import serve_metrics
+    from chatferry.obs.log import log_event
+    from chatferry.preflight import PreflightError
+
+    try:
+        server = serve_metrics(rt.engine, host, port)
+    except OSError as exc:
+        raise PreflightError(
+            f"cannot serve metrics on {host}:{port} ({exc.strerror or exc}): choose another "
+            "--metrics-port, or another --metrics-host"
+        ) from None
+    url = f"http://{host}:{port}/metrics"
+    log_event(log, "metrics served", url=url)
+    return server
 
 
 def worker(
     concurrency: Annotated[
         int | None, typer.Option(min=1, help="Job threads (default from settings).")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port (at /metrics)."),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address the metrics port binds (with --metrics-port).")
+    ] = "127.0.0.1",
 ) -> None:
-    """Run jobs and schedules only, until SIGINT or SIGTERM (running jobs finish first)."""
+    """Run jobs and schedules only, until SIGINT or SIGTERM (running jobs finish first);
+    checks the database is migrated and the storage writable first."""
     from chatferry.composition import background
 
-    _configure_logging()
-    rt = _runtime(migrate=False, check_store=True)
+    rt = _server_runtime("worker", migrate=False)
+    metrics = _serve_metrics(rt, metrics_host, metrics_port) if metrics_port else None
     jobs = background(rt, concurrency)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -77,14 +126,18 @@ def worker(
     jobs.start()
     stop.wait()
     jobs.stop()
+    if metrics is not None:
+        metrics.shutdown()
 
 
 def check(
     migrate: Annotated[bool, typer.Option(help="Migrate the database if it is behind.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Check the settings, database, schema, keys and storage; show the configuration."""
-    from chatferry.preflight import configuration, open_runtime
+    """Check the settings, database, schema, keys and storage; show the configuration.
+    Exits 1 with the problem when a check fails (with --json too)."""
+    from chatferry.errors import ChatferryError
+    from chatferry.preflight import announce_on_stderr, configuration, open_runtime
     from chatferry.settings import load_settings
 
     settings = load_settings()
@@ -92,11 +145,17 @@ def check(
     if not as_json:
         for name, value in shown.items():
             typer.echo(f"{name:20} {value}")
-    opened = open_runtime(migrate=migrate, check_store=True, settings=settings)
+    try:
+        opened = open_runtime(migrate, True, announce_on_stderr, settings)
+    except ChatferryError as exc:
+        if not as_json:
+            raise
+        _print_json({"ok": False, "problem": exc.message, "configuration": shown})
+        raise typer.Exit(1) from None
     opened.runtime.close()
     checks = {"database": "ok", "schema": "ok", "keys": "ok", "storage": "ok"}
     if as_json:
-        _print_json({"configuration": shown, "checks": checks})
+        _print_json({"ok": True, "configuration": shown, "checks": checks})
         return
     typer.echo("checks               database, schema, keys and storage: ok")
 

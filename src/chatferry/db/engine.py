@@ -59,11 +59,31 @@ def _create_sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        options = conn.get_execution_options()
+        if options.get(_READ_ONLY):  # see reading(): each statement on its own
+            return
         # Writers that must not lose a race (job claims) ask for BEGIN IMMEDIATE.
-        mode = "IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate") else ""
+        mode = "IMMEDIATE" if options.get("sqlite_immediate") else ""
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
     return engine
+
+
+_READ_ONLY = "chatferry_read_only"
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A session for reads outside any transaction: each statement sees the latest
+    committed data, and no BEGIN and COMMIT round trips are spent (the request paths
+    that only read). Never write through it."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        else:  # the driver already runs each statement alone; skip our BEGIN
+            conn.execution_options(**{_READ_ONLY: True})
+        with Session(bind=conn, expire_on_commit=False) as session:
+            yield session
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -74,6 +74,7 @@ def export_job(settings: Settings, app: AppContext, export: Export) -> JobSpec:
         max_attempts=settings.job_max_attempts,
         max_crashes=settings.job_max_crashes,
         run_after=export.run_at,
+        resource=export.resource_name,
     )
 
 

@@ -70,6 +70,7 @@ def create_import(
         app_ref=app.app_id,
         max_attempts=settings.job_max_attempts,
         max_crashes=settings.job_max_crashes,
+        resource=upload.resource,
     )
     enqueue(session, spec)
     return record

@@ -94,6 +94,17 @@ def give_up_message(noun: str, redo: str, exc: BaseException, attempts: int, ref
     )
 
 
+def refused_message(noun: str, redo: str, exc: BaseException, ref: str) -> str:
+    """The failure a tenant reads when the storage or the database refused the job (a
+    missing bucket, denied access, a full disk): retrying will not help until the
+    operator acts."""
+    part = failing_part(exc)
+    return (
+        f"the {noun} failed: the {part} refused it; the operator must check the {part} "
+        f"(reference {ref}), then {redo}"
+    )
+
+
 def internal_error_message(noun: str, redo: str, ref: str) -> str:
     """The failure a tenant reads after an unexpected error (the log has the details)."""
     return (

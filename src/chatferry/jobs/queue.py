@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Row, Select, func, select, update
+from sqlalchemy import Engine, Row, Select, event, func, inspect, select, update
 from sqlalchemy.orm import Session
 
 from chatferry.clock import utcnow
@@ -15,7 +16,9 @@ from chatferry.db.models import Job, table_of
 from chatferry.jobs.failures import backoff_seconds
 from chatferry.jobs.notify import notify_jobs
 from chatferry.jobs.status import JobStatus
+from chatferry.obs.log import log_event
 
+log = logging.getLogger(__name__)
 _jobs = table_of(Job)
 _running = _jobs.alias("running")
 
@@ -34,6 +37,7 @@ class JobSpec:
     max_attempts: int
     max_crashes: int
     run_after: datetime | None = None
+    resource: str = ""  # the record's type (users, rooms, comments), for the logs
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,42 @@ class ClaimedJob:
     app_ref: str = ""
     errors: int = 0
     crashes: int = 0
+    resource: str = ""  # the record's type, looked up by the worker for its log lines
+
+
+# Jobs added in a session, logged as "job queued" once that session commits.
+_QUEUED = "chatferry_queued_jobs"
+
+
+def _queued_fields(spec: JobSpec, now: datetime) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "kind": spec.kind,
+        "unique_id": spec.ref,
+        "app": spec.app_ref,
+        "type": spec.resource or None,
+    }
+    if spec.run_after is not None and spec.run_after > now:
+        due = spec.run_after.astimezone(UTC).isoformat(timespec="seconds")
+        fields["run_after"] = due.replace("+00:00", "Z")
+    return fields
+
+
+@event.listens_for(Session, "after_commit")
+def _log_queued_jobs(session: Session) -> None:
+    """Logs the jobs the session's transaction queued, once it is committed (not a
+    savepoint: its outer transaction may still roll back; not the jobs a rolled-back
+    savepoint dropped)."""
+    if session.in_nested_transaction():
+        return
+    for job, fields in session.info.pop(_QUEUED, []):
+        if inspect(job).persistent:
+            log_event(log, "job queued", **fields)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_queued_jobs(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_QUEUED, None)
 
 
 def enqueue(session: Session, spec: JobSpec) -> Job:
@@ -76,6 +116,7 @@ def enqueue(session: Session, spec: JobSpec) -> Job:
     session.add(job)
     session.flush()
     notify_jobs(session, f"{spec.kind}:{job.id}")
+    session.info.setdefault(_QUEUED, []).append((job, _queued_fields(spec, now)))
     return job
 
 

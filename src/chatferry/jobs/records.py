@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, update
+from sqlalchemy import Connection, Engine, Table, select, update
 from sqlalchemy.orm import Session
 
 from chatferry.clock import utcnow
@@ -21,6 +21,14 @@ class TrackedRecords:
     running: str  # the status while the job works on the record
     pending: tuple[str, ...]  # statuses from which the job may still fail it
     failed: str
+
+    def resource_of(self, engine: Engine, record_id: int) -> str:
+        """The record's type (users, rooms, comments), for the logs ("" if it is gone)."""
+        with engine.connect() as conn:
+            value = conn.scalar(
+                select(self.table.c.resource_name).where(self.table.c.id == record_id)
+            )
+        return str(value or "")
 
     def set_progress(self, engine: Engine, record_id: int, percentage: int) -> bool:
         """Records progress; False if the record no longer runs (deleted, cancelled)."""

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -18,9 +19,11 @@ from chatferry.jobs import queue
 from chatferry.jobs.failures import (
     abandoned_message,
     backoff_seconds,
+    failing_part,
     give_up_message,
     internal_error_message,
     is_transient,
+    refused_message,
     retry_notice,
     short_error,
 )
@@ -36,8 +39,27 @@ log = logging.getLogger(__name__)
 
 
 def job_fields(job: ClaimedJob) -> dict[str, Any]:
-    """What identifies a job in the logs: the record's and the app's public ids."""
-    return {"kind": job.kind, "ref": job.ref, "app": job.app_ref, "attempt": job.attempts}
+    """What identifies a job in the logs: the record's public ``unique_id``, its type
+    and its app's id (never our internal integer ids)."""
+    return {
+        "kind": job.kind,
+        "unique_id": job.ref,
+        "app": job.app_ref,
+        "type": job.resource or None,
+        "attempt": job.attempts,
+    }
+
+
+def with_resource(handler: JobHandler | None, rt: Runtime, job: ClaimedJob) -> ClaimedJob:
+    """The job with its record's type filled in, for the log lines (as it was if the
+    record cannot be read: the run itself will say why)."""
+    if handler is None:
+        return job
+    try:
+        return replace(job, resource=handler.records.resource_of(rt.engine, job.target_id))
+    except Exception:
+        log.warning("could not read the type of %s %s", job.kind, job.ref, exc_info=True)
+        return job
 
 
 class Worker:
@@ -128,6 +150,7 @@ class Worker:
 
     def _execute(self, job: ClaimedJob) -> None:
         handler = self.handlers.get(job.kind)
+        job = with_resource(handler, self.rt, job)
         with self._lock:
             self._running[job.id] = job
         started = time.monotonic()
@@ -148,9 +171,11 @@ class Worker:
         try:
             with transaction(self.rt.sessions) as session:
                 queue.finish(session, job, JobStatus.DONE)
-        except Exception:
+        except Exception as exc:
             # The lease runs out and the reaper runs the job again (it is idempotent).
-            log.exception("could not record job %s as done", job.id)
+            log_event(
+                log, "could not record the job as done", logging.ERROR, exc, **job_fields(job)
+            )
             return
         metrics.job_done(
             job.kind, report.outcome, seconds, report.resource, report.rows, report.bytes
@@ -158,8 +183,7 @@ class Worker:
         log_event(
             log,
             f"job {report.outcome}",
-            **job_fields(job),
-            resource=report.resource or None,
+            **{**job_fields(job), "type": report.resource or job.resource or None},
             rows=report.rows,
             bytes=report.bytes,
             seconds=round(seconds, 3),
@@ -175,10 +199,11 @@ class Worker:
                 self._retry(handler, job, exc)
                 return
             self._fail(handler, job, exc, seconds)
-        except Exception:
+        except Exception as failure:
             # The database itself is unreachable: the lease runs out and the reaper
             # queues the job again (or fails it after its crash budget).
-            log.exception("could not record the outcome of job %s", job.id)
+            fields = job_fields(job)
+            log_event(log, "could not record the job's outcome", logging.ERROR, failure, **fields)
 
     def _retry(self, handler: JobHandler | None, job: ClaimedJob, exc: Exception) -> None:
         tries = job.errors + 1
@@ -188,6 +213,7 @@ class Worker:
             log,
             "job retried",
             logging.WARNING,
+            exc,  # the details, under the reference the tenant reads
             **job_fields(job),
             error=short_error(exc),
             retry_in=delay,
@@ -208,13 +234,12 @@ class Worker:
             log,
             "job failed",
             logging.ERROR,
+            None if isinstance(exc, ChatferryError) else exc,  # the details, under the ref
             **job_fields(job),
             reference=ref,
             error=short_error(exc),
             seconds=round(seconds, 3),
         )
-        if not isinstance(exc, ChatferryError):
-            log.error("job %s failed: details under reference %s", job.ref, ref, exc_info=exc)
         message = self._tenant_message(handler, job, exc, ref)
         with transaction(self.rt.sessions) as session:
             failed = queue.finish(session, job, JobStatus.FAILED, short_error(exc))
@@ -227,8 +252,9 @@ class Worker:
     def _discard(self, handler: JobHandler, job: ClaimedJob) -> None:
         try:
             handler.discard(self.rt, job)
-        except Exception:
-            log.exception("could not remove what failed job %s left in storage", job.ref)
+        except Exception as exc:
+            fields = job_fields(job)
+            log_event(log, "could not remove the failed job's files", logging.ERROR, exc, **fields)
 
     @staticmethod
     def _tenant_message(
@@ -239,6 +265,8 @@ class Worker:
         noun, redo = (handler.noun, handler.redo) if handler else ("job", "try again")
         if is_transient(exc):
             return give_up_message(noun, redo, exc, job.errors + 1, ref)
+        if failing_part(exc) != "server":
+            return refused_message(noun, redo, exc, ref)
         return internal_error_message(noun, redo, ref)
 
     def _heartbeat(self) -> None:
@@ -261,7 +289,8 @@ class Worker:
         self.rt.job_wakeup.set()
 
     def _on_reaped(self, reaped: ReapedJob) -> None:
-        job = reaped.job
+        handler = self.handlers.get(reaped.job.kind)
+        job = with_resource(handler, self.rt, reaped.job)
         fields = {**job_fields(job), "crashes": job.crashes}
         if reaped.retry_in is not None:
             log_event(log, "job reaped", logging.WARNING, **fields, retry_in=reaped.retry_in)
@@ -269,7 +298,6 @@ class Worker:
             return
         log_event(log, "job failed", logging.ERROR, **fields, error=queue.CRASH_MESSAGE)
         metrics.job_reaped(job.kind, gave_up=True)
-        handler = self.handlers.get(job.kind)
         if handler is not None:
             with transaction(self.rt.sessions) as session:
                 message = abandoned_message(handler.noun, handler.redo, job.crashes)

@@ -1,6 +1,6 @@
 """One log format for chatferry and uvicorn: timestamped text, or one JSON object a line.
 
-Events carry fields (``log_event(log, "job finished", ref=..., rows=...)``): the text
+Events carry fields (``log_event(log, "job finished", unique_id=..., rows=...)``): the text
 format appends them as ``key=value``, the JSON format as keys. Link signatures are
 redacted from every line, whoever logs it (uvicorn's access log prints request URLs).
 """
@@ -25,11 +25,18 @@ def redact(text: str) -> str:
     return _AWS_SIGNATURE.sub(r"\1[redacted]", _SIGNATURE.sub(r"\1[redacted]", text))
 
 
-def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
-    """Logs ``event`` with structured fields (None values are left out)."""
+def log_event(
+    logger: logging.Logger,
+    event: str,
+    level: int = logging.INFO,
+    exc_info: BaseException | None = None,
+    **fields: Any,
+) -> None:
+    """Logs ``event`` with structured fields (None values are left out) and, with
+    ``exc_info``, the error's traceback under the line."""
     if logger.isEnabledFor(level):
         kept = {k: v for k, v in fields.items() if v is not None}
-        logger.log(level, event, extra={FIELDS_ATTR: kept})
+        logger.log(level, event, exc_info=exc_info, extra={FIELDS_ATTR: kept})
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -48,16 +55,20 @@ def _value(value: Any) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """``2026-12-02T10:00:00.123Z INFO chatferry.jobs: job finished ref=... rows=12``."""
+    """``2026-12-02T10:00:00.123Z INFO chatferry.jobs.worker: job finished unique_id=...
+    rows=12``. Every physical line starts with the timestamp: a traceback (or any
+    multi-line message) continues on lines that repeat the head and then ``|``."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_timestamp(record)} {record.levelname} {record.name}: {record.getMessage()}"
+        head = f"{_timestamp(record)} {record.levelname} {record.name}:"
+        text = record.getMessage()
         fields = _fields(record)
         if fields:
-            line += " " + " ".join(f"{k}={_value(v)}" for k, v in fields.items())
+            text += " " + " ".join(f"{k}={_value(v)}" for k, v in fields.items())
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return redact(line)
+            text += "\n" + self.formatException(record.exc_info)
+        first, *more = redact(text).splitlines() or [""]
+        return "\n".join([f"{head} {first}", *(f"{head} | {line}" for line in more)])
 
 
 class JsonFormatter(logging.Formatter):
@@ -86,7 +97,11 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # Python's warnings go through the same format
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+    # Alembic says "Context impl SQLiteImpl." on every start; the preflight logs one
+    # "database migrated" line when it did migrate.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
