@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from chatferry.errors import BadRequest
+from chatferry.errors import BadRequest, show
 
 
 class Resource(StrEnum):
@@ -21,6 +21,7 @@ def parse_resource(value: object, field: str = "type") -> Resource:
     if value is None or value == "":
         raise BadRequest(f'{field} is required: one of "users", "rooms", "comments"')
     if not isinstance(value, str) or value not in RESOURCE_NAMES:
-        shown = value if isinstance(value, str) and len(value) <= 40 else type(value).__name__
-        raise BadRequest(f'{field} {shown!r} is not valid: use one of "users", "rooms", "comments"')
+        raise BadRequest(
+            f'{field} {show(value)} is not valid: use one of "users", "rooms", "comments"'
+        )
     return Resource(value)

@@ -72,10 +72,14 @@ class Settings(BaseSettings):
     # app id, and requests a second per app.
     rate_limit_auth_failures_per_minute: float = Field(default=30.0, ge=0)
     rate_limit_app_requests_per_second: float = Field(default=200.0, ge=0)
+    # A 429 for failed sign-ins is answered after this delay (a flood's connection then
+    # costs a request a second); the right credentials are never delayed.
+    rate_limit_refusal_delay_seconds: float = Field(default=1.0, ge=0, le=60)
     # The HTTP server: idle keep-alive timeout, concurrent connections, and the time a
-    # request body may take to arrive.
+    # request's headers, then its body, may take to arrive.
     http_keepalive_seconds: float = Field(default=5.0, gt=0)
     http_max_connections: int = Field(default=200, gt=0)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
     http_body_timeout_seconds: float = Field(default=30.0, gt=0)
 
     def resolved_database_url(self) -> str:

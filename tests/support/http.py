@@ -27,6 +27,7 @@ ERROR_KEYS = {
     "days",
     "max_days",
     "limit_bytes",
+    "size",
 }
 
 

@@ -40,6 +40,7 @@ def create_api(rt: Runtime, run_worker: bool = True) -> FastAPI:
     app.state.guard = AuthGuard(
         rt.settings.rate_limit_auth_failures_per_minute,
         rt.settings.rate_limit_app_requests_per_second,
+        rt.settings.rate_limit_refusal_delay_seconds,
     )
     install_error_handlers(app)
     install_openapi(app)

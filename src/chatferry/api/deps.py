@@ -6,6 +6,7 @@ authenticated tenant, ``rt: RuntimeDep`` the process's runtime.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -96,8 +97,11 @@ async def current_app(
     try:
         app = await run_in_threadpool(check)
     except Unauthorized:
-        guard.failed(client, app_id)
-        raise
+        refusal = guard.failed(client, app_id)
+        if refusal is None:
+            raise
+        await asyncio.sleep(guard.refusal_wait())  # see ratelimit.py: a flood waits
+        raise refusal from None
     guard.admitted(app.app_id)
     return app
 
@@ -108,13 +112,14 @@ CurrentApp = Annotated[AppContext, Depends(current_app)]
 async def page_of(
     page: Annotated[
         int,
-        BeforeValidator(parse_page_number),
+        # Query before the validator: the document then says minimum/maximum.
         Query(ge=1, le=MAX_PAGE, description="Page number, from 1."),
+        BeforeValidator(parse_page_number),
     ] = 1,
     limit: Annotated[
         int,
-        BeforeValidator(parse_page_size),
         Query(ge=1, le=MAX_PAGE_SIZE, description="Extension: records a page (1-100)."),
+        BeforeValidator(parse_page_size),
     ] = PAGE_SIZE,
 ) -> Page:
     """The ``page`` and ``limit`` query parameters (our messages for bad values)."""

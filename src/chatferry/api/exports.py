@@ -11,13 +11,13 @@ from starlette.responses import FileResponse, MalformedRangeHeader, RedirectResp
 from starlette.responses import RangeNotSatisfiable as RangeOutside
 
 from chatferry.api.body import json_body, request_doc
-from chatferry.api.deps import CurrentApp, PageDep, RuntimeDep, SessionDep, base_url
+from chatferry.api.deps import CurrentApp, PageDep, RuntimeDep, base_url
 from chatferry.api.paging import paged
 from chatferry.api.records import download_url, export_record
 from chatferry.api.responses import ok
 from chatferry.api.schemas import Envelope, ExportPage, ExportRecord, OneExport, errors
 from chatferry.apps.service import AppContext
-from chatferry.db.engine import transaction
+from chatferry.db.engine import reading, transaction
 from chatferry.db.models import Export
 from chatferry.errors import BadRequest, NotFound, RangeNotSatisfiable
 from chatferry.exports import service
@@ -77,26 +77,28 @@ async def create_export(
     response_model=Envelope[ExportPage],
     responses=errors(400, 401, 429),
 )
-def list_exports(
-    request: Request, app: CurrentApp, page: PageDep, session: SessionDep, rt: RuntimeDep
-) -> Response:
-    exports = service.list_exports(session, app, page.number, page.size)
-    total = service.count_exports(session, app)
-    records = [render(rt, request, app, e) for e in exports]
+def list_exports(request: Request, app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Response:
+    with reading(rt.engine) as session:
+        exports = service.list_exports(session, app, page.number, page.size)
+        total = service.count_exports(session, app)
+        records = [render(rt, request, app, e) for e in exports]
     return paged("backup_histories", records, page, total)
 
 
 @router.get(
     "/exports/{unique_id}",
     summary="Get a backup by id",
+    description=(
+        "`results.backup_history` is the export record; a finished one carries a fresh "
+        "signed `download_url`. Another app's ids are not found."
+    ),
     response_model=Envelope[OneExport],
     responses=errors(401, 404, 429),
 )
-def get_export(
-    unique_id: str, request: Request, app: CurrentApp, session: SessionDep, rt: RuntimeDep
-) -> Response:
-    export = service.get_export(session, app, unique_id)
-    return ok({"backup_history": render(rt, request, app, export)})
+def get_export(unique_id: str, request: Request, app: CurrentApp, rt: RuntimeDep) -> Response:
+    with reading(rt.engine) as session:
+        export = service.get_export(session, app, unique_id)
+        return ok({"backup_history": render(rt, request, app, export)})
 
 
 @router.delete(
@@ -124,7 +126,7 @@ _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     206: {"description": "The requested byte range of the file."},
     307: {"description": "On object storage: a redirect to a presigned URL of the file."},
-    **errors(403, 404, 416),
+    **errors(400, 403, 404, 416),
 }
 
 

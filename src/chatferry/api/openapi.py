@@ -27,13 +27,29 @@ Answers are `{"results": ..., "status": 200}`; errors are
 
 
 def _drop_validation_errors(schema: dict[str, Any]) -> None:
-    for path_item in schema.get("paths", {}).values():
-        for operation in path_item.values():
-            if isinstance(operation, dict):
-                operation.get("responses", {}).pop("422", None)
+    for operation in _operations(schema):
+        operation.get("responses", {}).pop("422", None)
     schemas = schema.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
+
+
+def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        operation
+        for path_item in schema.get("paths", {}).values()
+        for operation in path_item.values()
+        if isinstance(operation, dict)
+    ]
+
+
+def _require_both_headers(schema: dict[str, Any]) -> None:
+    """FastAPI lists each header scheme as an alternative (app id OR secret); a call
+    needs both, which OpenAPI says with one requirement naming both schemes."""
+    for operation in _operations(schema):
+        requirements = operation.get("security")
+        if requirements:
+            operation["security"] = [{k: v for req in requirements for k, v in req.items()}]
 
 
 def _add_request_models(schema: dict[str, Any]) -> None:
@@ -61,11 +77,16 @@ def install_openapi(app: FastAPI) -> None:
                     },
                     {"name": "imports", "description": "Restores: upload a file, follow it."},
                     {"name": "schedules", "description": "Periodic exports (an extension)."},
+                    {
+                        "name": "stats",
+                        "description": "Rows per day and backup coverage (an extension).",
+                    },
                     {"name": "operations", "description": "Health, readiness and metrics."},
                 ],
             )
             _drop_validation_errors(schema)
             _add_request_models(schema)
+            _require_both_headers(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -3,9 +3,12 @@ requests per app.
 
 Failed authentications are counted per client address and per app id. Once either is
 over its budget, a request whose credentials FAIL gets 429 with ``Retry-After`` instead
-of 401; a request with the right credentials is never refused because of someone else's
-failures (that would let an attacker lock an app out). Authenticated requests are also
-limited per app (a token bucket), so one tenant cannot starve the others.
+of 401, and only after a delay (``refusal_delay``): a flood's client waits for its
+answer before it can send the next request, so each connection of a flood costs the
+server a request a second instead of as many as it can send. A request with the right
+credentials is never refused or delayed because of someone else's failures (that would
+let an attacker lock an app out). Authenticated requests are also limited per app (a
+token bucket), so one tenant cannot starve the others.
 
 The counters live in this process: with several API processes each enforces its own
 (see the README's "Security" for what a reverse proxy should add).
@@ -14,6 +17,7 @@ The counters live in this process: with several API processes each enforces its 
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -79,7 +83,13 @@ class TokenBuckets:
 class AuthGuard:
     """The API's limits; a rate of 0 turns a limit off."""
 
-    def __init__(self, failures_per_minute: float, app_requests_per_second: float) -> None:
+    def __init__(
+        self,
+        failures_per_minute: float,
+        app_requests_per_second: float,
+        refusal_delay: float = 1.0,
+    ) -> None:
+        self.refusal_delay = refusal_delay
         per_second = failures_per_minute / 60
         self._failures = (
             TokenBuckets(per_second, max(1.0, failures_per_minute)) if per_second > 0 else None
@@ -90,21 +100,27 @@ class AuthGuard:
             else None
         )
 
-    def failed(self, client: str, app_id: str | None) -> None:
-        """After a failed authentication: 429 instead of 401 once over the budget."""
+    def refusal_wait(self) -> float:
+        """The delay before a 429 for failed sign-ins: ``refusal_delay`` give or take
+        half (spread, so a flood's clients do not come back all at once)."""
+        return self.refusal_delay * random.uniform(0.5, 1.5)
+
+    def failed(self, client: str, app_id: str | None) -> TooManyRequests | None:
+        """After a failed authentication: the 429 to answer instead of the 401 once the
+        address or the app id is over its budget, else None."""
         if self._failures is None:
-            return
+            return None
         waits = [self._failures.take(f"ip:{client}")]
         if app_id:
             waits.append(self._failures.take(f"app:{app_id[:100]}"))
         wait = max(waits)
-        if wait > 0:
-            raise too_many(
-                "too many failed sign-ins from this address or for this app id: check "
-                "QISCUS-SDK-APP-ID and QISCUS-SDK-SECRET, then retry after "
-                f"{math.ceil(wait)} s",
-                wait,
-            )
+        if wait <= 0:
+            return None
+        return too_many(
+            "too many failed sign-ins from this address or for this app id: check "
+            f"QISCUS-SDK-APP-ID and QISCUS-SDK-SECRET, then retry after {math.ceil(wait)} s",
+            wait,
+        )
 
     def admitted(self, app_id: str) -> None:
         """After a successful authentication: the app's request budget."""

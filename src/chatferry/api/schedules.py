@@ -9,13 +9,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from chatferry.api.body import json_body, request_doc
-from chatferry.api.deps import CurrentApp, PageDep, RuntimeDep, SessionDep
+from chatferry.api.deps import CurrentApp, PageDep, RuntimeDep
 from chatferry.api.exports import render
 from chatferry.api.paging import paged
 from chatferry.api.records import schedule_record
 from chatferry.api.responses import ok
 from chatferry.api.schemas import Envelope, OneSchedule, SchedulePage, ScheduleRun, errors
-from chatferry.db.engine import transaction
+from chatferry.db.engine import reading, transaction
 from chatferry.schedules import service
 from chatferry.schedules.requests import ScheduleChange, ScheduleRequest
 from chatferry.schedules.scheduler import run_now
@@ -55,13 +55,15 @@ async def create_schedule(app: CurrentApp, body: CreateBody, rt: RuntimeDep) -> 
 @router.get(
     "/export_schedules",
     summary="List periodic exports",
+    description="The app's schedules, newest first, 20 a page (`limit` up to 100).",
     response_model=Envelope[SchedulePage],
     responses=errors(400, 401, 429),
 )
-def list_schedules(app: CurrentApp, page: PageDep, session: SessionDep) -> Response:
-    schedules = service.list_schedules(session, app, page.number, page.size)
-    total = service.count_schedules(session, app)
-    return paged("export_schedules", [schedule_record(s, app) for s in schedules], page, total)
+def list_schedules(app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Response:
+    with reading(rt.engine) as session:
+        schedules = service.list_schedules(session, app, page.number, page.size)
+        total = service.count_schedules(session, app)
+        return paged("export_schedules", [schedule_record(s, app) for s in schedules], page, total)
 
 
 @router.get(
@@ -71,9 +73,10 @@ def list_schedules(app: CurrentApp, page: PageDep, session: SessionDep) -> Respo
     response_model=Envelope[OneSchedule],
     responses=errors(401, 404, 429),
 )
-def get_schedule(unique_id: str, app: CurrentApp, session: SessionDep) -> Response:
-    schedule = service.get_schedule(session, app, unique_id)
-    return ok({"export_schedule": schedule_record(schedule, app)})
+def get_schedule(unique_id: str, app: CurrentApp, rt: RuntimeDep) -> Response:
+    with reading(rt.engine) as session:
+        schedule = service.get_schedule(session, app, unique_id)
+        return ok({"export_schedule": schedule_record(schedule, app)})
 
 
 @router.patch(

@@ -178,8 +178,9 @@ _ERROR_MEANINGS = {
     403: "The download link's signature is wrong or the link expired.",
     404: "No such record for this app (another app's ids are not found either).",
     413: "The body is over the limit.",
-    416: "The requested Range is outside the file.",
-    429: "Too many requests: wait for Retry-After seconds.",
+    416: "The requested Range is outside the file; the Content-Range header says "
+    "'bytes */<size of the file>'.",
+    429: "Too many requests: wait for the seconds the Retry-After header gives.",
     500: "An internal error: the message gives a reference for the operator.",
 }
 

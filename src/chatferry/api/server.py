@@ -21,7 +21,7 @@ from chatferry.settings import Settings
 
 log = logging.getLogger(__name__)
 
-HEADER_TIMEOUT_SECONDS = 10.0
+HEADER_TIMEOUT_SECONDS = 10.0  # the default of CHATFERRY_HTTP_HEADER_TIMEOUT_SECONDS
 _RECEIVING = (h11.IDLE, h11.SEND_BODY)
 
 
@@ -87,7 +87,10 @@ def _protocol(settings: Settings) -> type[DeadlineProtocol]:
     return type(
         "ChatferryProtocol",
         (DeadlineProtocol,),
-        {"body_timeout": settings.http_body_timeout_seconds},
+        {
+            "header_timeout": settings.http_header_timeout_seconds,
+            "body_timeout": settings.http_body_timeout_seconds,
+        },
     )
 
 

@@ -65,12 +65,17 @@ def parse_moment(value: Any, field: str) -> datetime | None:
         raise BadRequest(f"{field} {show(value)} is not a valid date and time") from None
 
 
+def _days_before(day: date, days: int) -> date:
+    """``day`` minus ``days``, but never before FIRST_DAY (no overflow near year 1)."""
+    return FIRST_DAY + timedelta(days=max(0, (day - FIRST_DAY).days - days))
+
+
 def resolve_window(
     start: date | None, end: date | None, timezone: str, now: datetime, max_days: int
 ) -> tuple[date, date]:
     """Applies the defaults (end today, start end - max_days) and checks the range."""
     end = end or now.astimezone(ZoneInfo(timezone)).date()
-    start = start or max(FIRST_DAY, end - timedelta(days=max_days))
+    start = start or _days_before(end, max_days)
     if start > end:
         raise BadRequest(
             f"start_date {start.isoformat()} is after end_date {end.isoformat()}: "

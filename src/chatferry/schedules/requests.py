@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
 from chatferry.errors import BadRequest, show
 from chatferry.resources import Resource, parse_resource
@@ -124,16 +124,39 @@ class ScheduleRequest(BaseModel):
     paused: _Paused = False
 
 
+def _refuse_null(value: Any, info: ValidationInfo) -> Any:
+    """A PATCH field is left out to keep its value; ``null`` is not a value."""
+    if value is None:
+        raise BadRequest(f"{info.field_name} must not be null: leave it out to keep it as it is")
+    return value
+
+
+def _without_nulls(schema: dict[str, Any]) -> None:
+    """JSON-schema hook: the fields are optional, but none of them takes null, and at
+    least one is sent."""
+    for prop in schema.get("properties", {}).values():
+        kept = [option for option in prop.pop("anyOf", []) if option.get("type") != "null"]
+        if kept:
+            prop.update(kept[0])
+        prop.pop("default", None)
+    schema["minProperties"] = 1
+
+
+_NotNull = BeforeValidator(_refuse_null)
+
+
 class ScheduleChange(BaseModel):
     """``PATCH /export_schedules/{id}``: any of the fields below; the others stay."""
 
-    model_config = ConfigDict(extra="forbid", title="ScheduleChange")
+    model_config = ConfigDict(
+        extra="forbid", title="ScheduleChange", json_schema_extra=_without_nulls
+    )
 
-    paused: _Paused | None = None
-    name: _Name | None = None
-    cron: _Cron | None = None
-    window_days: _WindowDays | None = None
-    keep_last: _KeepLast | None = None
+    paused: Annotated[_Paused | None, _NotNull] = None
+    name: Annotated[_Name | None, _NotNull] = None
+    cron: Annotated[_Cron | None, _NotNull] = None
+    window_days: Annotated[_WindowDays | None, _NotNull] = None
+    keep_last: Annotated[_KeepLast | None, _NotNull] = None
 
     def changes(self) -> dict[str, Any]:
         """The fields the request sent, with their checked values."""
