@@ -13,21 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException
-from starlette.datastructures import MutableHeaders
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; "
-    "base-uri 'none'; form-action 'self'"
-)
-# The edge middleware (edge.py) adds nosniff, no-referrer and no-store to every answer.
-SECURITY_HEADERS = {
-    "content-security-policy": CONTENT_SECURITY_POLICY,
-    "x-frame-options": "DENY",
-}
+# The edge middleware (edge.py) adds the Content-Security-Policy, X-Frame-Options,
+# nosniff, no-referrer and no-store to every answer.
 SWAGGER_FILES = {
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
     "swagger-ui.css": "text/css; charset=utf-8",
@@ -98,29 +88,7 @@ def favicon() -> Response:
     return RedirectResponse("/console/static/favicon.svg", status_code=307)
 
 
-class SecurityHeaders:
-    """Adds the CSP and friends to every response that does not set its own."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
 def install_console(app: FastAPI) -> None:
-    """The console and docs routes, their static files and the security headers."""
+    """The console and docs routes and their static files."""
     app.include_router(router)
     app.mount("/console/static", RevalidatedFiles(directory=CONSOLE_DIR), name="console-static")
-    app.add_middleware(SecurityHeaders)

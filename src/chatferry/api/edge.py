@@ -1,9 +1,9 @@
 """The HTTP edge: headers on every answer, request metrics, and clients that leave.
 
-A pure ASGI middleware (no per-request task or body buffering): it adds
-``Cache-Control: no-store`` (unless the route set its own) and
-``X-Content-Type-Options: nosniff`` to every answer, and counts each request by its
-route template and status with its latency.
+A pure ASGI middleware (no per-request task or body buffering): it adds the security
+headers to every answer (each unless the route set its own: the console's static files
+set their own Cache-Control) and counts each request by its route template and status
+with its latency.
 """
 
 from __future__ import annotations
@@ -17,8 +17,18 @@ from chatferry.obs import metrics
 
 log = logging.getLogger(__name__)
 
-_ALWAYS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
-_NO_STORE = (b"cache-control", b"no-store")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'"
+)
+DEFAULT_HEADERS = [
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-frame-options", b"DENY"),
+]
 
 
 def _route_of(scope: Scope) -> str:
@@ -44,9 +54,7 @@ class EdgeMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
-                headers.extend(h for h in _ALWAYS if h[0] not in names)
-                if _NO_STORE[0] not in names:
-                    headers.append(_NO_STORE)
+                headers.extend(h for h in DEFAULT_HEADERS if h[0] not in names)
                 message["headers"] = headers
             await send(message)
 
