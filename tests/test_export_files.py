@@ -167,6 +167,32 @@ def test_the_file_is_byte_for_byte_what_the_old_exporter_wrote(
         assert CUSTOM_PAYLOAD.encode() in body
 
 
+@pytest.mark.parametrize(
+    "extra_env",
+    [{"CHATFERRY_EXPORT_BATCH_SIZE": "1000"}, {"CHATFERRY_EXPORT_BATCH_SIZE": "40"}],
+    ids=["one-page", "batch40"],
+)
+def test_rows_inserted_out_of_order_keep_the_keyset_order_inside_each_page(
+    client: TestClient, runtime: Runtime, new_app: NewApp
+) -> None:
+    """The database joins a page's rows itself: their order inside the joined value must
+    be (created_at, id) even when insertion order, and so rowid order, differs."""
+    creds = new_app("shuffled")
+    pk = app_pk(runtime, creds.app_id)
+    base = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
+    # 250 comments at 25 distinct instants (ties), inserted in a scrambled order.
+    moments = [base + timedelta(seconds=(i * 7) % 25) for i in range(250)]
+    with transaction(runtime.sessions) as session:
+        user = add_user(session, pk, "writer@example.com", base - timedelta(minutes=1))
+        room = add_room(session, pk, "room", user, [user], base - timedelta(minutes=1))
+        for i, moment in enumerate(moments):
+            add_comment(session, pk, f"msg-{(i * 37) % 251}", room, user, moment, f"text {i}")
+    record = export_and_wait(client, creds.headers, type="comments")
+    body = download(client, record)
+    assert body == old_way(db_comments(runtime, pk), stored_payloads(runtime, pk))
+    assert record["total_rows"] == 250
+
+
 def compare(
     rows: list[dict[str, Any]], expected: list[dict[str, Any]], keys: list[str], time_key: str
 ) -> None:

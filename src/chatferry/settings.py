@@ -56,10 +56,6 @@ class Settings(BaseSettings):
     # A job that failed on a transient error runs again after 2^attempt seconds, at most:
     job_retry_max_backoff_seconds: float = Field(default=300.0, gt=0)
     export_batch_size: int = Field(default=2000, gt=0)
-    # A large export is read by two threads at once, each half of its window (the second
-    # half spooled to a temporary file): from this many rows; 1 thread reads every export.
-    export_read_threads: int = Field(default=2, ge=1, le=2)
-    export_parallel_min_rows: int = Field(default=20_000, ge=2)
     # Test and benchmark aid: a pause after each batch, so a job can be observed mid-run
     # (injected as a hook by the composition root, never read in the export's loop).
     export_batch_delay_seconds: float = Field(default=0.0, ge=0)

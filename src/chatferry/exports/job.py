@@ -6,7 +6,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -18,7 +18,7 @@ from chatferry.db.models import App, Export, table_of
 from chatferry.errors import ChatferryError
 from chatferry.exports.dates import window_bounds_utc
 from chatferry.exports.formats import count_rows
-from chatferry.exports.reading import Piece, Spool, Window, middle, window_pages
+from chatferry.exports.reading import Window, window_pages
 from chatferry.exports.service import (
     JOB_KIND,
     original_filename,
@@ -40,8 +40,7 @@ EXPORT_RECORDS = TrackedRecords(
     _exports, running=ExportStatus.STARTED, pending=PENDING, failed=ExportStatus.FAILED
 )
 
-# Least time between two progress writes of one export (cancellation is checked after
-# every batch regardless).
+# Least time between two progress writes (and cancellation checks) of one export.
 PROGRESS_INTERVAL_SECONDS = 0.25
 
 # Called with the export's id after its file is stored and the record finished.
@@ -112,9 +111,9 @@ def _load_plan(rt: Runtime, export_id: int) -> ExportPlan | None:
 
 
 class _Progress:
-    """After every batch: checks that the export still runs (a read), and writes the
-    percentage at most every PROGRESS_INTERVAL_SECONDS, so a fast export is not a
-    stream of commits."""
+    """Writes the percentage at most every PROGRESS_INTERVAL_SECONDS (so a fast export
+    is not a stream of commits); the guarded write also tells whether the export still
+    runs, so a cancelled export stops within that interval."""
 
     def __init__(self, rt: Runtime, plan: ExportPlan) -> None:
         self._rt = rt
@@ -125,20 +124,11 @@ class _Progress:
         """Raises ExportStopped if the export was cancelled or deleted meanwhile."""
         now = time.monotonic()
         if now - self._written_at < PROGRESS_INTERVAL_SECONDS:
-            if not self._still_running():
-                raise ExportStopped
             return
         percentage = min(99, rows * 100 // max(self._plan.expected_rows, rows))
         if not EXPORT_RECORDS.set_progress(self._rt.engine, self._plan.export_id, percentage):
             raise ExportStopped
         self._written_at = now
-
-    def _still_running(self) -> bool:
-        with self._rt.engine.connect() as conn:
-            found = conn.scalar(
-                select(_exports.c.status).where(_exports.c.id == self._plan.export_id)
-            )
-        return found == ExportStatus.STARTED
 
 
 class ExportJobHandler:
@@ -183,22 +173,21 @@ class ExportJobHandler:
         rt.store.delete(storage_key_for(job.app_ref, job.ref))
 
     def _file_chunks(self, rt: Runtime, plan: ExportPlan, totals: StreamTotals) -> Iterator[bytes]:
-        """The file as a JSON array, one object a line, in pieces as the rows arrive."""
+        """The file as a JSON array, one object a line, a page of rows at a time."""
         digest = hashlib.sha256()
         progress = _Progress(rt, plan)
         first = True
-        for piece, elsewhere in self._row_pieces(rt, plan):
+        window = Window(plan.resource, plan.app.pk, plan.lower, plan.upper)
+        for piece in window_pages(rt.engine, window, rt.settings.export_batch_size):
             totals.rows += piece.rows
-            if totals.rows + elsewhere > plan.row_limit:
-                raise plan.over_limit(totals.rows + elsewhere)
-            chunk = piece.data
-            if piece.starts_rows:
-                chunk = (b"[\n" if first else b",\n") + chunk
-                first = False
+            if totals.rows > plan.row_limit:
+                raise plan.over_limit(totals.rows)
+            chunk = (b"[\n" if first else b",\n") + piece.data
+            first = False
             digest.update(chunk)
             totals.size += len(chunk)
             yield chunk
-            progress.report(totals.rows + elsewhere)
+            progress.report(totals.rows)
             if self._after_batch is not None:
                 self._after_batch()
         tail = b"[]\n" if first else b"\n]\n"
@@ -206,30 +195,6 @@ class ExportJobHandler:
         totals.size += len(tail)
         totals.sha256 = digest.hexdigest()
         yield tail
-
-    def _row_pieces(self, rt: Runtime, plan: ExportPlan) -> Iterator[tuple[Piece, int]]:
-        """(piece, rows the other reader has read so far): a large export is read in two
-        halves at once, the second one spooled (see reading.py)."""
-        window = Window(plan.resource, plan.app.pk, plan.lower, plan.upper)
-        settings = rt.settings
-        batch = settings.export_batch_size
-        split = None
-        if (
-            settings.export_read_threads > 1
-            and plan.expected_rows >= settings.export_parallel_min_rows
-        ):
-            split = middle(rt.engine, window, plan.expected_rows)
-        if split is None:
-            yield from ((piece, 0) for piece in window_pages(rt.engine, window, batch))
-            return
-        spool = Spool(rt.engine, replace(window, lower=split), batch, self._after_batch)
-        spool.start()
-        try:
-            for piece in window_pages(rt.engine, replace(window, upper=split), batch):
-                yield piece, spool.rows
-            yield from ((piece, 0) for piece in spool.pieces())
-        finally:
-            spool.close()
 
 
 def _mark_finished(rt: Runtime, plan: ExportPlan, key: str, totals: StreamTotals) -> bool:
