@@ -423,37 +423,58 @@ def test_the_row_limit_at_exactly_the_limit_is_accepted(
     assert record["total_rows"] == 2
 
 
-@pytest.mark.parametrize(
-    "extra_env",
-    [
-        {
-            "CHATFERRY_EXPORT_MAX_USERS": "6",
-            "CHATFERRY_EXPORT_BATCH_SIZE": "1",
-            "CHATFERRY_EXPORT_BATCH_DELAY_SECONDS": "0.15",
-        }
-    ],
-    ids=["slow"],
-)
-def test_rows_added_while_the_job_runs_fail_it_instead_of_truncating(
+SLOW_BATCHES = {"CHATFERRY_EXPORT_BATCH_SIZE": "1", "CHATFERRY_EXPORT_BATCH_DELAY_SECONDS": "0.15"}
+
+
+@pytest.mark.parametrize("extra_env", [SLOW_BATCHES], ids=["slow"])
+def test_rows_added_while_the_job_runs_stay_out_of_its_file(
     client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
+    """The job reads one snapshot: the file holds the rows committed when it began."""
     creds = new_app()
     now = datetime.now(UTC)
-    add_users(runtime, creds.app_id, [now - timedelta(minutes=m) for m in range(20, 15, -1)])
+    early = add_users(
+        runtime, creds.app_id, [now - timedelta(minutes=m) for m in range(20, 15, -1)]
+    )
     unique_id = create_export(client, creds.headers, type="users")["unique_id"]
-    # Five rows at the POST (within the limit of six); the job writes one a batch.
     wait_for(lambda: get_record(client, creds.headers, unique_id)["percentage"] > 0)
-    # Later than the rows already read, so the running job still reaches them.
+    # Later than the rows already read: a page-by-page reader would still reach them.
     add_users(runtime, creds.app_id, [now - timedelta(minutes=m) for m in (3, 2, 1)], "late")
 
+    record = wait_finished(client, creds.headers, unique_id)
+    assert record["total_rows"] == 5
+    assert [row["Email"] for row in download_json(client, record)] == early
+
+
+@pytest.mark.parametrize(
+    "extra_env",
+    [{**SLOW_BATCHES, "CHATFERRY_EXPORT_MAX_USERS": "6", "CHATFERRY_WORKER_CONCURRENCY": "1"}],
+    ids=["slow-one-worker"],
+)
+def test_rows_added_before_the_job_starts_count_against_the_limit(
+    client: TestClient, new_app: NewApp, runtime: Runtime
+) -> None:
+    """Within the limit at the POST, over it when the job counts: the job fails with
+    the count it found, and no file stays behind."""
+    busy, creds = new_app(), new_app()
+    now = datetime.now(UTC)
+    add_users(runtime, busy.app_id, [now - timedelta(minutes=m) for m in range(1, 6)], "busy")
+    add_users(runtime, creds.app_id, [now - timedelta(minutes=m) for m in range(20, 15, -1)])
+    blocker = create_export(client, busy.headers, type="users")["unique_id"]
+    wait_for(lambda: get_record(client, busy.headers, blocker)["percentage"] > 0)
+    # The one worker is busy for about a second: this export waits in the queue.
+    unique_id = create_export(client, creds.headers, type="users")["unique_id"]
+    add_users(runtime, creds.app_id, [now - timedelta(minutes=m) for m in (3, 2)], "late")
+
     record = wait_done(client, creds.headers, unique_id)
+    assert get_record(client, busy.headers, blocker)["status"] == "finished"
     assert record["status"] == "failed", record
     message = record["error_message"]
     assert "limit of 6" in message, message
     assert "7 users rows" in message, message
     assert "start_date" in message and "CHATFERRY_EXPORT_MAX_USERS" in message
     assert record["download_url"] == ""
-    wait_for(lambda: stored_files(runtime) == [], timeout=5)
+    wait_for(lambda: len(stored_files(runtime)) == 1, timeout=5)  # the blocker's file
 
 
 def test_exports_created_while_workers_write_all_succeed(

@@ -86,6 +86,20 @@ def reading(engine: Engine) -> Iterator[Session]:
             yield session
 
 
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """One read-only transaction: every statement in it sees the same committed data
+    (SQLite: a deferred transaction in WAL mode; PostgreSQL: REPEATABLE READ). Writers
+    are not blocked while it is open."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn = conn.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        with conn.begin():
+            yield conn
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

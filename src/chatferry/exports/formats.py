@@ -1,17 +1,23 @@
-"""Reading one resource in keyset-paginated batches, each row already in the import
-format as the database rendered it (see columns.py and render.py).
+"""Reading one resource's rows in the import format, as the database rendered them
+(see columns.py and render.py), in (created_at, id) order.
 
-Each page is one index seek on (app_pk, created_at, id), compiled once per export and
-run on the DBAPI cursor. The database also joins the page's rows (``group_concat`` on
-SQLite, ``string_agg`` on PostgreSQL), so a page comes back as ONE value: the file's
-bytes for those rows. The driver then does one step for a page instead of one per row,
-and Python does no per-row work at all. A second, index-only query finds where the next
-page starts.
+- SQLite: keyset pages. Each page is one index seek on (app_pk, created_at, id), and the
+  database also joins the page's rows (``group_concat``), so a page comes back as ONE
+  value: the driver does one step a page instead of one a row, and Python does no
+  per-row work. A second, index-only query finds where the next page starts.
+- PostgreSQL: one statement over the whole window on a server-side cursor, fetched a
+  page at a time (binary results: bytes as they are). A single plan serves every row,
+  where a page query would look every page's users and rooms up afresh.
+
+The export job reads in one snapshot (db.engine.snapshot): the count it checks against
+the row limit and every row of the file come from the same committed data.
+
+Both compile their statements once per export and run them on the DBAPI cursor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,7 +40,6 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import NullType
 
@@ -89,12 +94,11 @@ def count_rows(
 
 
 @dataclass(frozen=True)
-class Page:
-    """One batch: its rows' JSON objects joined by ",\n", and how many rows."""
+class Piece:
+    """File bytes: rows' JSON objects joined by ",\n", and how many rows."""
 
     data: bytes
     rows: int
-    last: tuple[datetime, int] | None  # where the next page starts; None: no more rows
 
 
 def _keyset(table: Table, continued: bool) -> list[Any]:
@@ -117,7 +121,7 @@ def _keyset(table: Table, continued: bool) -> list[Any]:
 
 
 def _rows_select(resource: ResourceExport, dialect: Dialect, continued: bool) -> Select[Any]:
-    """The page's rows in keyset order: (id, created_at, JSON bytes)."""
+    """The window's rows (after the position) in keyset order: (id, created_at, JSON)."""
     table: Table = resource.table
     return (
         select(
@@ -126,25 +130,17 @@ def _rows_select(resource: ResourceExport, dialect: Dialect, continued: bool) ->
         .select_from(resource.source)
         .where(*_keyset(table, continued))
         .order_by(table.c.created_at, table.c.id)
-        .limit(bindparam("limit", type_=Integer()))
     )
 
 
-def _joined(rows: Any, dialect: Dialect) -> ColumnElement[bytes]:
-    """The page's JSON objects as one value, in the rows' order, joined by ",\n"."""
-    separator = literal_column("',\n'", String())
-    if dialect.name == "postgresql":
-        bytes_separator = func.convert_to(separator, literal_column("'UTF8'", String()))
-        ordered = aggregate_order_by(bytes_separator, rows.c.created_at, rows.c.id)
-        return func.string_agg(rows.c.row_json, ordered, type_=LargeBinary())
-    # SQLite joins the rows of an ordered subquery in its order (a test checks it).
-    return cast(func.group_concat(rows.c.row_json, separator), LargeBinary())
-
-
 def _page_select(resource: ResourceExport, dialect: Dialect, continued: bool) -> Select[bytes, int]:
-    """One page as one row: (the rows' JSON joined, how many rows)."""
-    rows = _rows_select(resource, dialect, continued).subquery("page")
-    return select(_joined(rows, dialect), func.count())
+    """One page as one row: (its rows' JSON joined by ",\n", how many rows). SQLite's
+    ``group_concat`` joins the rows of an ordered subquery in its order (a test checks)."""
+    page = _rows_select(resource, dialect, continued).limit(bindparam("limit", type_=Integer()))
+    rows = page.subquery("page")
+    separator = literal_column("',\n'", String())
+    joined = cast(func.group_concat(rows.c.row_json, separator), LargeBinary())
+    return select(joined, func.count())
 
 
 def _next_select(resource: ResourceExport, continued: bool) -> Select[Any]:
@@ -161,61 +157,66 @@ def _next_select(resource: ResourceExport, continued: bool) -> Select[Any]:
 
 
 @dataclass(frozen=True)
-class _CompiledPage:
+class _Compiled:
+    """A statement compiled once for the dialect, run on DBAPI cursors with values in
+    the driver's own paramstyle (SQLAlchemy's per-execution work is skipped)."""
+
     compiled: SQLCompiler
 
-    def fetch(self, conn: Connection, values: dict[str, Any]) -> Sequence[DbRow]:
-        """Runs the statement on the DBAPI cursor; rows come back as driver tuples."""
-        # The driver's own paramstyle: SQLAlchemy's per-execution work is skipped.
+    def driver_params(self, values: dict[str, Any]) -> Any:
         params = self.compiled.construct_params(values)
         names = self.compiled.positiontup
-        driver_params = [params[name] for name in names] if names is not None else params
+        return [params[name] for name in names] if names is not None else params
+
+    def fetch(self, conn: Connection, values: dict[str, Any]) -> Sequence[DbRow]:
         cursor = conn.connection.cursor()
         try:
-            cursor.execute(self.compiled.string, driver_params)
+            cursor.execute(self.compiled.string, self.driver_params(values))
             return cursor.fetchall()
         finally:
             cursor.close()
 
 
-def _compile(query: Select[*tuple[Any, ...]], dialect: Dialect) -> _CompiledPage:
+def _compile(query: Select[*tuple[Any, ...]], dialect: Dialect) -> _Compiled:
     compiled = query.compile(dialect=dialect)
     assert isinstance(compiled, SQLCompiler)
-    return _CompiledPage(compiled)
+    return _Compiled(compiled)
 
 
-class BatchReader:
-    """Reads one export's rows page by page; ``format`` joins a page into file bytes.
+class KeysetPages:
+    """SQLite: the window's rows a page at a time, each page one statement. Stored
+    timestamps are bound and read through SQLAlchemy's own DateTime processors for the
+    dialect, so comparisons match what UtcDateTime stores."""
 
-    SQLAlchemy compiles the two page statements (the first page, and the page after a
-    keyset position) once for the dialect; each page then runs on the DBAPI cursor with
-    values already in the driver's form. Stored timestamps are bound and read through
-    SQLAlchemy's own DateTime processors for the dialect, so comparisons match what
-    UtcDateTime stores.
-    """
-
-    def __init__(
-        self,
-        dialect: Dialect,
-        resource: Resource,
-        app_pk: int,
-        lower: datetime,
-        upper: datetime,
-        limit: int,
-    ) -> None:
-        export = EXPORTS[resource]
-        self._pages = [
-            _compile(_page_select(export, dialect, continued), dialect)
-            for continued in (False, True)
-        ]
-        self._starts = [
-            _compile(_next_select(export, continued), dialect) for continued in (False, True)
-        ]
+    def __init__(self, dialect: Dialect, window: Window, limit: int) -> None:
+        export = EXPORTS[window.resource]
+        self._pages = [_compile(_page_select(export, dialect, c), dialect) for c in (False, True)]
+        self._starts = [_compile(_next_select(export, c), dialect) for c in (False, True)]
         self._read_time = time_reader(dialect)
         self._write_time = _time_writer(dialect)
-        self._values = {"app_pk": app_pk, "upper": self._write_time(upper), "limit": limit}
-        self._lower = lower
+        self._values = {
+            "app_pk": window.app_pk,
+            "upper": self._write_time(window.upper),
+            "limit": limit,
+        }
+        self._lower = window.lower
         self._limit = limit
+
+    def pieces(self, conn: Connection) -> Iterator[Piece]:
+        after: tuple[datetime, int] | None = None
+        while True:
+            continued = int(after is not None)
+            values = {**self._values, **self._position(after)}
+            [(data, rows)] = self._pages[continued].fetch(conn, values)
+            if not rows:
+                return
+            yield Piece(bytes(data), rows)
+            if rows < self._limit:  # a short page is the last
+                return
+            [(created, row_id)] = self._starts[continued].fetch(
+                conn, {**values, "skip": self._limit - 1}
+            )
+            after = (self._read_time(created), row_id)
 
     def _position(self, after: tuple[datetime, int] | None) -> dict[str, Any]:
         if after is None:
@@ -227,17 +228,54 @@ class BatchReader:
             "after_id": row_id,
         }
 
-    def fetch(self, conn: Connection, after: tuple[datetime, int] | None) -> Page | None:
-        """The page after ``after`` (None: the first page); None when no rows are left."""
-        continued = int(after is not None)
-        values = {**self._values, **self._position(after)}
-        [(data, rows)] = self._pages[continued].fetch(conn, values)
-        if not rows:
-            return None
-        last = None
-        if rows == self._limit:  # a full page: more rows may follow
-            [(created, row_id)] = self._starts[continued].fetch(
-                conn, {**values, "skip": self._limit - 1}
-            )
-            last = (self._read_time(created), row_id)
-        return Page(bytes(data), rows, last)
+
+class StreamedRows:
+    """PostgreSQL: one statement over the window on a server-side cursor (it needs the
+    caller's transaction), fetched ``limit`` rows at a time and joined here."""
+
+    def __init__(self, dialect: Dialect, window: Window, limit: int) -> None:
+        export = EXPORTS[window.resource]
+        rows = _rows_select(export, dialect, continued=False).subquery("window")
+        self._statement = _compile(select(rows.c.row_json), dialect)
+        write_time = _time_writer(dialect)
+        self._values = {
+            "app_pk": window.app_pk,
+            "lower": write_time(window.lower),
+            "upper": write_time(window.upper),
+        }
+        self._limit = limit
+
+    def pieces(self, conn: Connection) -> Iterator[Piece]:
+        params = self._statement.driver_params(self._values)
+        # binary: bytea comes back as the bytes themselves, not as hex text.
+        driver: Any = conn.connection.driver_connection  # a psycopg connection
+        cursor = driver.cursor(name="chatferry_export", binary=True)
+        try:
+            cursor.execute(self._statement.compiled.string, params)
+            while rows := cursor.fetchmany(self._limit):
+                yield Piece(b",\n".join([row for (row,) in rows]), len(rows))
+        finally:
+            cursor.close()
+
+
+@dataclass(frozen=True)
+class Window:
+    """The rows of one app and resource created in [lower, upper) (naive UTC)."""
+
+    resource: Resource
+    app_pk: int
+    lower: datetime
+    upper: datetime
+
+
+READERS: dict[str, type[KeysetPages] | type[StreamedRows]] = {
+    "sqlite": KeysetPages,
+    "postgresql": StreamedRows,
+}
+
+
+def window_pieces(conn: Connection, window: Window, batch: int) -> Iterator[Piece]:
+    """The window's rows as file pieces of at most ``batch`` rows. Run it in a snapshot
+    (db.engine.snapshot) so that every piece, and a count made before, agree."""
+    reader = READERS[conn.dialect.name](conn.dialect, window, batch)
+    return reader.pieces(conn)

@@ -9,16 +9,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from chatferry.apps.service import AppContext, app_context
 from chatferry.clock import utcnow
-from chatferry.db.engine import transaction
+from chatferry.db.engine import snapshot, transaction
 from chatferry.db.models import App, Export, table_of
 from chatferry.errors import ChatferryError
 from chatferry.exports.dates import window_bounds_utc
-from chatferry.exports.formats import count_rows
-from chatferry.exports.reading import Window, window_pages
+from chatferry.exports.formats import Window, count_rows, window_pieces
 from chatferry.exports.service import (
     JOB_KIND,
     original_filename,
@@ -63,7 +62,6 @@ class ExportPlan:
     app: AppContext
     lower: datetime
     upper: datetime
-    expected_rows: int
     filename: str
 
     @property
@@ -105,9 +103,8 @@ def _load_plan(rt: Runtime, export_id: int) -> ExportPlan | None:
         ctx = app_context(app, rt.settings)
         lower, upper = window_bounds_utc(export.start_date, export.end_date, ctx.timezone)
         resource = Resource(export.resource_name)
-        rows = count_rows(session.connection(), resource, ctx.pk, lower, upper)
         filename = original_filename(export, ctx)
-        return ExportPlan(export.id, export.unique_id, resource, ctx, lower, upper, rows, filename)
+        return ExportPlan(export.id, export.unique_id, resource, ctx, lower, upper, filename)
 
 
 class _Progress:
@@ -115,9 +112,10 @@ class _Progress:
     is not a stream of commits); the guarded write also tells whether the export still
     runs, so a cancelled export stops within that interval."""
 
-    def __init__(self, rt: Runtime, plan: ExportPlan) -> None:
+    def __init__(self, rt: Runtime, plan: ExportPlan, expected_rows: int) -> None:
         self._rt = rt
         self._plan = plan
+        self._expected_rows = expected_rows
         self._written_at = -PROGRESS_INTERVAL_SECONDS  # the first batch writes at once
 
     def report(self, rows: int) -> None:
@@ -125,7 +123,7 @@ class _Progress:
         now = time.monotonic()
         if now - self._written_at < PROGRESS_INTERVAL_SECONDS:
             return
-        percentage = min(99, rows * 100 // max(self._plan.expected_rows, rows))
+        percentage = min(99, rows * 100 // max(self._expected_rows, rows))
         if not EXPORT_RECORDS.set_progress(self._rt.engine, self._plan.export_id, percentage):
             raise ExportStopped
         self._written_at = now
@@ -153,13 +151,16 @@ class ExportJobHandler:
         plan = _load_plan(rt, job.target_id)
         if plan is None:
             return JobReport(outcome="skipped")
-        if plan.expected_rows > plan.row_limit:
-            raise plan.over_limit(plan.expected_rows)
         key = storage_key_for(plan.app.app_id, plan.unique_id)
         totals = StreamTotals()
         try:
-            chunks = self._file_chunks(rt, plan, totals)
-            rt.store.put_stream(key, chunks, filename=plan.filename)
+            # The count checked against the limit and the file's rows: one snapshot.
+            with snapshot(rt.engine) as conn:
+                rows = count_rows(conn, plan.resource, plan.app.pk, plan.lower, plan.upper)
+                if rows > plan.row_limit:
+                    raise plan.over_limit(rows)
+                chunks = self._file_chunks(rt, plan, conn, _Progress(rt, plan, rows), totals)
+                rt.store.put_stream(key, chunks, filename=plan.filename)
         except ExportStopped:
             log.info("export %s was cancelled while running; no file kept", plan.unique_id)
             rt.store.delete(key)
@@ -172,16 +173,20 @@ class ExportJobHandler:
         """A failed export keeps no file and no staging file."""
         rt.store.delete(storage_key_for(job.app_ref, job.ref))
 
-    def _file_chunks(self, rt: Runtime, plan: ExportPlan, totals: StreamTotals) -> Iterator[bytes]:
+    def _file_chunks(
+        self,
+        rt: Runtime,
+        plan: ExportPlan,
+        conn: Connection,
+        progress: _Progress,
+        totals: StreamTotals,
+    ) -> Iterator[bytes]:
         """The file as a JSON array, one object a line, a page of rows at a time."""
         digest = hashlib.sha256()
-        progress = _Progress(rt, plan)
         first = True
         window = Window(plan.resource, plan.app.pk, plan.lower, plan.upper)
-        for piece in window_pages(rt.engine, window, rt.settings.export_batch_size):
+        for piece in window_pieces(conn, window, rt.settings.export_batch_size):
             totals.rows += piece.rows
-            if totals.rows > plan.row_limit:
-                raise plan.over_limit(totals.rows)
             chunk = (b"[\n" if first else b",\n") + piece.data
             first = False
             digest.update(chunk)
