@@ -7,12 +7,13 @@ authenticated tenant, ``rt: RuntimeDep`` the process's runtime.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader
 from pydantic import BeforeValidator
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -25,8 +26,14 @@ from chatferry.api.paging import (
     parse_page_size,
 )
 from chatferry.api.ratelimit import AuthGuard
-from chatferry.apps.service import AppContext, authenticate, upgrade_secret_hash
-from chatferry.db.engine import reading, transaction
+from chatferry.apps.service import (
+    AppContext,
+    Authenticated,
+    lookup_app,
+    upgrade_secret_hash,
+    verify_credentials,
+)
+from chatferry.db.engine import is_sqlite, reading, transaction
 from chatferry.errors import Unauthorized
 from chatferry.runtime import Runtime
 
@@ -64,6 +71,22 @@ def get_session(rt: RuntimeDep) -> Iterator[Session]:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
+T = TypeVar("T")
+
+
+async def run_read(rt: Runtime, read: Callable[[], T]) -> T:
+    """Runs a short indexed read (no writes) for a request.
+
+    On SQLite it runs at once on the event loop: in WAL mode a reader never waits for a
+    writer, and the read (about 0.1 ms) costs less than the hop to a worker thread and
+    back, which under load also fights the event loop for the interpreter (measured in
+    bench/api_bench.py). On PostgreSQL a read is a network round trip, so it goes to the
+    thread pool and never holds the loop.
+    """
+    if is_sqlite(rt.engine):
+        return read()
+    return await run_in_threadpool(read)
+
 
 def _header(request: Request, names: tuple[str, ...]) -> str | None:
     """Header lookup is case-insensitive; the underscore spelling is accepted too."""
@@ -86,24 +109,35 @@ async def current_app(
     guard: AuthGuard = request.app.state.guard
     client = request.client.host if request.client else ""
 
-    def check() -> AppContext:
+    def lookup() -> Row[Any] | None:
         with reading(rt.engine) as session:
-            found = authenticate(session, rt.settings, rt.secrets, app_id, secret)
-        if found.legacy_hash and secret:
-            with transaction(rt.sessions) as session:
-                upgrade_secret_hash(session, rt.secrets, found.app, secret)
-        return found.app
+            return lookup_app(session, app_id, secret)
+
+    def verify(row: Row[Any] | None) -> Authenticated:
+        assert app_id is not None and secret is not None  # lookup_app refused them missing
+        return verify_credentials(rt.settings, rt.secrets, app_id, secret, row)
+
+    def upgrade() -> None:
+        assert secret is not None
+        with transaction(rt.sessions) as session:
+            upgrade_secret_hash(session, rt.secrets, found.app, secret)
 
     try:
-        app = await run_in_threadpool(check)
+        row = await run_read(rt, lookup)
+        if row is None or rt.secrets.is_current(row.secret_hash):
+            found = verify(row)  # a keyed hash: microseconds
+        else:  # a legacy Argon2 hash: tens of milliseconds, on a worker thread
+            found = await run_in_threadpool(verify, row)
     except Unauthorized:
         refusal = guard.failed(client, app_id)
         if refusal is None:
             raise
         await asyncio.sleep(guard.refusal_wait())  # see ratelimit.py: a flood waits
         raise refusal from None
-    guard.admitted(app.app_id)
-    return app
+    if found.legacy_hash:  # a write, once per app: on a worker thread
+        await run_in_threadpool(upgrade)
+    guard.admitted(found.app.app_id)
+    return found.app
 
 
 CurrentApp = Annotated[AppContext, Depends(current_app)]

@@ -11,7 +11,7 @@ from starlette.responses import FileResponse, MalformedRangeHeader, RedirectResp
 from starlette.responses import RangeNotSatisfiable as RangeOutside
 
 from chatferry.api.body import json_body, request_doc
-from chatferry.api.deps import CurrentApp, PageDep, RuntimeDep, base_url
+from chatferry.api.deps import CurrentApp, PageDep, RuntimeDep, base_url, run_read
 from chatferry.api.paging import paged
 from chatferry.api.records import download_url, export_record
 from chatferry.api.responses import ok
@@ -77,12 +77,17 @@ async def create_export(
     response_model=Envelope[ExportPage],
     responses=errors(400, 401, 429),
 )
-def list_exports(request: Request, app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Response:
-    with reading(rt.engine) as session:
-        exports = service.list_exports(session, app, page.number, page.size)
-        total = service.count_exports(session, app)
-        records = [render(rt, request, app, e) for e in exports]
-    return paged("backup_histories", records, page, total)
+async def list_exports(
+    request: Request, app: CurrentApp, page: PageDep, rt: RuntimeDep
+) -> Response:
+    def read() -> Response:
+        with reading(rt.engine) as session:
+            exports = service.list_exports(session, app, page.number, page.size)
+            total = service.count_exports(session, app)
+            records = [render(rt, request, app, e) for e in exports]
+        return paged("backup_histories", records, page, total)
+
+    return await run_read(rt, read)
 
 
 @router.get(
@@ -95,10 +100,13 @@ def list_exports(request: Request, app: CurrentApp, page: PageDep, rt: RuntimeDe
     response_model=Envelope[OneExport],
     responses=errors(401, 404, 429),
 )
-def get_export(unique_id: str, request: Request, app: CurrentApp, rt: RuntimeDep) -> Response:
-    with reading(rt.engine) as session:
-        export = service.get_export(session, app, unique_id)
-        return ok({"backup_history": render(rt, request, app, export)})
+async def get_export(unique_id: str, request: Request, app: CurrentApp, rt: RuntimeDep) -> Response:
+    def read() -> dict[str, Any]:
+        with reading(rt.engine) as session:
+            export = service.get_export(session, app, unique_id)
+            return {"backup_history": render(rt, request, app, export)}
+
+    return ok(await run_read(rt, read))
 
 
 @router.delete(

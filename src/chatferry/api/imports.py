@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from chatferry.api.deps import CurrentApp, PageDep, RuntimeDep
+from chatferry.api.deps import CurrentApp, PageDep, RuntimeDep, run_read
 from chatferry.api.paging import paged
 from chatferry.api.records import import_record
 from chatferry.api.responses import ok
@@ -100,11 +100,15 @@ async def create_import(request: Request, app: CurrentApp, rt: RuntimeDep) -> Re
     response_model=Envelope[ImportPage],
     responses=errors(400, 401, 429),
 )
-def list_imports(app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Response:
-    with reading(rt.engine) as session:
-        records = service.list_imports(session, app, page.number, page.size)
-        total = service.count_imports(session, app)
-        return paged("backup_histories", [import_record(r, app) for r in records], page, total)
+async def list_imports(app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Response:
+    def read() -> Response:
+        with reading(rt.engine) as session:
+            records = service.list_imports(session, app, page.number, page.size)
+            total = service.count_imports(session, app)
+            rendered = [import_record(r, app) for r in records]
+        return paged("backup_histories", rendered, page, total)
+
+    return await run_read(rt, read)
 
 
 @router.get(
@@ -117,7 +121,10 @@ def list_imports(app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Response:
     response_model=Envelope[OneImport],
     responses=errors(401, 404, 429),
 )
-def get_import(unique_id: str, app: CurrentApp, rt: RuntimeDep) -> Response:
-    with reading(rt.engine) as session:
-        record = service.get_import(session, app, unique_id)
-        return ok({"backup_history": import_record(record, app)})
+async def get_import(unique_id: str, app: CurrentApp, rt: RuntimeDep) -> Response:
+    def read() -> dict[str, Any]:
+        with reading(rt.engine) as session:
+            record = service.get_import(session, app, unique_id)
+            return {"backup_history": import_record(record, app)}
+
+    return ok(await run_read(rt, read))

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from chatferry.api.body import json_body, request_doc
-from chatferry.api.deps import CurrentApp, PageDep, RuntimeDep
+from chatferry.api.deps import CurrentApp, PageDep, RuntimeDep, run_read
 from chatferry.api.exports import render
 from chatferry.api.paging import paged
 from chatferry.api.records import schedule_record
@@ -59,11 +59,15 @@ async def create_schedule(app: CurrentApp, body: CreateBody, rt: RuntimeDep) -> 
     response_model=Envelope[SchedulePage],
     responses=errors(400, 401, 429),
 )
-def list_schedules(app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Response:
-    with reading(rt.engine) as session:
-        schedules = service.list_schedules(session, app, page.number, page.size)
-        total = service.count_schedules(session, app)
-        return paged("export_schedules", [schedule_record(s, app) for s in schedules], page, total)
+async def list_schedules(app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Response:
+    def read() -> Response:
+        with reading(rt.engine) as session:
+            schedules = service.list_schedules(session, app, page.number, page.size)
+            total = service.count_schedules(session, app)
+            rendered = [schedule_record(s, app) for s in schedules]
+        return paged("export_schedules", rendered, page, total)
+
+    return await run_read(rt, read)
 
 
 @router.get(
@@ -73,10 +77,13 @@ def list_schedules(app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Response:
     response_model=Envelope[OneSchedule],
     responses=errors(401, 404, 429),
 )
-def get_schedule(unique_id: str, app: CurrentApp, rt: RuntimeDep) -> Response:
-    with reading(rt.engine) as session:
-        schedule = service.get_schedule(session, app, unique_id)
-        return ok({"export_schedule": schedule_record(schedule, app)})
+async def get_schedule(unique_id: str, app: CurrentApp, rt: RuntimeDep) -> Response:
+    def read() -> dict[str, Any]:
+        with reading(rt.engine) as session:
+            schedule = service.get_schedule(session, app, unique_id)
+            return {"export_schedule": schedule_record(schedule, app)}
+
+    return ok(await run_read(rt, read))
 
 
 @router.patch(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from chatferry.apps.service import AppContext, app_context
@@ -26,6 +26,12 @@ from chatferry.settings import Settings
 
 JOB_KIND = "export"
 MAX_RUN_AT_DAYS = 366
+
+# One app's export by its unique_id; built once (every poll of a record runs it).
+_EXPORT = select(Export).where(
+    Export.unique_id == bindparam("unique_id"), Export.app_pk == bindparam("app_pk")
+)
+_EXPORT_FOR_UPDATE = _EXPORT.with_for_update()
 
 
 def row_limit_message(resource: str, rows: int, limit: int, app: AppContext) -> str:
@@ -169,8 +175,8 @@ def get_export(
     """
     if not is_lookup_key(unique_id):
         raise NotFound(f"no export with unique_id {show(unique_id)}")
-    query = select(Export).where(Export.unique_id == unique_id, Export.app_pk == app.pk)
-    export = session.scalar(query.with_for_update() if for_update else query)
+    query = _EXPORT_FOR_UPDATE if for_update else _EXPORT
+    export = session.scalar(query, {"unique_id": unique_id, "app_pk": app.pk})
     if export is None:
         raise NotFound(f"no export with unique_id {show(unique_id)}")
     return export
