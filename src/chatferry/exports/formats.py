@@ -57,6 +57,11 @@ def _naive(column: ColumnElement[Any]) -> ColumnElement[datetime]:
     return type_coerce(column, DateTime())
 
 
+def naive_created_at(table: Table) -> ColumnElement[datetime]:
+    """The table's created_at as naive UTC (compared with, and read as, naive bounds)."""
+    return _naive(table.c.created_at)
+
+
 def _raw(column: ColumnElement[Any]) -> ColumnElement[Any]:
     """A column read as the driver returns it: no per-row result processing."""
     return type_coerce(column, NullType())
@@ -84,7 +89,7 @@ def count_rows(
 ) -> int:
     """How many rows of ``resource`` the app created in [lower, upper) (naive UTC)."""
     table = EXPORTS[resource].table
-    created = _naive(table.c.created_at)
+    created = naive_created_at(table)
     query = (
         select(func.count())
         .select_from(table)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import select, update
 
 from chatferry.apps.service import AppContext, app_context
 from chatferry.clock import utcnow
@@ -17,7 +17,8 @@ from chatferry.db.engine import snapshot, transaction
 from chatferry.db.models import App, Export, table_of
 from chatferry.errors import ChatferryError
 from chatferry.exports.dates import window_bounds_utc
-from chatferry.exports.formats import Window, count_rows, window_pieces
+from chatferry.exports.formats import Piece, Window, count_rows
+from chatferry.exports.reading import ReadPlan, read_window
 from chatferry.exports.service import (
     JOB_KIND,
     original_filename,
@@ -63,6 +64,10 @@ class ExportPlan:
     lower: datetime
     upper: datetime
     filename: str
+
+    @property
+    def window(self) -> Window:
+        return Window(self.resource, self.app.pk, self.lower, self.upper)
 
     @property
     def row_limit(self) -> int:
@@ -154,12 +159,16 @@ class ExportJobHandler:
         key = storage_key_for(plan.app.app_id, plan.unique_id)
         totals = StreamTotals()
         try:
-            # The count checked against the limit and the file's rows: one snapshot.
+            # The count checked against the limit and the file's rows: the job's snapshot
+            # (a second reader's half comes from its own, taken at once: reading.py).
             with snapshot(rt.engine) as conn:
                 rows = count_rows(conn, plan.resource, plan.app.pk, plan.lower, plan.upper)
                 if rows > plan.row_limit:
                     raise plan.over_limit(rows)
-                chunks = self._file_chunks(rt, plan, conn, _Progress(rt, plan, rows), totals)
+                progress = _Progress(rt, plan, rows)
+                how = ReadPlan(rt.settings.export_batch_size, rt.settings.export_split_min_rows)
+                pieces = read_window(rt.engine, conn, plan.window, rows, how)
+                chunks = self._file_chunks(plan, pieces, progress, totals)
                 rt.store.put_stream(key, chunks, filename=plan.filename)
         except ExportStopped:
             log.info("export %s was cancelled while running; no file kept", plan.unique_id)
@@ -175,17 +184,15 @@ class ExportJobHandler:
 
     def _file_chunks(
         self,
-        rt: Runtime,
         plan: ExportPlan,
-        conn: Connection,
+        pieces: Iterator[Piece],
         progress: _Progress,
         totals: StreamTotals,
     ) -> Iterator[bytes]:
         """The file as a JSON array, one object a line, a page of rows at a time."""
         digest = hashlib.sha256()
         first = True
-        window = Window(plan.resource, plan.app.pk, plan.lower, plan.upper)
-        for piece in window_pieces(conn, window, rt.settings.export_batch_size):
+        for piece in pieces:
             totals.rows += piece.rows
             chunk = (b"[\n" if first else b",\n") + piece.data
             first = False
@@ -195,6 +202,8 @@ class ExportJobHandler:
             progress.report(totals.rows)
             if self._after_batch is not None:
                 self._after_batch()
+        if totals.rows > plan.row_limit:  # rows committed between two readers' snapshots
+            raise plan.over_limit(totals.rows)
         tail = b"[]\n" if first else b"\n]\n"
         digest.update(tail)
         totals.size += len(tail)
