@@ -100,8 +100,8 @@ def violation(importer: str, imported: str) -> str | None:
     return None
 
 
-def source_files() -> list[Path]:
-    return sorted(p for p in SRC.rglob("*.py") if "migrations" not in p.parts)
+def source_files(migrations: bool = False) -> list[Path]:
+    return sorted(p for p in SRC.rglob("*.py") if migrations or "migrations" not in p.parts)
 
 
 def test_every_package_has_a_layer() -> None:
@@ -140,7 +140,7 @@ def test_the_rule_itself_catches_upward_imports(
 
 def test_no_function_is_over_50_lines() -> None:
     long = []
-    for path in source_files():
+    for path in source_files(migrations=True):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 length = (node.end_lineno or node.lineno) - node.lineno + 1

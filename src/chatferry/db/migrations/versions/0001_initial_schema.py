@@ -17,7 +17,17 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _create_apps()
+    _create_jobs()
+    _create_server_keys()
+    _create_exports()
+    _create_users()
+    _create_rooms()
+    _create_comments()
+    _create_room_participants()
 
+
+def _create_apps() -> None:
     op.create_table(
         "apps",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -33,6 +43,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("app_id"),
     )
+
+
+def _create_jobs() -> None:
     op.create_table(
         "jobs",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -53,12 +66,17 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index("ix_jobs_status_run_after", ["status", "run_after"], unique=False)
 
+
+def _create_server_keys() -> None:
     op.create_table(
         "server_keys",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
+
+
+def _create_exports() -> None:
     op.create_table(
         "exports",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -86,6 +104,8 @@ def upgrade() -> None:
             "ix_exports_app_created", ["app_pk", "created_at", "id"], unique=False
         )
 
+
+def _create_users() -> None:
     op.create_table(
         "users",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -104,6 +124,8 @@ def upgrade() -> None:
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.create_index("ix_users_app_created", ["app_pk", "created_at", "id"], unique=False)
 
+
+def _create_rooms() -> None:
     op.create_table(
         "rooms",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -129,6 +151,8 @@ def upgrade() -> None:
         batch_op.create_index("ix_rooms_app_created", ["app_pk", "created_at", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_rooms_creator_id"), ["creator_id"], unique=False)
 
+
+def _create_comments() -> None:
     op.create_table(
         "comments",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -166,6 +190,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_comments_room_id"), ["room_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_comments_user_id"), ["user_id"], unique=False)
 
+
+def _create_room_participants() -> None:
     op.create_table(
         "room_participants",
         sa.Column("room_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),

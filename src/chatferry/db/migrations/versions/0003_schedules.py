@@ -17,6 +17,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _create_export_schedules()
+    _link_exports_to_schedules()
+
+
+def _create_export_schedules() -> None:
     op.create_table(
         "export_schedules",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -42,6 +47,8 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_export_schedules_due", ["paused", "next_run_at"], unique=False)
 
+
+def _link_exports_to_schedules() -> None:
     # SQLite cannot add a foreign key or a unique constraint in place: batch mode rebuilds
     # the table, which must keep AUTOINCREMENT (ids are never reused).
     with op.batch_alter_table(
