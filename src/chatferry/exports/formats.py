@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -188,15 +189,34 @@ def _compile(query: Select[*tuple[Any, ...]], dialect: Dialect) -> _Compiled:
     return _Compiled(compiled)
 
 
+# Built and compiled once per resource and engine (it took a small export a few ms).
+_STATEMENTS_KEPT = 32
+
+
+@lru_cache(maxsize=_STATEMENTS_KEPT)
+def _keyset_statements(
+    resource: Resource, dialect: Dialect
+) -> tuple[tuple[_Compiled, ...], tuple[_Compiled, ...]]:
+    """The page statements and the next-page-start statements, first page and after."""
+    export = EXPORTS[resource]
+    pages = tuple(_compile(_page_select(export, dialect, c), dialect) for c in (False, True))
+    starts = tuple(_compile(_next_select(export, c), dialect) for c in (False, True))
+    return pages, starts
+
+
+@lru_cache(maxsize=_STATEMENTS_KEPT)
+def _window_statement(resource: Resource, dialect: Dialect) -> _Compiled:
+    rows = _rows_select(EXPORTS[resource], dialect, continued=False).subquery("window")
+    return _compile(select(rows.c.row_json), dialect)
+
+
 class KeysetPages:
     """SQLite: the window's rows a page at a time, each page one statement. Stored
     timestamps are bound and read through SQLAlchemy's own DateTime processors for the
     dialect, so comparisons match what UtcDateTime stores."""
 
     def __init__(self, dialect: Dialect, window: Window, limit: int) -> None:
-        export = EXPORTS[window.resource]
-        self._pages = [_compile(_page_select(export, dialect, c), dialect) for c in (False, True)]
-        self._starts = [_compile(_next_select(export, c), dialect) for c in (False, True)]
+        self._pages, self._starts = _keyset_statements(window.resource, dialect)
         self._read_time = time_reader(dialect)
         self._write_time = _time_writer(dialect)
         self._values = {
@@ -239,9 +259,7 @@ class StreamedRows:
     caller's transaction), fetched ``limit`` rows at a time and joined here."""
 
     def __init__(self, dialect: Dialect, window: Window, limit: int) -> None:
-        export = EXPORTS[window.resource]
-        rows = _rows_select(export, dialect, continued=False).subquery("window")
-        self._statement = _compile(select(rows.c.row_json), dialect)
+        self._statement = _window_statement(window.resource, dialect)
         write_time = _time_writer(dialect)
         self._values = {
             "app_pk": window.app_pk,

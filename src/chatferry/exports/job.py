@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -167,9 +168,10 @@ class ExportJobHandler:
                     raise plan.over_limit(rows)
                 progress = _Progress(rt, plan, rows)
                 how = ReadPlan(rt.settings.export_batch_size, rt.settings.export_split_min_rows)
-                pieces = read_window(rt.engine, conn, plan.window, rows, how)
-                chunks = self._file_chunks(plan, pieces, progress, totals)
-                rt.store.put_stream(key, chunks, filename=plan.filename)
+                # closing: a second reader stops at once when the export stops early.
+                with closing(read_window(rt.engine, conn, plan.window, rows, how)) as pieces:
+                    chunks = self._file_chunks(plan, pieces, progress, totals)
+                    rt.store.put_stream(key, chunks, filename=plan.filename)
         except ExportStopped:
             log.info("export %s was cancelled while running; no file kept", plan.unique_id)
             rt.store.delete(key)
@@ -185,7 +187,7 @@ class ExportJobHandler:
     def _file_chunks(
         self,
         plan: ExportPlan,
-        pieces: Iterator[Piece],
+        pieces: Iterable[Piece],
         progress: _Progress,
         totals: StreamTotals,
     ) -> Iterator[bytes]:

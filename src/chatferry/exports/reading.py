@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import IO
@@ -108,7 +108,7 @@ class ReadPlan:
 
 def read_window(
     engine: Engine, conn: Connection, window: Window, rows: int, plan: ReadPlan
-) -> Iterator[Piece]:
+) -> Generator[Piece]:
     """The window's rows as file pieces of at most ``plan.batch`` rows, in order.
     ``conn`` is the job's snapshot, in which ``rows`` were counted."""
     batch = plan.batch
