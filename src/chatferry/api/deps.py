@@ -33,7 +33,7 @@ from chatferry.apps.service import (
     upgrade_secret_hash,
     verify_credentials,
 )
-from chatferry.db.engine import is_sqlite, reading, transaction
+from chatferry.db.engine import is_sqlite, read_connection, reading, transaction
 from chatferry.errors import Unauthorized
 from chatferry.runtime import Runtime
 
@@ -110,8 +110,8 @@ async def current_app(
     client = request.client.host if request.client else ""
 
     def lookup() -> Row[Any] | None:
-        with reading(rt.engine) as session:
-            return lookup_app(session, app_id, secret)
+        with read_connection(rt.engine) as conn:
+            return lookup_app(conn, app_id, secret)
 
     def verify(row: Row[Any] | None) -> Authenticated:
         assert app_id is not None and secret is not None  # lookup_app refused them missing

@@ -6,6 +6,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import Row
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, MalformedRangeHeader, RedirectResponse, Response
 from starlette.responses import RangeNotSatisfiable as RangeOutside
@@ -17,7 +18,7 @@ from chatferry.api.records import download_url, export_record
 from chatferry.api.responses import ok
 from chatferry.api.schemas import Envelope, ExportPage, ExportRecord, OneExport, errors
 from chatferry.apps.service import AppContext
-from chatferry.db.engine import reading, transaction
+from chatferry.db.engine import read_connection, reading, transaction
 from chatferry.db.models import Export
 from chatferry.errors import BadRequest, NotFound, RangeNotSatisfiable
 from chatferry.exports import service
@@ -31,7 +32,9 @@ _EXAMPLE = '{"type": "comments"}'
 ExportBody = Annotated[ExportRequest, Depends(json_body(ExportRequest, _EXAMPLE))]
 
 
-def render(rt: Runtime, request: Request, app: AppContext, export: Export) -> dict[str, Any]:
+def render(
+    rt: Runtime, request: Request, app: AppContext, export: Export | Row[Any]
+) -> dict[str, Any]:
     """The record with a fresh download link."""
     url = download_url(
         export, base_url(request), rt.signer, rt.settings.download_url_ttl_seconds, rt.store
@@ -102,9 +105,9 @@ async def list_exports(
 )
 async def get_export(unique_id: str, request: Request, app: CurrentApp, rt: RuntimeDep) -> Response:
     def read() -> dict[str, Any]:
-        with reading(rt.engine) as session:
-            export = service.get_export(session, app, unique_id)
-            return {"backup_history": render(rt, request, app, export)}
+        with read_connection(rt.engine) as conn:
+            export = service.export_row(conn, app, unique_id)
+        return {"backup_history": render(rt, request, app, export)}
 
     return ok(await run_read(rt, read))
 

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
+from sqlalchemy import Row
 
 from chatferry.apps.service import AppContext
 from chatferry.clock import rfc3339_in_zone
@@ -26,7 +27,7 @@ def download_path(unique_id: str) -> str:
 
 
 def download_url(
-    export: Export, base_url: str, signer: LinkSigner, ttl_seconds: int, store: FileStore
+    export: Export | Row[Any], base_url: str, signer: LinkSigner, ttl_seconds: int, store: FileStore
 ) -> str:
     """An absolute link that expires ``ttl_seconds`` from now: on object storage a
     presigned URL of the object itself, else a signed link to the API's file route."""
@@ -41,7 +42,7 @@ def download_url(
     return f"{base_url.rstrip('/')}{path}?expires={expires}&signature={signature}"
 
 
-def export_record(export: Export, app: AppContext, url: str) -> dict[str, Any]:
+def export_record(export: Export | Row[Any], app: AppContext, url: str) -> dict[str, Any]:
     """The export record as the spec shows it, plus extension keys."""
     return {
         "created_at": rfc3339_in_zone(export.created_at, app.timezone),

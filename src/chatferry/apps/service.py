@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from chatferry.clock import utcnow, validate_timezone
@@ -148,7 +148,7 @@ class Authenticated:
     legacy_hash: bool  # stored by an older version: replace it (upgrade_secret_hash)
 
 
-def lookup_app(session: Session, app_id: str | None, secret: str | None) -> Row[Any] | None:
+def lookup_app(conn: Connection, app_id: str | None, secret: str | None) -> Row[Any] | None:
     """The apps row that ``app_id`` names (None: no such app); Unauthorized when a
     credential is missing. Reads only; the secret is checked by verify_credentials."""
     if not app_id:
@@ -158,7 +158,7 @@ def lookup_app(session: Session, app_id: str | None, secret: str | None) -> Row[
     if len(app_id) > _MAX_CREDENTIAL or "\x00" in app_id:
         return None
     # A plain row, not a model: this runs on every request (a third of the ORM's cost).
-    return session.connection().execute(_APP_BY_APP_ID, {"app_id": app_id}).one_or_none()
+    return conn.execute(_APP_BY_APP_ID, {"app_id": app_id}).one_or_none()
 
 
 def verify_credentials(

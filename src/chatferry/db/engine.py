@@ -73,8 +73,8 @@ _READ_ONLY = "chatferry_read_only"
 
 
 @contextmanager
-def reading(engine: Engine) -> Iterator[Session]:
-    """A session for reads outside any transaction: each statement sees the latest
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads outside any transaction: each statement sees the latest
     committed data, and no BEGIN and COMMIT round trips are spent (the request paths
     that only read). Never write through it."""
     with engine.connect() as conn:
@@ -82,8 +82,14 @@ def reading(engine: Engine) -> Iterator[Session]:
             conn.execution_options(isolation_level="AUTOCOMMIT")
         else:  # the driver already runs each statement alone; skip our BEGIN
             conn.execution_options(**{_READ_ONLY: True})
-        with Session(bind=conn, expire_on_commit=False) as session:
-            yield session
+        yield conn
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A session on a read_connection: for reads only."""
+    with read_connection(engine) as conn, Session(bind=conn, expire_on_commit=False) as session:
+        yield session
 
 
 @contextmanager

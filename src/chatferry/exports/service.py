@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import Connection, Row, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from chatferry.apps.service import AppContext, app_context
 from chatferry.clock import rfc3339_in_zone, utcnow
 from chatferry.db.engine import begin_write
-from chatferry.db.models import App, Export
+from chatferry.db.models import App, Export, table_of
 from chatferry.db.types import is_lookup_key
 from chatferry.errors import BadRequest, NotFound, show
 from chatferry.exports.dates import resolve_window, window_bounds_utc
@@ -32,6 +32,11 @@ _EXPORT = select(Export).where(
     Export.unique_id == bindparam("unique_id"), Export.app_pk == bindparam("app_pk")
 )
 _EXPORT_FOR_UPDATE = _EXPORT.with_for_update()
+# The same as a plain row (for a record that is only read: about half the ORM's cost).
+_EXPORTS = table_of(Export)
+_EXPORT_ROW = select(
+    _EXPORTS, Export.schedule_unique_id.expression.label("schedule_unique_id")
+).where(_EXPORTS.c.unique_id == bindparam("unique_id"), _EXPORTS.c.app_pk == bindparam("app_pk"))
 
 
 def row_limit_message(resource: str, rows: int, limit: int, app: AppContext) -> str:
@@ -166,6 +171,17 @@ def count_exports(session: Session, app: AppContext) -> int:
     return int(session.scalar(select(func.count()).where(Export.app_pk == app.pk)) or 0)
 
 
+def export_row(conn: Connection, app: AppContext, unique_id: str) -> Row[Any]:
+    """The app's export with this id as a plain row with the model's attributes, for
+    reading it; NotFound as get_export."""
+    row = None
+    if is_lookup_key(unique_id):
+        row = conn.execute(_EXPORT_ROW, {"unique_id": unique_id, "app_pk": app.pk}).first()
+    if row is None:
+        raise NotFound(f"no export with unique_id {show(unique_id)}")
+    return row
+
+
 def get_export(
     session: Session, app: AppContext, unique_id: str, for_update: bool = False
 ) -> Export:
@@ -208,7 +224,7 @@ def storage_key_for(app_id: str, unique_id: str) -> str:
     return f"exports/{app_id}/{unique_id}.json"
 
 
-def original_filename(export: Export, app: AppContext) -> str:
+def original_filename(export: Export | Row[Any], app: AppContext) -> str:
     """``<created_at>_exported_<type>.json``, the file name the spec gives an export."""
     created_at = rfc3339_in_zone(export.created_at, app.timezone)
     return f"{created_at}_exported_{export.resource_name}.json"
