@@ -62,9 +62,14 @@ def test_the_uploaded_file_is_deleted_when_its_import_ends(
     record = wait_final(client, "imports", unique_id, creds.headers, timeout=60, expect=status)
     assert record["dry_run"] is (validate_only == "true")
     wait_for(lambda: uploads(runtime) == [], timeout=5)
-    with transaction(runtime.sessions) as session:
-        stored = session.scalar(select(Import).where(Import.unique_id == unique_id))
-        assert stored is not None and stored.storage_key == ""
+
+    def stored_key() -> str | None:
+        """The record's storage key (the job clears it just after deleting the file)."""
+        with transaction(runtime.sessions) as session:
+            stored = session.scalar(select(Import).where(Import.unique_id == unique_id))
+            return None if stored is None else stored.storage_key
+
+    wait_for(lambda: stored_key() == "", timeout=5)
 
 
 def _slow_users(count: int) -> list[dict[str, str]]:
