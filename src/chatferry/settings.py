@@ -56,8 +56,6 @@ class Settings(BaseSettings):
     # A job that failed on a transient error runs again after 2^attempt seconds, at most:
     job_retry_max_backoff_seconds: float = Field(default=300.0, gt=0)
     export_batch_size: int = Field(default=2000, gt=0)
-    # SQLite: an export of at least this many rows is read by two threads (0: never).
-    export_split_min_rows: int = Field(default=20_000, ge=0)
     # Test and benchmark aid: a pause after each batch, so a job can be observed mid-run
     # (injected as a hook by the composition root, never read in the export's loop).
     export_batch_delay_seconds: float = Field(default=0.0, ge=0)

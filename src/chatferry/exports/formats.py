@@ -17,7 +17,7 @@ Both compile their statements once per export and run them on the DBAPI cursor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -58,11 +58,6 @@ def _naive(column: ColumnElement[Any]) -> ColumnElement[datetime]:
     return type_coerce(column, DateTime())
 
 
-def naive_created_at(table: Table) -> ColumnElement[datetime]:
-    """The table's created_at as naive UTC (compared with, and read as, naive bounds)."""
-    return _naive(table.c.created_at)
-
-
 def _raw(column: ColumnElement[Any]) -> ColumnElement[Any]:
     """A column read as the driver returns it: no per-row result processing."""
     return type_coerce(column, NullType())
@@ -90,7 +85,7 @@ def count_rows(
 ) -> int:
     """How many rows of ``resource`` the app created in [lower, upper) (naive UTC)."""
     table = EXPORTS[resource].table
-    created = naive_created_at(table)
+    created = _naive(table.c.created_at)
     query = (
         select(func.count())
         .select_from(table)
@@ -227,7 +222,7 @@ class KeysetPages:
         self._lower = window.lower
         self._limit = limit
 
-    def pieces(self, conn: Connection) -> Iterator[Piece]:
+    def pieces(self, conn: Connection) -> Generator[Piece]:
         after: tuple[datetime, int] | None = None
         while True:
             continued = int(after is not None)
@@ -268,7 +263,7 @@ class StreamedRows:
         }
         self._limit = limit
 
-    def pieces(self, conn: Connection) -> Iterator[Piece]:
+    def pieces(self, conn: Connection) -> Generator[Piece]:
         params = self._statement.driver_params(self._values)
         # binary: bytea comes back as the bytes themselves, not as hex text.
         driver: Any = conn.connection.driver_connection  # a psycopg connection
@@ -297,7 +292,7 @@ READERS: dict[str, type[KeysetPages] | type[StreamedRows]] = {
 }
 
 
-def window_pieces(conn: Connection, window: Window, batch: int) -> Iterator[Piece]:
+def window_pieces(conn: Connection, window: Window, batch: int) -> Generator[Piece]:
     """The window's rows as file pieces of at most ``batch`` rows. Run it in a snapshot
     (db.engine.snapshot) so that every piece, and a count made before, agree."""
     reader = READERS[conn.dialect.name](conn.dialect, window, batch)

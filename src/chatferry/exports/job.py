@@ -18,8 +18,7 @@ from chatferry.db.engine import snapshot, transaction
 from chatferry.db.models import App, Export, table_of
 from chatferry.errors import ChatferryError
 from chatferry.exports.dates import window_bounds_utc
-from chatferry.exports.formats import Piece, Window, count_rows
-from chatferry.exports.reading import ReadPlan, read_window
+from chatferry.exports.formats import Piece, Window, count_rows, window_pieces
 from chatferry.exports.service import (
     JOB_KIND,
     original_filename,
@@ -160,16 +159,16 @@ class ExportJobHandler:
         key = storage_key_for(plan.app.app_id, plan.unique_id)
         totals = StreamTotals()
         try:
-            # The count checked against the limit and the file's rows: the job's snapshot
-            # (a second reader's half comes from its own, taken at once: reading.py).
+            # The count checked against the limit and the file's rows: one snapshot.
             with snapshot(rt.engine) as conn:
                 rows = count_rows(conn, plan.resource, plan.app.pk, plan.lower, plan.upper)
                 if rows > plan.row_limit:
                     raise plan.over_limit(rows)
                 progress = _Progress(rt, plan, rows)
-                how = ReadPlan(rt.settings.export_batch_size, rt.settings.export_split_min_rows)
-                # closing: a second reader stops at once when the export stops early.
-                with closing(read_window(rt.engine, conn, plan.window, rows, how)) as pieces:
+                batch = rt.settings.export_batch_size
+                # closing: the reader (a server-side cursor on PostgreSQL) is closed at
+                # once when the export stops early.
+                with closing(window_pieces(conn, plan.window, batch)) as pieces:
                     chunks = self._file_chunks(plan, pieces, progress, totals)
                     rt.store.put_stream(key, chunks, filename=plan.filename)
         except ExportStopped:
@@ -204,8 +203,6 @@ class ExportJobHandler:
             progress.report(totals.rows)
             if self._after_batch is not None:
                 self._after_batch()
-        if totals.rows > plan.row_limit:  # rows committed between two readers' snapshots
-            raise plan.over_limit(totals.rows)
         tail = b"[]\n" if first else b"\n]\n"
         digest.update(tail)
         totals.size += len(tail)
