@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from conftest import cli_command
+from support import warm
 
 HEAVY_MODULES = (
     "sqlalchemy",
@@ -132,15 +132,8 @@ def client_env(base: dict[str, str], server: str, app_id: str, secret: str) -> d
 def run_client(
     env: dict[str, str], *args: str, timeout: float = 120, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cli_command(*args),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=stdin,
-        check=False,
-    )
+    """``python -m chatferry ARGS``: a real process, forked from a warm interpreter."""
+    return warm.run(args, env, timeout=timeout, input=stdin)
 
 
 def run_client_json(env: dict[str, str], *args: str, timeout: float = 120) -> Any:

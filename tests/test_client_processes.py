@@ -31,6 +31,7 @@ from client_helpers import (
     run_client,
     run_client_json,
 )
+from support import warm
 from support.db import IN_CI, POSTGRES_URL, _postgres_unavailable
 from support.servers import ServerProcess, cli_command, free_port
 from support.waiting import wait_for
@@ -55,14 +56,7 @@ class Deployment:
 
     def cli(self, *args: str) -> Any:
         """A server-side command (apps, demo-data) with this deployment's settings."""
-        done = subprocess.run(
-            cli_command(*args),
-            env={**os.environ, **self.settings},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = warm.run(args, {**os.environ, **self.settings}, timeout=120)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 

@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 
 from chatferry.api.app import create_api
 from chatferry.runtime import Runtime
+from support import warm
 from support.db import waking_listeners
 from support.waiting import wait_for
 
@@ -170,16 +171,8 @@ def run_cli(
     settings_env: dict[str, str], *args: str, timeout: float = 60, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Runs ``python -m chatferry ARGS`` with the test's CHATFERRY_* settings (in
-    ``cwd``, if given)."""
-    return subprocess.run(
-        cli_command(*args),
-        env={**os.environ, **settings_env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=cwd,
-    )
+    ``cwd``, if given): a real process, forked from a warm interpreter (``support.warm``)."""
+    return warm.run(args, {**os.environ, **settings_env}, timeout=timeout, cwd=cwd)
 
 
 def run_cli_json(settings_env: dict[str, str], *args: str) -> Any:
