@@ -7,6 +7,7 @@ still end in a finished export."""
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,14 +28,17 @@ from support.waiting import wait_final, wait_for
 pytestmark = pytest.mark.slow
 
 ROWS = 300
-# 15 batches of 20 rows, 0.2 s after each: a run takes 3 s, so it is killed mid-write;
-# a lease of 3 s and a backoff of at most 1 s keep the cycles short.
+# 15 batches of 20 rows, 0.2 s after each: a run takes 3 s, so it is killed mid-write
+# (well within its first lease); a lease of 2 s and a backoff of at most 0.2 s keep the
+# cycles short (each waits for the killed worker's lease to run out).
 SLOW = {
     "CHATFERRY_EXPORT_BATCH_SIZE": "20",
     "CHATFERRY_EXPORT_BATCH_DELAY_SECONDS": "0.2",
-    "CHATFERRY_JOB_LEASE_SECONDS": "3",
-    "CHATFERRY_JOB_RETRY_MAX_BACKOFF_SECONDS": "1",
+    "CHATFERRY_JOB_LEASE_SECONDS": "2",
+    "CHATFERRY_JOB_RETRY_MAX_BACKOFF_SECONDS": "0.2",
 }
+# The worker that finishes the export is not killed: it need not be slow.
+LAST = {**SLOW, "CHATFERRY_EXPORT_BATCH_DELAY_SECONDS": "0"}
 
 
 def started(worker: WorkerProcess, uid: str, attempt: int) -> LogLine | None:
@@ -57,17 +61,26 @@ def staging_file_since(settings: Settings, uid: str, since: float) -> Path | Non
 
 
 def kill_mid_write(
-    start_worker: StartWorker, settings: Settings, uid: str, attempt: int
+    worker: WorkerProcess,
+    settings: Settings,
+    uid: str,
+    attempt: int,
+    start_next: Callable[[], WorkerProcess],
 ) -> WorkerProcess:
-    """Starts a worker, waits until it runs this attempt and has begun writing the
-    file, then SIGKILLs it."""
-    worker = start_worker(SLOW, name=f"worker-{attempt}")
+    """Waits until the worker runs this attempt and has begun writing the file, starts
+    the next worker (it boots while this one writes: it cannot take the job while its
+    lease is kept alive), then SIGKILLs this one. Returns the next worker."""
     line = wait_for(lambda: started(worker, uid, attempt), timeout=30)
     since = datetime.fromisoformat(line.ts.replace("Z", "+00:00")).timestamp() - 0.002
+    successor = start_next()
     wait_for(lambda: staging_file_since(settings, uid, since), timeout=15)
     worker.send_signal(signal.SIGKILL)
     assert worker.wait(10) == -signal.SIGKILL
-    return worker
+    return successor
+
+
+def slow_worker(start_worker: StartWorker, attempt: int) -> Callable[[], WorkerProcess]:
+    return lambda: start_worker(SLOW, name=f"worker-{attempt}", ready=False)
 
 
 def job_of(runtime: Runtime, uid: str) -> Job:
@@ -102,11 +115,17 @@ def test_an_export_that_keeps_killing_its_workers_fails_and_leaves_nothing(
 ) -> None:
     budget = {"CHATFERRY_JOB_MAX_CRASHES": "2"}
     server, creds, uid = slow_export(runtime, new_app, start_server, budget)
-    for attempt in (1, 2):
-        kill_mid_write(start_worker, settings, uid, attempt)
+    worker = start_worker(SLOW, name="worker-1")
+    worker = kill_mid_write(worker, settings, uid, 1, slow_worker(start_worker, 2))
+    # After the second kill, a worker's reaper finds the lease run out and gives up.
+    reaper = kill_mid_write(
+        worker,
+        settings,
+        uid,
+        2,
+        lambda: start_worker({**SLOW, **budget}, name="reaper", ready=False),
+    )
     assert [n for n in leftovers(settings, uid) if "#" in n]  # the last kill left one
-    # A worker's reaper finds the lease run out and gives up on the export.
-    reaper = start_worker({**SLOW, **budget}, name="reaper")
     final = wait_final(server.http, "exports", uid, creds.headers, timeout=60, expect="failed")
     assert final["error_message"] == (
         "the worker running this export stopped 2 times before it could finish (it crashed "
@@ -134,9 +153,14 @@ def test_with_the_default_budget_three_kills_still_finish_the_export(
     start_worker: StartWorker,
 ) -> None:
     server, creds, uid = slow_export(runtime, new_app, start_server, {})
-    for attempt in (1, 2, 3):
-        kill_mid_write(start_worker, settings, uid, attempt)
-    last = start_worker(SLOW, name="worker-last")
+    worker = start_worker(SLOW, name="worker-1")
+    for attempt in (1, 2):
+        worker = kill_mid_write(
+            worker, settings, uid, attempt, slow_worker(start_worker, attempt + 1)
+        )
+    last = kill_mid_write(
+        worker, settings, uid, 3, lambda: start_worker(LAST, name="worker-last", ready=False)
+    )
     final = wait_final(server.http, "exports", uid, creds.headers, timeout=90, expect="finished")
     assert (final["total_rows"], final["error_message"]) == (ROWS, "")
     assert len(download_json(server.http, final)) == ROWS
