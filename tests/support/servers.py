@@ -3,7 +3,9 @@
 Real processes (``start_server``, ``start_worker``, ``run_cli``) run with the test's
 ``settings_env``, bind 127.0.0.1 on a free port and write their output to
 ``<tmp_path>/*.log``, which is printed after the test (pytest shows it on failure).
-Tests that start processes are marked ``slow``.
+Tests that start processes are marked ``slow``. The processes are forked from a warm
+interpreter that has imported chatferry already (``support.warm``): real processes, for
+signals and exit codes too, without a second of imports each.
 """
 
 from __future__ import annotations
@@ -53,9 +55,24 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
             test_client.__exit__(None, None, None)
 
 
+# A real chatferry process: a fresh ``python -m chatferry`` or one forked by the warm
+# interpreter (``support.warm``); both have the ``Popen`` methods the tests use.
+Process = subprocess.Popen[bytes] | warm.WarmProcess
+
+
+def start_process(args: tuple[str, ...], env: dict[str, str], log_path: Path) -> Process:
+    """``python -m chatferry ARGS`` writing to ``log_path``: forked by the warm
+    interpreter when ``env`` allows it (``support.warm.fits``), else a fresh process."""
+    if warm.fits(env):
+        return warm.start_logged(warm.WarmProcess, args, env, log_path)
+    return subprocess.Popen(
+        cli_command(*args), env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT
+    )
+
+
 @dataclass
 class ServerProcess:
-    process: subprocess.Popen[bytes]
+    process: Process
     base_url: str
     log_path: Path
     http: httpx.Client = field(init=False)
@@ -80,17 +97,17 @@ StartServer = Callable[..., ServerProcess]
 @pytest.fixture
 def start_server(settings_env: dict[str, str], tmp_path: Path) -> Iterator[StartServer]:
     """``start_server(extra_env=None, *args)``: ``chatferry serve ARGS`` as a real
-    process on a free loopback port, ready (``/healthz`` answers) when it returns."""
+    process (``start_process``) on a free loopback port, ready (``/healthz`` answers)
+    when it returns."""
     servers: list[ServerProcess] = []
 
     def start(extra_env: dict[str, str] | None = None, *args: str) -> ServerProcess:
         port = free_port()
         log_path = tmp_path / f"serve-{port}.log"
-        process = subprocess.Popen(
-            cli_command("serve", "--host", "127.0.0.1", "--port", str(port), *args),
-            env={**os.environ, **settings_env, **(extra_env or {})},
-            stdout=log_path.open("wb"),
-            stderr=subprocess.STDOUT,
+        process = start_process(
+            ("serve", "--host", "127.0.0.1", "--port", str(port), *args),
+            {**os.environ, **settings_env, **(extra_env or {})},
+            log_path,
         )
         server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path)
         servers.append(server)
@@ -111,10 +128,11 @@ def _answers(server: ServerProcess) -> bool:
         return False
 
 
-class WorkerProcess(subprocess.Popen[bytes]):
-    """A ``chatferry worker`` process; its output goes to ``log_path``."""
+class WorkerLog:
+    """A ``chatferry worker`` process whose output goes to ``log_path``."""
 
     log_path: Path
+    poll: Callable[[], int | None]
 
     def wait_started(self, timeout: float = 30.0) -> None:
         """Waits for the line saying it runs (its SIGTERM handler is set by then)."""
@@ -126,7 +144,15 @@ class WorkerProcess(subprocess.Popen[bytes]):
         return "worker started" in self.log_path.read_text(errors="replace")
 
 
-StartWorker = Callable[..., WorkerProcess]
+class WorkerProcess(WorkerLog, subprocess.Popen[bytes]):  # type: ignore[misc]
+    """A fresh ``python -m chatferry worker`` process."""
+
+
+class WarmWorkerProcess(WorkerLog, warm.WarmProcess):  # type: ignore[misc]
+    """A ``chatferry worker`` process forked by the warm interpreter."""
+
+
+StartWorker = Callable[..., WorkerLog]
 
 
 @pytest.fixture
@@ -134,21 +160,26 @@ def start_worker(settings_env: dict[str, str], tmp_path: Path) -> Iterator[Start
     """``start_worker(extra_env=None, *args, name="worker", ready=True)``: ``chatferry
     worker ARGS`` as a real process, returned once it runs (unless ``ready=False``: then
     call its ``wait_started()``); killed after the test if it is still running."""
-    workers: list[WorkerProcess] = []
+    workers: list[WorkerProcess | WarmWorkerProcess] = []
 
     def start(
         extra_env: dict[str, str] | None = None,
         *args: str,
         name: str = "worker",
         ready: bool = True,
-    ) -> WorkerProcess:
+    ) -> WorkerLog:
         log_path = tmp_path / f"{name}-{time.monotonic_ns()}.log"
-        process = WorkerProcess(
-            cli_command("worker", *args),
-            env={**os.environ, **settings_env, **(extra_env or {})},
-            stdout=log_path.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
+        env = {**os.environ, **settings_env, **(extra_env or {})}
+        process: WorkerProcess | WarmWorkerProcess
+        if warm.fits(env):
+            process = warm.start_logged(WarmWorkerProcess, ("worker", *args), env, log_path)
+        else:
+            process = WorkerProcess(
+                cli_command("worker", *args),
+                env=env,
+                stdout=log_path.open("wb"),
+                stderr=subprocess.STDOUT,
+            )
         process.log_path = log_path
         workers.append(process)
         if ready:
@@ -160,7 +191,7 @@ def start_worker(settings_env: dict[str, str], tmp_path: Path) -> Iterator[Start
         kill(process)
 
 
-def kill(process: subprocess.Popen[bytes]) -> None:
+def kill(process: Process) -> None:
     """SIGKILLs the process if it still runs, and reaps it."""
     if process.poll() is None:
         process.kill()

@@ -1,19 +1,22 @@
 """``python -m chatferry ARGS`` without paying Python's start-up on every command.
 
-A CLI process spends about a second (of CPU) importing Typer, Rich, SQLAlchemy, Alembic
-and the server stack before it does anything; the suite runs a few hundred of them. So
-each test process keeps one warm interpreter (``warm_zygote.py``) that has imported
-chatferry once, and ``run`` asks it to fork: the command then runs in a REAL process of
-its own, with the test's arguments, environment, working directory, stdin, stdout and
-stderr, its own exit code (``-9`` if it is killed) and the interpreter's normal exit.
-What it does not repeat is only the import of modules that do not depend on the
-environment.
+A chatferry process spends over a second (of CPU) importing Typer, Rich, SQLAlchemy,
+Alembic, FastAPI and uvicorn before it does anything; the suite starts a few hundred
+(CLI commands, ``serve``, ``worker``). So each test process keeps one warm interpreter
+(``warm_zygote.py``) that has imported chatferry once, and asks it to fork: ``run`` (a
+command, like ``subprocess.run``) and ``WarmProcess`` (a server or worker, like
+``Popen``). Each is a REAL process of its own, with the test's arguments, environment,
+working directory, stdin, stdout and stderr, its own pid (signals, SIGKILL included, go
+to it), its own exit code (``-9`` once killed) and the interpreter's normal exit. What it
+does not repeat is only the import of modules that do not depend on the environment.
 
-Tests about start-up itself (which modules a command imports, how fast ``--help`` is)
-run ``python -m chatferry`` directly; so does ``run`` whenever the environment differs
-from the warm interpreter's in a variable that is not read at run time (only
-``CHATFERRY_*``, ``QISCUS_*``, ``AWS_*``, ``XDG_*``, ``HOME`` and pytest's own may), or
-with ``CHATFERRY_TEST_WARM_CLI=0``.
+A fresh ``python -m chatferry`` still runs where start-up is the subject (which modules a
+command imports, in test_client_offline), for the killed-at-random client commands and
+the client tests' servers (test_client_processes) and the preflight's worker (so the
+real entry point of every command kind stays covered); it also runs whenever the
+environment differs from the warm interpreter's in a variable that is not read at run
+time (only ``CHATFERRY_*``, ``QISCUS_*``, ``AWS_*``, ``XDG_*``, ``HOME`` and pytest's own
+may), and for everything with ``CHATFERRY_TEST_WARM_CLI=0``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import atexit
 import json
 import locale
 import os
+import select
 import selectors
 import signal
 import socket
@@ -33,6 +37,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeVar
 
 ZYGOTE = Path(__file__).with_name("warm_zygote.py")
 RUNTIME_PREFIXES = ("CHATFERRY_", "QISCUS_", "AWS_", "XDG_", "PYTEST_")
@@ -106,6 +111,105 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "chatferry", *args]
 
 
+def fits(env: Mapping[str, str]) -> bool:
+    """Whether a fork of the warm interpreter behaves as a fresh process with ``env``:
+    they differ only in variables read at run time (and the warm CLI is on)."""
+    names = (set(env) | set(BASE_ENV)) - RUNTIME_NAMES
+    return ENABLED and all(
+        env.get(name) == BASE_ENV.get(name)
+        for name in names
+        if not name.startswith(RUNTIME_PREFIXES)
+    )
+
+
+class WarmProcess:
+    """``python -m chatferry ARGS`` forked by the warm interpreter, with the given file
+    descriptors as its stdin, stdout and stderr (the caller closes its own copies): the
+    part of ``subprocess.Popen`` the tests use (``pid``, ``returncode``, ``poll``,
+    ``wait``, ``send_signal``, ``terminate``, ``kill``)."""
+
+    def __init__(
+        self,
+        args: tuple[str, ...] | list[str],
+        env: Mapping[str, str],
+        *,
+        stdin: int,
+        stdout: int,
+        stderr: int,
+        cwd: Path | str | None = None,
+    ) -> None:
+        zygote = _get_zygote()
+        self.args = command(*args)
+        self.returncode: int | None = None
+        self._buffer = b""
+        self._conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._conn.connect(zygote.socket_path)
+        request = json.dumps(
+            {"args": list(args), "env": dict(env), "cwd": str(cwd or os.getcwd())}
+        ).encode()
+        socket.send_fds(self._conn, [b"R"], [stdin, stdout, stderr])
+        self._conn.sendall(struct.pack("!I", len(request)) + request)
+        pid = self._line(None)
+        assert pid is not None
+        self.pid = int(pid)
+
+    def _line(self, timeout: float | None) -> bytes | None:
+        """The zygote's next line (the pid, then the exit code), or None on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            readable, _, _ = select.select([self._conn], [], [], left)
+            if not readable:
+                return None
+            chunk = self._conn.recv(256)
+            if not chunk:
+                raise RuntimeError(f"the warm interpreter hung up on {self.args}")
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def _ended(self, line: bytes | None) -> int | None:
+        if line is not None:
+            self.returncode = int(line)
+            self._conn.close()
+        return self.returncode
+
+    def poll(self) -> int | None:
+        return self.returncode if self.returncode is not None else self._ended(self._line(0))
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None and self._ended(self._line(timeout)) is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:  # never signal a pid that may have been reused
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+W = TypeVar("W", bound=WarmProcess)
+
+
+def start_logged(
+    cls: type[W], args: tuple[str, ...] | list[str], env: Mapping[str, str], log_path: Path
+) -> W:
+    """A long-running ``cls`` process: stdin from /dev/null, stdout and stderr to
+    ``log_path`` (as ``Popen(stdout=log_path.open("wb"), stderr=STDOUT)``)."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    try:
+        with log_path.open("wb") as log:
+            return cls(args, env, stdin=devnull, stdout=log.fileno(), stderr=log.fileno())
+    finally:
+        os.close(devnull)
+
+
 def run(
     args: tuple[str, ...] | list[str],
     env: Mapping[str, str],
@@ -116,7 +220,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """What ``subprocess.run(python -m chatferry ARGS, env=env, cwd=cwd, input=input,
     capture_output=True, text=True, timeout=timeout)`` returns, from a forked process."""
-    if not ENABLED or not _fits(env):
+    if not fits(env):
         return subprocess.run(
             command(*args),
             env=dict(env),
@@ -127,61 +231,33 @@ def run(
             check=False,
             cwd=cwd,
         )
-    zygote = _get_zygote()
     stdin_r, stdin_w = os.pipe() if input is not None else (os.open(os.devnull, os.O_RDONLY), -1)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        conn.connect(zygote.socket_path)
-        request = json.dumps(
-            {"args": list(args), "env": dict(env), "cwd": str(cwd or os.getcwd())}
-        ).encode()
-        socket.send_fds(conn, [b"R"], [stdin_r, out_w, err_w])
-        conn.sendall(struct.pack("!I", len(request)) + request)
+        process = WarmProcess(args, env, stdin=stdin_r, stdout=out_w, stderr=err_w, cwd=cwd)
     finally:
         for fd in (stdin_r, out_w, err_w):
             os.close(fd)
-    reply = conn.makefile("rb")
-    pid = int(reply.readline())
-    try:
-        stdout, stderr = _communicate(pid, stdin_w, input, out_r, err_r, timeout, args)
-        line = reply.readline()
-        if not line:
-            raise RuntimeError(f"the warm CLI lost the exit code of {args}")
-        code = int(line)
-    finally:
-        reply.close()
-        conn.close()
-    return subprocess.CompletedProcess(command(*args), code, _text(stdout), _text(stderr))
-
-
-def _fits(env: Mapping[str, str]) -> bool:
-    """Whether a fork of the warm interpreter behaves as a fresh process with ``env``:
-    they differ only in variables read at run time."""
-    names = (set(env) | set(BASE_ENV)) - RUNTIME_NAMES
-    return all(
-        env.get(name) == BASE_ENV.get(name)
-        for name in names
-        if not name.startswith(RUNTIME_PREFIXES)
-    )
+    stdout, stderr = _communicate(process, stdin_w, input, out_r, err_r, timeout)
+    code = process.wait()
+    return subprocess.CompletedProcess(process.args, code, _text(stdout), _text(stderr))
 
 
 def _communicate(
-    pid: int,
+    process: WarmProcess,
     stdin_w: int,
     input: str | None,
     out_r: int,
     err_r: int,
     timeout: float,
-    args: tuple[str, ...] | list[str],
 ) -> tuple[bytes, bytes]:
     if stdin_w >= 0:
-        data = (input or "").encode(locale.getpreferredencoding(False))
+        payload = (input or "").encode(locale.getpreferredencoding(False))
 
         def feed() -> None:
             try:
-                view = memoryview(data)
+                view = memoryview(payload)
                 while view:
                     view = view[os.write(stdin_w, view) :]
             except BrokenPipeError:
@@ -199,8 +275,8 @@ def _communicate(
             while selector.get_map():
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    os.kill(pid, signal.SIGKILL)
-                    raise subprocess.TimeoutExpired(command(*args), timeout)
+                    process.kill()
+                    raise subprocess.TimeoutExpired(process.args, timeout)
                 for key, _ in selector.select(left):
                     data = os.read(key.fd, 65536)
                     if data:
