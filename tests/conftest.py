@@ -7,7 +7,22 @@ are marked ``slow``: ``pytest -m "not slow"`` is the fast inner loop.
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+
 import pytest
+
+# Bytecode: with PYTHONDONTWRITEBYTECODE set (as in this project's environment) every
+# test process and every chatferry process it starts would compile chatferry, the tests
+# (after pytest's assertion rewriting) and their helpers from source again: seconds per
+# process. Their bytecode goes to a cache outside the source tree instead, for this
+# process and the processes it starts (the source tree stays free of __pycache__).
+if sys.dont_write_bytecode and not sys.pycache_prefix:
+    sys.pycache_prefix = os.path.join(tempfile.gettempdir(), f"chatferry-pycache-{os.getuid()}")
+    sys.dont_write_bytecode = False
+    os.environ["PYTHONPYCACHEPREFIX"] = sys.pycache_prefix
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 pytest.register_assert_rewrite("support")
 
