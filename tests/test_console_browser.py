@@ -50,6 +50,11 @@ DESKTOP = {"width": 1280, "height": 900}
 NARROW = {"width": 375, "height": 812}
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 STORAGE_KEY = "chatferry.console.credentials"
+# Resolves after n animation frames of the page.
+FRAMES = """n => new Promise(done => {
+  const step = left => left ? requestAnimationFrame(() => step(left - 1)) : done();
+  step(n);
+})"""
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +134,9 @@ def snap(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / f"{name}-desktop.png", full_page=True)
     page.set_viewport_size(NARROW)
-    page.wait_for_timeout(200)  # the chart redraws for the new width
+    # The chart redraws for the new width: its ResizeObserver fires with the next layout
+    # and draws in the animation frame after; three frames cover both.
+    page.evaluate(FRAMES, 3)
     page.screenshot(path=SCREENSHOTS / f"{name}-375.png", full_page=True)
     overflow = page.evaluate("document.documentElement.scrollWidth")
     assert overflow <= NARROW["width"], f"{name}: the page is {overflow}px wide at 375px"
