@@ -28,9 +28,10 @@ from support.waiting import wait_final, wait_for
 pytestmark = pytest.mark.slow
 
 ROWS = 300
-# 15 batches of 20 rows, 0.2 s after each: a run takes 3 s, so it is killed mid-write
-# (well within its first lease); a lease of 2 s and a backoff of at most 0.2 s keep the
-# cycles short (each waits for the killed worker's lease to run out).
+# 15 batches of 20 rows, 0.2 s after each: a run takes 3 s, so it is killed mid-write; a
+# lease of 2 s and a backoff of at most 0.2 s keep the cycles short (each waits for the
+# killed worker's lease to run out). Only one worker runs at a time (the server runs
+# none), so a short lease cannot get a live worker's job reaped.
 SLOW = {
     "CHATFERRY_EXPORT_BATCH_SIZE": "20",
     "CHATFERRY_EXPORT_BATCH_DELAY_SECONDS": "0.2",
@@ -67,16 +68,16 @@ def kill_mid_write(
     attempt: int,
     start_next: Callable[[], WorkerProcess],
 ) -> WorkerProcess:
-    """Waits until the worker runs this attempt and has begun writing the file, starts
-    the next worker (it boots while this one writes: it cannot take the job while its
-    lease is kept alive), then SIGKILLs this one. Returns the next worker."""
+    """Waits until the worker runs this attempt and has begun writing the file,
+    SIGKILLs it, then starts the next worker (it boots while the killed worker's lease
+    runs out; no worker runs beside a live one, so none can reap a job that still
+    runs). Returns the next worker."""
     line = wait_for(lambda: started(worker, uid, attempt), timeout=30)
     since = datetime.fromisoformat(line.ts.replace("Z", "+00:00")).timestamp() - 0.002
-    successor = start_next()
     wait_for(lambda: staging_file_since(settings, uid, since), timeout=15)
     worker.send_signal(signal.SIGKILL)
     assert worker.wait(10) == -signal.SIGKILL
-    return successor
+    return start_next()
 
 
 def slow_worker(start_worker: StartWorker, attempt: int) -> Callable[[], WorkerProcess]:
