@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from chatferry.db.engine import transaction
 from chatferry.db.models import App, Comment, Room, RoomParticipant, User
@@ -241,6 +242,39 @@ def test_apps_update_changes_limits_and_timezone(
     )
     # A refused update changed nothing.
     assert run_cli_json(settings_env, "apps", "list", "--json")[0]["timezone"] == "Asia/Jakarta"
+
+
+def test_demo_data_waits_for_other_writers_instead_of_failing(
+    settings_env: dict[str, str], runtime: Runtime, new_app: NewApp
+) -> None:
+    """On SQLite a transaction that reads and then writes cannot wait for the write
+    lock: a commit by another process in between (a worker's claim, a heartbeat) made
+    demo-data fail with "database is locked". It takes the lock first now."""
+    app = new_app("Busy", app_id="busy")
+    stop = threading.Event()
+    commits = 0
+
+    def keep_committing() -> None:  # another writer, as a server's workers are
+        nonlocal commits
+        while not stop.is_set():
+            with runtime.engine.begin() as conn:
+                renamed = update(App).where(App.app_id == app.app_id).values(name=f"Busy {commits}")
+                conn.execute(renamed)
+            commits += 1
+
+    writer = threading.Thread(target=keep_committing)
+    writer.start()
+    try:
+        runs = [
+            run_cli(settings_env, "demo-data", "--app-id", "busy", "--users", "5", "--rooms", "2",
+                    "--comments", "20")
+            for _ in range(3)
+        ]  # fmt: skip
+    finally:
+        stop.set()
+        writer.join()
+    assert commits > 0
+    assert [(r.returncode, r.stderr) for r in runs] == [(0, "")] * 3
 
 
 def test_demo_data_fills_an_app_with_realistic_data(

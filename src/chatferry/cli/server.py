@@ -282,11 +282,12 @@ def demo_data(
 ) -> None:
     """Fill an app with realistic users, rooms and messages."""
     from chatferry.apps import service as apps
-    from chatferry.db.engine import transaction
+    from chatferry.db.engine import begin_write, transaction
     from chatferry.demo.generate import DemoSpec, generate
 
     rt = _runtime()
     with transaction(rt.sessions) as session:
+        begin_write(session)  # it reads, then writes: take the write lock first
         app = apps.get_app(session, app_id)
         counts = generate(session, app.id, DemoSpec(users, rooms, comments, days, seed))
     _print_json({"app_id": app_id, **counts})
