@@ -134,6 +134,7 @@ def run_a_session(
         "schedule": schedule,
         "serve": (server.log_path, formats[0]),
         "worker": (worker.log_path, formats[1]),
+        "sqlite": settings.resolved_database_url().startswith("sqlite"),
     }
 
 
@@ -223,6 +224,12 @@ def check_schedule_and_worker(session_logs: dict[str, Any]) -> None:
     assert started.get("threads") == "2" and started.get("kinds") == "export,import"
     assert the_one(worker, message="worker stopped").get("unfinished_jobs") == "0"
     assert worker[-1].message == "worker stopped"
+    # On SQLite both processes run with its global memory statistics off (db/sqlite_library).
+    serve = read_log(*session_logs["serve"])
+    for log, command in ((serve, "serve"), (worker, "worker")):
+        checked = the_one(log, message=f"{command} checked the database and storage")
+        expected = "off" if session_logs["sqlite"] else ""
+        assert checked.get("sqlite_memory_statistics") == expected, command
 
 
 def check_no_secrets(session_logs: dict[str, Any]) -> None:

@@ -60,12 +60,16 @@ def _announce_in_log(line: str) -> None:
 
 def _server_runtime(command: str, migrate: bool) -> Runtime:
     """serve's and worker's runtime after the preflight, with their first log line."""
+    from chatferry.db.sqlite_library import turn_off_memory_statistics
     from chatferry.obs.log import log_event
     from chatferry.preflight import configuration
 
+    statistics_off = turn_off_memory_statistics()  # before any connection: see there
     _configure_logging()
     rt = _runtime(migrate=migrate, check_store=True, announce=_announce_in_log)
     shown: dict[str, Any] = dict(configuration(rt.settings))
+    if rt.engine.dialect.name == "sqlite":
+        shown["sqlite_memory_statistics"] = "off" if statistics_off else "on"
     log_event(log, f"{command} checked the database and storage", **shown)
     return rt
 
