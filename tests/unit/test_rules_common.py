@@ -156,6 +156,12 @@ def test_resources_are_the_spec_types() -> None:
     ("content", "expected"),
     [
         (b"\xff\xfe[]", "the file is not valid UTF-8 text (invalid byte at position 0)"),
+        # Bad bytes inside a string, after the JSON, a surrogate, a BOM then a bad byte.
+        (b'[{"Name": "\xc3"}]', "the file is not valid UTF-8 text (invalid byte at position 11)"),
+        (b"[1]\xff", "the file is not valid UTF-8 text (invalid byte at position 3)"),
+        (b'["\xed\xa0\x80"]', "the file is not valid UTF-8 text (invalid byte at position 2)"),
+        (b"\xef\xbb\xbf[\xff]", "the file is not valid UTF-8 text (invalid byte at position 1)"),
+        (b"\xef\xbb\xbf", "the file is not valid JSON: it is empty"),
         (b"[{]", "the file is not valid JSON: "),
         (b"  \n", "the file is not valid JSON: it is empty"),
         (b'{"Email": "a@b.c"}', "must be a JSON array of objects, but it is an object"),

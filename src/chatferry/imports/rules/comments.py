@@ -50,7 +50,7 @@ FIELDS = (
 _PARENT = "ParentCommentUniqueId"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one a row: see ROW_RECORDS in common.py
 class CommentDraft:
     """A parsed comments row; a field with a problem holds "" (or its default)."""
 
@@ -66,7 +66,7 @@ class CommentDraft:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one a row: see ROW_RECORDS in common.py
 class CommentRow:
     unique_id: str
     room_id: int
@@ -80,7 +80,7 @@ class CommentRow:
     parent_row: int | None = None  # an earlier row of this file (its index in the rows)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one a row: see ROW_RECORDS in common.py
 class StoredComment:
     id: int
     room_id: int

@@ -24,6 +24,11 @@ MAX_NESTING = 100
 
 T = TypeVar("T")
 
+# ROW_RECORDS: the records made once a row (Parsed, the drafts, the rows to write) are
+# plain slotted dataclasses, treated as values but not frozen: a frozen dataclass sets each
+# field through object.__setattr__, ~1.5 us a record of ten fields, which was a fifth of the
+# rules' time on a 4 MB comments file.
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -44,7 +49,7 @@ class ImportRejected(ChatferryError):
         self.problems = problems
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one a row: see ROW_RECORDS above
 class Parsed(Generic[T]):
     """One parsed row: its values (a field with a problem holds its empty value, so the
     later steps still check the others) and the row's problems."""

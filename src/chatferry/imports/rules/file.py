@@ -9,23 +9,30 @@ import orjson
 
 from chatferry.imports.rules.common import ImportRejected, Problem, ProblemLog, kind
 
+_BOM = b"\xef\xbb\xbf"
+
 
 def _decoded(data: bytes) -> Any:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+    """The file's JSON value. orjson checks the UTF-8 itself, so the file is only decoded
+    again (to say where the bad byte is) when orjson refuses it."""
+    text = memoryview(data)[3:] if data.startswith(_BOM) else data  # no copy
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise _why_not_json(bytes(text), exc) from None
+
+
+def _why_not_json(data: bytes, exc: orjson.JSONDecodeError) -> ImportRejected:
     try:
         data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ImportRejected(
-            f"the file is not valid UTF-8 text (invalid byte at position {exc.start}): "
+    except UnicodeDecodeError as bad:
+        return ImportRejected(
+            f"the file is not valid UTF-8 text (invalid byte at position {bad.start}): "
             "save it as UTF-8 and upload it again"
-        ) from None
+        )
     if not data.strip():
-        raise ImportRejected("the file is not valid JSON: it is empty")
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ImportRejected(f"the file is not valid JSON: {exc}") from None
+        return ImportRejected("the file is not valid JSON: it is empty")
+    return ImportRejected(f"the file is not valid JSON: {exc}")
 
 
 def _check_row_count(rows: int, max_rows: int) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, String, Table, any_, bindparam, select
+import orjson
+from sqlalchemy import Connection, String, Table, any_, bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from chatferry.db.models import Comment, Room, User, table_of
@@ -17,8 +18,6 @@ from chatferry.imports.rules.users import KnownUsers, UserDraft
 _users = table_of(User)
 _rooms = table_of(Room)
 _comments = table_of(Comment)
-
-_LOOKUP_CHUNK = 900
 
 
 def _wanted(table: Table, column: str, values: Iterable[str]) -> list[str]:
@@ -33,8 +32,11 @@ def existing(
 ) -> dict[str, Any]:
     """The app's rows whose ``column`` is one of ``values``, by that value.
 
-    PostgreSQL gets every value in one array parameter (``= ANY``); SQLite gets chunks
-    of ``IN`` lists below its historical limit of 999 parameters.
+    One statement with one parameter: PostgreSQL gets the values as an array (``=
+    ANY``), SQLite as a JSON array it unpacks (``IN (SELECT value FROM json_each(?))``);
+    each value is an index seek. (``IN`` lists of bound values had to be cut in chunks
+    under SQLite's 999 parameters, and each list length was a statement to compile: 15
+    ms of look-ups for a 4 MB comments file, now 3.)
     """
     wanted = _wanted(table, column, values)
     col = table.c[column]
@@ -43,17 +45,15 @@ def existing(
     if not wanted:
         return found
     if conn.dialect.name == "postgresql":
-        query = select(*columns).where(
-            table.c.app_pk == app_pk, col == any_(bindparam("wanted", type_=ARRAY(col.type)))
-        )
-        for row in conn.execute(query, {"wanted": wanted}):
-            found[row[0]] = row
-        return found
-    for start in range(0, len(wanted), _LOOKUP_CHUNK):
-        chunk = wanted[start : start + _LOOKUP_CHUNK]
-        query = select(*columns).where(table.c.app_pk == app_pk, col.in_(chunk))
-        for row in conn.execute(query):
-            found[row[0]] = row
+        matches = col == any_(bindparam("wanted", type_=ARRAY(col.type)))
+        parameter: Any = wanted
+    else:
+        unpacked = func.json_each(bindparam("wanted", type_=String()))
+        matches = col.in_(select(literal_column("value", String())).select_from(unpacked))
+        parameter = orjson.dumps(wanted).decode()
+    query = select(*columns).where(table.c.app_pk == app_pk, matches)
+    for row in conn.execute(query, {"wanted": parameter}):
+        found[row[0]] = row
     return found
 
 

@@ -36,7 +36,7 @@ FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one a row: see ROW_RECORDS in common.py
 class RoomDraft:
     """A parsed rooms row; a field with a problem holds "" (or the default date)."""
 
@@ -51,7 +51,7 @@ class RoomDraft:
     participant_emails: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one a row: see ROW_RECORDS in common.py
 class RoomRow:
     unique_id: str
     name: str

@@ -33,7 +33,7 @@ FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one a row: see ROW_RECORDS in common.py
 class UserDraft:
     """A parsed users row; a field with a problem holds "" (or the default date)."""
 
@@ -47,7 +47,7 @@ class UserDraft:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one a row: see ROW_RECORDS in common.py
 class UserRow:
     email: str
     name: str
