@@ -8,6 +8,7 @@ database or storage is one line saying what to set, not a traceback.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -74,6 +75,15 @@ def _server_runtime(command: str, migrate: bool) -> Runtime:
     return rt
 
 
+def _freeze_startup_heap() -> None:
+    """Puts every object made while starting (modules, models, the app) out of the
+    garbage collector's reach, so its full collections scan only what requests and jobs
+    make. Without it, every other import of a 4 MB file spent ~0.1 s more in its checks:
+    a full collection walked the whole server's heap."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -84,7 +94,9 @@ def serve(
     from chatferry.api.server import run_server
 
     rt = _server_runtime("serve", migrate=True)
-    run_server(create_api(rt, run_worker=not no_worker), rt.settings, host, port)
+    api = create_api(rt, run_worker=not no_worker)
+    _freeze_startup_heap()
+    run_server(api, rt.settings, host, port)
 
 
 def _serve_metrics(rt: Runtime, host: str, port: int) -> WSGIServer:
@@ -124,6 +136,7 @@ def worker(
     rt = _server_runtime("worker", migrate=False)
     metrics = _serve_metrics(rt, metrics_host, metrics_port) if metrics_port else None
     jobs = background(rt, concurrency)
+    _freeze_startup_heap()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
