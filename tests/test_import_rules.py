@@ -579,6 +579,19 @@ def test_problems_past_the_first_1000_are_counted_not_kept(make_app: Any, runtim
     assert data[-1]["row"] == 249
 
 
+def test_thousands_of_look_ups_find_every_stored_row(make_app: Any, runtime: Runtime) -> None:
+    """The look-up of what the app holds sends thousands of values at once (a JSON array
+    on SQLite, an array on PostgreSQL), quotes and accents included."""
+    app_id = make_app().app_id
+    emails = [f"o'neil-é{i}@example.com" for i in range(2500)]
+    assert_finished(run_job(runtime, app_id, "users", [user(e) for e in emails[::2]]), 1250)
+    record = run_job(runtime, app_id, "users", [user(e) for e in emails])
+    assert record["errors"]["Message"].startswith("the file has 1250 problems in 1250 of 2500")
+    data = record["errors"]["Data"]
+    assert {p["key"] for p in data} == set(emails[:2000:2])  # the first 1000 are listed
+    assert all("already exists" in p["message"] for p in data)
+
+
 # --- atomicity, races and reruns -----------------------------------------------------
 
 
