@@ -10,11 +10,11 @@ from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from chatferry.apps.service import AppContext, app_context
 from chatferry.clock import utcnow
-from chatferry.db.engine import snapshot, transaction
+from chatferry.db.engine import snapshot
 from chatferry.db.models import App, Export, table_of
 from chatferry.errors import ChatferryError
 from chatferry.exports.dates import window_bounds_utc
@@ -35,6 +35,13 @@ from chatferry.runtime import Runtime
 
 log = logging.getLogger(__name__)
 _exports = table_of(Export)
+_apps = table_of(App)
+# What a run needs of its export record (read as a plain row: no ORM, no schedule id).
+_PLAN_COLUMNS = ("id", "unique_id", "app_pk", "status", "resource_name", "created_at")
+_EXPORT_BY_ID = select(
+    *[_exports.c[name] for name in (*_PLAN_COLUMNS, "start_date", "end_date")]
+).where(_exports.c.id == bindparam("export_id"))
+_APP_BY_PK = select(_apps).where(_apps.c.id == bindparam("app_pk"))
 
 EXPORT_RECORDS = TrackedRecords(
     _exports, running=ExportStatus.STARTED, pending=PENDING, failed=ExportStatus.FAILED
@@ -87,29 +94,24 @@ class StreamTotals:
     sha256: str = ""
 
 
-def _start_if_scheduled(rt: Runtime, export_id: int) -> None:
-    """A run_at export waits as `scheduled` until its job runs: its time has come."""
+def _load_plan(rt: Runtime, export_id: int) -> ExportPlan | None:
+    """What the export's run needs, read in one transaction with plain rows; a run_at
+    export that waited as `scheduled` becomes `started`: its time has come."""
     with rt.engine.begin() as conn:
         conn.execute(
             update(_exports)
             .where(_exports.c.id == export_id, _exports.c.status == ExportStatus.SCHEDULED)
             .values(status=ExportStatus.STARTED)
         )
-
-
-def _load_plan(rt: Runtime, export_id: int) -> ExportPlan | None:
-    _start_if_scheduled(rt, export_id)
-    with transaction(rt.sessions) as session:
-        export = session.get(Export, export_id)
+        export = conn.execute(_EXPORT_BY_ID, {"export_id": export_id}).one_or_none()
         if export is None or export.status != ExportStatus.STARTED:
             return None
-        app = session.get(App, export.app_pk)
-        assert app is not None
-        ctx = app_context(app, rt.settings)
-        lower, upper = window_bounds_utc(export.start_date, export.end_date, ctx.timezone)
-        resource = Resource(export.resource_name)
-        filename = original_filename(export, ctx)
-        return ExportPlan(export.id, export.unique_id, resource, ctx, lower, upper, filename)
+        app = conn.execute(_APP_BY_PK, {"app_pk": export.app_pk}).one()
+    ctx = app_context(app, rt.settings)
+    lower, upper = window_bounds_utc(export.start_date, export.end_date, ctx.timezone)
+    resource = Resource(export.resource_name)
+    filename = original_filename(export, ctx)
+    return ExportPlan(export.id, export.unique_id, resource, ctx, lower, upper, filename)
 
 
 class _Progress:
@@ -121,7 +123,8 @@ class _Progress:
         self._rt = rt
         self._plan = plan
         self._expected_rows = expected_rows
-        self._written_at = -PROGRESS_INTERVAL_SECONDS  # the first batch writes at once
+        # The first write after an interval: a small export finishes before it is due.
+        self._written_at = time.monotonic()
 
     def report(self, rows: int) -> None:
         """Raises ExportStopped if the export was cancelled or deleted meanwhile."""
