@@ -53,7 +53,7 @@ DbRow = Sequence[Any]
 TimeReader = Callable[[Any], Any]
 
 
-def _naive(column: ColumnElement[Any]) -> ColumnElement[datetime]:
+def naive_time(column: ColumnElement[Any]) -> ColumnElement[datetime]:
     """A UtcDateTime column as plain naive UTC, for comparisons with naive bounds."""
     return type_coerce(column, DateTime())
 
@@ -85,7 +85,7 @@ def count_rows(
 ) -> int:
     """How many rows of ``resource`` the app created in [lower, upper) (naive UTC)."""
     table = EXPORTS[resource].table
-    created = _naive(table.c.created_at)
+    created = naive_time(table.c.created_at)
     query = (
         select(func.count())
         .select_from(table)

@@ -14,11 +14,11 @@ from sqlalchemy import bindparam, select, update
 
 from chatferry.apps.service import AppContext, app_context
 from chatferry.clock import utcnow
-from chatferry.db.engine import snapshot
 from chatferry.db.models import App, Export, table_of
 from chatferry.errors import ChatferryError
 from chatferry.exports.dates import window_bounds_utc
-from chatferry.exports.formats import Piece, Window, count_rows, window_pieces
+from chatferry.exports.formats import Piece, Window, count_rows
+from chatferry.exports.halves import pieces_in_halves, window_snapshot
 from chatferry.exports.service import (
     JOB_KIND,
     original_filename,
@@ -163,15 +163,17 @@ class ExportJobHandler:
         totals = StreamTotals()
         try:
             # The count checked against the limit and the file's rows: one snapshot.
-            with snapshot(rt.engine) as conn:
-                rows = count_rows(conn, plan.resource, plan.app.pk, plan.lower, plan.upper)
+            with window_snapshot(rt.engine, plan.window) as snap:
+                rows = count_rows(snap.conn, plan.resource, plan.app.pk, plan.lower, plan.upper)
                 if rows > plan.row_limit:
                     raise plan.over_limit(rows)
                 progress = _Progress(rt, plan, rows)
                 batch = rt.settings.export_batch_size
-                # closing: the reader (a server-side cursor on PostgreSQL) is closed at
-                # once when the export stops early.
-                with closing(window_pieces(conn, plan.window, batch)) as pieces:
+                spool_dir = rt.settings.data_dir / "tmp"
+                # closing: the readers (a server-side cursor on PostgreSQL, a thread on
+                # SQLite) stop at once when the export stops early.
+                read = pieces_in_halves(snap, plan.window, batch, rows, spool_dir)
+                with closing(read) as pieces:
                     chunks = self._file_chunks(plan, pieces, progress, totals)
                     rt.store.put_stream(key, chunks, filename=plan.filename)
         except ExportStopped:
