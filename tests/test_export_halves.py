@@ -49,7 +49,7 @@ def window(sqlite_runtime: Runtime, new_app: NewApp) -> Window:
 def _read(rt: Runtime, window: Window, spool: Path, min_rows: int) -> tuple[bytes, int, bool]:
     with window_snapshot(rt.engine, window, min_rows) as snap:
         rows = count_rows(snap.conn, window.resource, window.app_pk, window.lower, window.upper)
-        pieces = list(pieces_in_halves(snap, window, 500, rows, spool, min_rows))
+        pieces = list(pieces_in_halves(snap, window, 500, rows, spool))
     return b",\n".join(p.data for p in pieces), sum(p.rows for p in pieces), snap.twin is not None
 
 
@@ -94,7 +94,7 @@ def test_both_halves_see_the_same_data_while_another_connection_commits(
                     count_rows(c, window.resource, window.app_pk, window.lower, window.upper)
                     for c in (snap.conn, snap.twin)
                 ]
-                read = pieces_in_halves(snap, window, 500, counted[0], tmp_path, 100)
+                read = pieces_in_halves(snap, window, 500, counted[0], tmp_path)
                 results.append((counted, sum(p.rows for p in read)))
     finally:
         stop.set()
@@ -134,7 +134,7 @@ def test_a_failed_half_fails_the_read(
         read = []
         try:
             with pytest.raises(sqlite3.OperationalError, match="interrupted"):
-                read.extend(pieces_in_halves(snap, window, 500, ROWS, spool, 100))
+                read.extend(pieces_in_halves(snap, window, 500, ROWS, spool))
         finally:
             driver.set_progress_handler(None, 0)
     assert 0 < sum(p.rows for p in read) < ROWS  # the first half, then the error
@@ -146,7 +146,7 @@ def test_an_export_stopped_early_stops_its_half(
 ) -> None:
     with window_snapshot(sqlite_runtime.engine, window, min_rows=100) as snap:
         spool = tmp_path / "spool"
-        with closing(pieces_in_halves(snap, window, 100, ROWS, spool, 100)) as pieces:
+        with closing(pieces_in_halves(snap, window, 100, ROWS, spool)) as pieces:
             first = next(iter(pieces))
         assert first.rows == 100
     assert not [t for t in threading.enumerate() if t.name == "chatferry-export-half"]

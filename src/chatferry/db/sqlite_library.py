@@ -17,6 +17,7 @@ connection is open: call this first thing in a process, as ``serve`` and ``worke
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib.util
 import logging
 import sys
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 
 _SQLITE_OK = 0
 _SQLITE_CONFIG_MEMSTATUS = 9
-_state: dict[str, bool] = {}
 
 
 def _library() -> ctypes.CDLL | None:
@@ -45,11 +45,10 @@ def _library() -> ctypes.CDLL | None:
     return library
 
 
+@functools.cache
 def turn_off_memory_statistics() -> bool:
     """Turns SQLite's global memory statistics off for this process (once); True if
     they are off. Call it before the process opens any SQLite connection."""
-    if "off" in _state:
-        return _state["off"]
     library = _library()
     off = False
     if library is not None and library.sqlite3_shutdown() == _SQLITE_OK:
@@ -57,5 +56,4 @@ def turn_off_memory_statistics() -> bool:
         library.sqlite3_initialize()  # (opening a connection would initialize it too)
     if not off:
         log.debug("SQLite's memory statistics stay on (the library could not be configured)")
-    _state["off"] = off
     return off

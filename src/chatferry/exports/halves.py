@@ -111,16 +111,11 @@ def _middle(conn: Connection, window: Window, rows: int) -> Any:
 
 
 def pieces_in_halves(
-    snap: WindowSnapshot,
-    window: Window,
-    batch: int,
-    rows: int,
-    spool_dir: Path,
-    min_rows: int = SPLIT_MIN_ROWS,
+    snap: WindowSnapshot, window: Window, batch: int, rows: int, spool_dir: Path
 ) -> Generator[Piece]:
-    """The window's pieces, its two halves read at once when a twin snapshot is there
-    and the window holds ``rows`` >= ``min_rows``; else as window_pieces reads it."""
-    middle = _middle(snap.conn, window, rows) if snap.twin and rows >= min_rows else None
+    """The window's pieces (``rows`` of them), its two halves read at once when the
+    snapshot has a twin; else as window_pieces reads it."""
+    middle = _middle(snap.conn, window, rows) if snap.twin is not None else None
     if snap.twin is None or middle is None or not window.lower < middle < window.upper:
         yield from window_pieces(snap.conn, window, batch)
         return

@@ -37,10 +37,12 @@ log = logging.getLogger(__name__)
 _exports = table_of(Export)
 _apps = table_of(App)
 # What a run needs of its export record (read as a plain row: no ORM, no schedule id).
-_PLAN_COLUMNS = ("id", "unique_id", "app_pk", "status", "resource_name", "created_at")
-_EXPORT_BY_ID = select(
-    *[_exports.c[name] for name in (*_PLAN_COLUMNS, "start_date", "end_date")]
-).where(_exports.c.id == bindparam("export_id"))
+_PLAN_COLUMNS = (
+    "id", "unique_id", "app_pk", "status", "resource_name", "created_at", "start_date", "end_date"
+)  # fmt: skip
+_EXPORT_BY_ID = select(*[_exports.c[name] for name in _PLAN_COLUMNS]).where(
+    _exports.c.id == bindparam("export_id")
+)
 _APP_BY_PK = select(_apps).where(_apps.c.id == bindparam("app_pk"))
 
 EXPORT_RECORDS = TrackedRecords(
