@@ -14,7 +14,7 @@ ENV_PREFIX = "CHATFERRY_"
 
 
 class Settings(BaseSettings):
-    """Every knob an operator can turn; see the README's configuration table."""
+    """Every knob an operator can turn; see the table in docs/configuration.md."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 

@@ -11,7 +11,7 @@ let an attacker lock an app out). Authenticated requests are also limited per ap
 token bucket), so one tenant cannot starve the others.
 
 The counters live in this process: with several API processes each enforces its own
-(see the README's "Security" for what a reverse proxy should add).
+(see docs/security.md for what a reverse proxy should add).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Counters and histograms live in this process's registry; the queue's gauges (jobs
 waiting and running by kind) are read from the database at scrape time, so they are the
-same whichever process is scraped. See the README's "Health and metrics" for scraping
+same whichever process is scraped. See docs/operations.md, "Health and metrics", for scraping
 several processes.
 """
 
