@@ -95,7 +95,7 @@ def test_the_readme_stays_a_front_door() -> None:
     text = README.read_text()
     assert len(text.splitlines()) < 150
     for command in [
-        '.venv/bin/pip install -e . && .venv/bin/chatferry serve',
+        ".venv/bin/pip install -e . && .venv/bin/chatferry serve",
         '.venv/bin/pip install -e ".[dev]" && .venv/bin/pytest -n 2',
     ]:
         assert command in text
