@@ -56,6 +56,10 @@ class TooManyRequests(ChatferryError):
     status = 429
 
 
+class ServiceUnavailable(ChatferryError):
+    status = 503
+
+
 SHOWN_CHARS = 60
 
 

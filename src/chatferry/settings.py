@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     storage_max_retries: int = Field(default=3, ge=0)
     storage_retry_timeout_seconds: float = Field(default=60.0, gt=0)
     storage_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Local storage only: below this much free space /readyz says the storage is not
+    # ready and new exports are refused with 503 (0 turns the check off).
+    storage_min_free_bytes: int = Field(default=100 * 1024 * 1024, ge=0)
     # Export files are deleted this many days after the export finished (0: kept forever).
     export_retention_days: int = Field(default=0, ge=0)
 

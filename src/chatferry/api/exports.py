@@ -52,7 +52,7 @@ def render(
         "export limit (1000 users, 1000 rooms, 5000 comments by default)."
     ),
     response_model=Envelope[ExportRecord],
-    responses=errors(400, 401, 413, 429),
+    responses=errors(400, 401, 413, 429, 503),
     openapi_extra=request_doc(
         ExportRequest,
         {
@@ -65,6 +65,7 @@ async def create_export(
     request: Request, app: CurrentApp, body: ExportBody, rt: RuntimeDep
 ) -> Response:
     def create() -> dict[str, Any]:
+        service.ensure_storage_room(rt.store, rt.settings)
         with transaction(rt.sessions) as session:
             export = service.create_export(session, rt.settings, app, body)
         rt.job_wakeup.set()

@@ -1,5 +1,5 @@
-"""Operator endpoints: /healthz (alive), /readyz (database and storage reachable),
-/metrics (Prometheus)."""
+"""Operator endpoints: /healthz (alive), /readyz (database and storage reachable, local
+storage not under its free-space minimum), /metrics (Prometheus)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from chatferry.obs.log import log_event
 from chatferry.preflight import PreflightError, check_storage
 from chatferry.runtime import Runtime
 from chatferry.settings import Settings
+from chatferry.storage.room import low_space_problem
 from chatferry.storage.store import FileStore
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,10 @@ READY_CACHE_SECONDS = 5.0
 # A readiness probe answers within seconds: its storage check neither retries nor
 # waits long for a connection (the jobs' own store does both).
 PROBE_TIMEOUT_SECONDS = 5.0
+
+
+class StorageLow(PreflightError):
+    """Local storage is under CHATFERRY_STORAGE_MIN_FREE_BYTES; the message says so."""
 
 
 @dataclass
@@ -55,6 +60,9 @@ class Readiness:
                 url = self.settings.resolved_storage_url()
                 message = f"cannot open the file storage at {url}: {short_error(exc)}"
                 raise PreflightError(message) from exc
+        low = low_space_problem(self.store, self.settings.storage_min_free_bytes)
+        if low is not None:
+            raise StorageLow(low)
         check_storage(self.store)
 
 
@@ -87,6 +95,8 @@ def _problem(rt: Runtime, state: Readiness) -> str | None:
             ref = new_reference()
             detail = exc.message if isinstance(exc, PreflightError) else short_error(exc)
             log_event(log, "not ready", logging.WARNING, part=part, reference=ref, error=detail)
+            if isinstance(exc, StorageLow):
+                return f"{exc.message} (reference {ref})"
             return f"the {part} is not reachable (reference {ref}): see the server's log"
     return None
 

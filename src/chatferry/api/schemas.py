@@ -182,6 +182,8 @@ _ERROR_MEANINGS = {
     "'bytes */<size of the file>'.",
     429: "Too many requests: wait for the seconds the Retry-After header gives.",
     500: "An internal error: the message gives a reference for the operator.",
+    503: "Not available for now (the file storage is nearly full, or the database is "
+    "unreachable): try again after the seconds the Retry-After header gives.",
 }
 
 

@@ -15,7 +15,7 @@ from chatferry.clock import rfc3339_in_zone, utcnow
 from chatferry.db.engine import begin_write
 from chatferry.db.models import App, Export, table_of
 from chatferry.db.types import is_lookup_key
-from chatferry.errors import BadRequest, NotFound, show
+from chatferry.errors import BadRequest, NotFound, ServiceUnavailable, show
 from chatferry.exports.dates import resolve_window, window_bounds_utc
 from chatferry.exports.formats import count_rows
 from chatferry.exports.requests import ExportRequest
@@ -23,6 +23,8 @@ from chatferry.exports.status import PENDING, ExportStatus
 from chatferry.jobs.queue import JobSpec, cancel_jobs_for, enqueue
 from chatferry.resources import Resource
 from chatferry.settings import Settings
+from chatferry.storage.room import low_space_problem
+from chatferry.storage.store import FileStore
 
 JOB_KIND = "export"
 MAX_RUN_AT_DAYS = 366
@@ -72,6 +74,18 @@ def check_run_at(run_at: datetime | None, now: datetime) -> datetime | None:
     if run_at > now + timedelta(days=MAX_RUN_AT_DAYS):
         raise BadRequest(f"run_at {run_at.isoformat()} is more than {MAX_RUN_AT_DAYS} days ahead")
     return run_at
+
+
+def ensure_storage_room(store: FileStore, settings: Settings) -> None:
+    """Refuses a new export (503) while local storage is under its free-space minimum:
+    the file could not be written, and a full disk fails every tenant's exports."""
+    problem = low_space_problem(store, settings.storage_min_free_bytes)
+    if problem is not None:
+        raise ServiceUnavailable(
+            f"new exports are refused for now: {problem}; try again later",
+            {"code": "storage_full"},
+            {"Retry-After": "60"},
+        )
 
 
 def export_job(settings: Settings, app: AppContext, export: Export) -> JobSpec:

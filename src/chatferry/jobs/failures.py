@@ -6,6 +6,7 @@ traceback, internal URLs, SQL) go to the log under that reference, never to the 
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 
 import psycopg
@@ -13,7 +14,7 @@ from obstore.exceptions import GenericError
 from sqlalchemy import exc as sa_exc
 
 from chatferry.errors import ChatferryError
-from chatferry.storage.store import StorageError
+from chatferry.storage.store import StorageError, StorageFull
 
 # Errors of a database or storage that is down, overloaded or briefly unreachable:
 # the same job may well succeed a little later. obstore reports network failures and
@@ -38,11 +39,26 @@ def is_transient(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, ChatferryError):
+        if isinstance(current, ChatferryError | StorageFull):
             return False
         if isinstance(current, _TRANSIENT):
             return True
         if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """True if ``exc`` (or an error it was raised from) says the disk or the object
+    store has no room left: retrying cannot help until the operator frees space."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, StorageFull):
+            return True
+        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
             return True
         current = current.__cause__ or current.__context__
     return False
@@ -102,6 +118,15 @@ def refused_message(noun: str, redo: str, exc: BaseException, ref: str) -> str:
     return (
         f"the {noun} failed: the {part} refused it; the operator must check the {part} "
         f"(reference {ref}), then {redo}"
+    )
+
+
+def storage_full_message(noun: str, redo: str, ref: str) -> str:
+    """The failure a tenant reads when the file could not be written for lack of space."""
+    return (
+        f"the {noun} failed: the file storage is full, so its file could not be written "
+        f"(nothing was kept); the operator must free space on the storage (reference "
+        f"{ref}), then {redo}"
     )
 
 

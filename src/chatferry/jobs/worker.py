@@ -22,10 +22,12 @@ from chatferry.jobs.failures import (
     failing_part,
     give_up_message,
     internal_error_message,
+    is_storage_full,
     is_transient,
     refused_message,
     retry_notice,
     short_error,
+    storage_full_message,
 )
 from chatferry.jobs.handlers import Handlers, JobHandler, JobReport
 from chatferry.jobs.notify import JobListener
@@ -234,7 +236,8 @@ class Worker:
             log,
             "job failed",
             logging.ERROR,
-            None if isinstance(exc, ChatferryError) else exc,  # the details, under the ref
+            # The details, under the ref (a full storage says all in the line).
+            None if isinstance(exc, ChatferryError) or is_storage_full(exc) else exc,
             **job_fields(job),
             reference=ref,
             error=short_error(exc),
@@ -263,6 +266,8 @@ class Worker:
         if isinstance(exc, ChatferryError):
             return exc.message
         noun, redo = (handler.noun, handler.redo) if handler else ("job", "try again")
+        if is_storage_full(exc):
+            return storage_full_message(noun, redo, ref)
         if is_transient(exc):
             return give_up_message(noun, redo, exc, job.errors + 1, ref)
         if failing_part(exc) != "server":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
+import shutil
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,9 +42,27 @@ class StorageError(Exception):
     keys: for the log only) is the ``__cause__``."""
 
 
+class StorageFull(StorageError):
+    """The storage has no room left for the file (a full disk, ENOSPC; an S3-compatible
+    server out of space): retrying cannot help until the operator frees space."""
+
+
+# How a store says it is out of space: the OS error (obstore's local store reports it
+# as "No space left on device (os error 28)"), or an S3-compatible server's answer.
+_FULL_SIGNS = ("os error 28", "no space left on device", "insufficient storage", "storagefull")
+
+
+def _is_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    return any(sign in str(exc).lower() for sign in _FULL_SIGNS)
+
+
 def _storage_error(action: str, key: str, exc: BaseException) -> StorageError:
     """The failure, with the first line of the store's own error (for operators)."""
     first = (str(exc).strip().splitlines() or [""])[0][:200]
+    if _is_full(exc):
+        return StorageFull(f"the file storage is full: could not {action} {key!r} ({first})")
     return StorageError(f"could not {action} {key!r} ({type(exc).__name__}: {first})")
 
 
@@ -159,12 +179,23 @@ class FileStore:
                 attributes=attributes,
             )
         except BaseException as exc:
+            with contextlib.suppress(OSError):  # nothing half-written stays behind
+                self._remove_partial_uploads(key)
             if source.raised is not None:
                 raise source.raised from None
             raise _storage_error("write", key, exc) from exc
         path = self.local_path(key)
         if path is not None:
             make_private(path)
+
+    def free_bytes(self) -> int | None:
+        """The free space of a local store's file system (None for object storage)."""
+        if self._local_root is None:
+            return None
+        where = self._local_root
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        return shutil.disk_usage(where).free
 
     def delete(self, key: str) -> None:
         """Removes the file; a file that is already gone is not an error."""
