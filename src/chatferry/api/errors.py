@@ -10,11 +10,13 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from chatferry.api.responses import error
+from chatferry.db.outage import is_connection_failure
 from chatferry.errors import ChatferryError, new_reference
 from chatferry.obs.log import log_event
 
@@ -55,21 +57,41 @@ def install_error_handlers(app: FastAPI) -> None:
         log_event(log, "client disconnected", method=request.method, path=request.url.path)
         return Response(status_code=400)
 
+    @app.exception_handler(sa_exc.DBAPIError)
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def database_error(request: Request, exc: Exception) -> Response:
+        # The database out of reach (or every connection busy): the process logged it
+        # once (db/outage.py); the client is told to come back, without a traceback.
+        if is_connection_failure(exc) or isinstance(exc, sa_exc.TimeoutError):
+            return error(503, DATABASE_UNAVAILABLE, headers={"Retry-After": "5"})
+        return internal_error(request, exc)
+
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> Response:
-        ref = new_reference()
-        log_event(
-            log,
-            "unhandled error",
-            logging.ERROR,
-            method=request.method,
-            path=request.url.path,
-            reference=ref,
-        )
-        log.error("details of %s", ref, exc_info=exc)
-        return error(
-            500,
-            "internal server error: the request was not completed; try again, and if it "
-            f"fails again give the operator this reference: {ref}",
-            details={"reference": ref},
-        )
+        return internal_error(request, exc)
+
+
+DATABASE_UNAVAILABLE = (
+    "the database cannot be reached right now, so the request was not completed; "
+    "try again in a few seconds"
+)
+
+
+def internal_error(request: Request, exc: Exception) -> Response:
+    """A 500 with a reference; the log has the details under it."""
+    ref = new_reference()
+    log_event(
+        log,
+        "unhandled error",
+        logging.ERROR,
+        method=request.method,
+        path=request.url.path,
+        reference=ref,
+    )
+    log.error("details of %s", ref, exc_info=exc)
+    return error(
+        500,
+        "internal server error: the request was not completed; try again, and if it "
+        f"fails again give the operator this reference: {ref}",
+        details={"reference": ref},
+    )

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from chatferry.api.deps import RuntimeDep
 from chatferry.api.responses import OrjsonResponse, error, ok
+from chatferry.db.outage import is_connection_failure
 from chatferry.errors import new_reference
 from chatferry.jobs.failures import short_error
 from chatferry.jobs.queue_metrics import metrics_text
@@ -94,6 +95,8 @@ def _problem(rt: Runtime, state: Readiness) -> str | None:
         except Exception as exc:
             ref = new_reference()
             detail = exc.message if isinstance(exc, PreflightError) else short_error(exc)
+            if is_connection_failure(exc):  # logged once for the process (db/outage.py)
+                return f"the {part} is not reachable: see the server's log (database unreachable)"
             log_event(log, "not ready", logging.WARNING, part=part, reference=ref, error=detail)
             if isinstance(exc, StorageLow):
                 return f"{exc.message} (reference {ref})"

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from chatferry.db.outage import watch_database
 from chatferry.fs import make_private
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -28,7 +29,9 @@ def create_db_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _create_sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    watch_database(engine)  # one log line when the database is lost, one when back
+    return engine
 
 
 def _create_sqlite_engine(url: str) -> Engine:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import psycopg
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
+
+from chatferry.db.outage import is_connection_failure, watch_of
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,8 @@ class JobListener:
         self._stop = stop
         self.connected = threading.Event()
         self.backend_pid: int | None = None  # the listening connection's server process
+        self._watch = watch_of(engine)
+        self._opened_at: float | None = None
 
     def run(self) -> None:
         failures = 0
@@ -56,7 +61,13 @@ class JobListener:
                 self.connected.clear()
                 delay = _RECONNECT_SECONDS[min(failures, len(_RECONNECT_SECONDS) - 1)]
                 failures += 1
-                log.warning("job listener lost its connection (%s); retrying in %ss", exc, delay)
+                if is_connection_failure(exc):  # the database is down: said once a process
+                    self._watch.on_failure(exc, self._opened_at)
+                else:
+                    log.warning(
+                        "job listener lost its connection (%s); retrying in %ss", exc, delay
+                    )
+                self._opened_at = None
                 self._stop.wait(delay)
         self.connected.clear()
 
@@ -69,6 +80,8 @@ class JobListener:
         ) as conn:
             conn.execute(f"LISTEN {CHANNEL}")
             self.backend_pid = conn.info.backend_pid
+            self._opened_at = time.monotonic()
+            self._watch.on_connected()
             self.connected.set()
             self._wakeup.set()  # jobs enqueued while we were not listening
             while not self._stop.is_set():

@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from chatferry.db.outage import log_failure
+
 log = logging.getLogger(__name__)
 
 
@@ -43,6 +45,6 @@ class PeriodicRunner:
         while not self._stop.is_set():
             try:
                 task.run()
-            except Exception:
-                log.exception("the periodic task %s failed; retrying", task.name)
+            except Exception as exc:
+                log_failure(log, f"the periodic task {task.name} failed; retrying", exc)
             self._stop.wait(task.interval_seconds)

@@ -14,6 +14,7 @@ from typing import Any
 
 from chatferry.clock import utcnow
 from chatferry.db.engine import transaction
+from chatferry.db.outage import log_failure, unless_outage
 from chatferry.errors import ChatferryError, new_reference
 from chatferry.jobs import queue
 from chatferry.jobs.failures import (
@@ -59,8 +60,8 @@ def with_resource(handler: JobHandler | None, rt: Runtime, job: ClaimedJob) -> C
         return job
     try:
         return replace(job, resource=handler.records.resource_of(rt.engine, job.target_id))
-    except Exception:
-        log.warning("could not read the type of %s %s", job.kind, job.ref, exc_info=True)
+    except Exception as exc:
+        log_failure(log, f"could not read the type of {job.kind} {job.ref}", exc)
         return job
 
 
@@ -124,8 +125,8 @@ class Worker:
         while not self._stop.is_set():
             try:
                 job = queue.claim_next(self.rt.engine, owner, lease, self._is_reserve())
-            except Exception:
-                log.exception("could not claim a job; retrying")
+            except Exception as exc:
+                log_failure(log, "could not claim a job; retrying", exc)
                 self._stop.wait(self.rt.settings.job_poll_seconds)
                 continue
             if job is None:
@@ -143,8 +144,8 @@ class Worker:
             wait = max(wait, settings.job_listen_poll_seconds)
         try:
             due = queue.next_due_at(self.rt.engine)
-        except Exception:
-            log.exception("could not read the job queue; retrying")
+        except Exception as exc:
+            log_failure(log, "could not read the job queue; retrying", exc)
             return settings.job_poll_seconds
         if due is not None:
             wait = min(wait, max(0.05, (due - utcnow()).total_seconds()))
@@ -176,7 +177,11 @@ class Worker:
         except Exception as exc:
             # The lease runs out and the reaper runs the job again (it is idempotent).
             log_event(
-                log, "could not record the job as done", logging.ERROR, exc, **job_fields(job)
+                log,
+                "could not record the job as done",
+                logging.ERROR,
+                unless_outage(exc),
+                **job_fields(job),
             )
             return
         metrics.job_done(
@@ -205,7 +210,13 @@ class Worker:
             # The database itself is unreachable: the lease runs out and the reaper
             # queues the job again (or fails it after its crash budget).
             fields = job_fields(job)
-            log_event(log, "could not record the job's outcome", logging.ERROR, failure, **fields)
+            log_event(
+                log,
+                "could not record the job's outcome",
+                logging.ERROR,
+                unless_outage(failure),
+                **fields,
+            )
 
     def _retry(self, handler: JobHandler | None, job: ClaimedJob, exc: Exception) -> None:
         tries = job.errors + 1
@@ -215,7 +226,7 @@ class Worker:
             log,
             "job retried",
             logging.WARNING,
-            exc,  # the details, under the reference the tenant reads
+            unless_outage(exc),  # the details, under the reference the tenant reads
             **job_fields(job),
             error=short_error(exc),
             retry_in=delay,
@@ -279,8 +290,8 @@ class Worker:
         while not self._stop.wait(lease / 3):
             try:
                 self._beat(lease)
-            except Exception:
-                log.exception("heartbeat failed; retrying")
+            except Exception as exc:
+                log_failure(log, "heartbeat failed; retrying", exc)
 
     def _beat(self, lease: float) -> None:
         with self._lock:

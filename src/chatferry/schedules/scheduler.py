@@ -28,6 +28,7 @@ from chatferry.apps.service import AppContext, app_context
 from chatferry.clock import utcnow
 from chatferry.db.engine import begin_write, transaction
 from chatferry.db.models import App, Export, ExportSchedule, table_of
+from chatferry.db.outage import log_failure
 from chatferry.exports.service import export_job, new_export
 from chatferry.exports.status import ExportStatus
 from chatferry.jobs.queue import enqueue
@@ -201,8 +202,8 @@ def fire_due(rt: Runtime, now: datetime | None = None) -> list[Export]:
         try:
             with transaction(rt.sessions) as session:
                 fired = fire(session, rt.settings, schedule_id, expected, now)
-        except Exception:
-            log.exception("could not fire schedule %s; will retry", schedule_id)
+        except Exception as exc:
+            log_failure(log, f"could not fire schedule {schedule_id}; will retry", exc)
             continue
         if fired is not None:
             created.extend(fired.exports)
