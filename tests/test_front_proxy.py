@@ -169,3 +169,18 @@ def test_a_download_streams_with_range(
         assert part.status_code == 206, part.text
         assert part.headers["content-range"] == f"bytes 100-1099/{record['size']}"
         assert part.content == whole.content[100:1100]
+
+
+def test_a_request_flood_from_one_address_gets_429_in_the_envelope(
+    proxied: tuple[ServerProcess, str],
+) -> None:
+    _, base = proxied
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(base_url=base, transport=transport, timeout=5) as flood:
+        answers = [flood.get("/healthz") for _ in range(400)]
+    refused = [r for r in answers if r.status_code == 429]
+    assert refused and all(r.status_code in (200, 429) for r in answers)
+    assert_error(refused[0], 429, "too many requests")
+    assert refused[0].headers["retry-after"] == "1"
+    # Another address has its own budget.
+    assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200

@@ -65,6 +65,15 @@ def with_resource(handler: JobHandler | None, rt: Runtime, job: ClaimedJob) -> C
         return job
 
 
+def _unrecorded(event: str, exc: BaseException, job: ClaimedJob) -> None:
+    """The database did not take the job's outcome: its lease runs out and the job runs
+    again. A warning without traceback while the database is out of reach (the outage
+    has its own line), an error with the details otherwise."""
+    details = unless_outage(exc)
+    level = logging.ERROR if details is not None else logging.WARNING
+    log_event(log, event, level, details, **job_fields(job), then="the job runs again")
+
+
 class Worker:
     """Runs ``concurrency`` job threads plus one heartbeat/reaper thread."""
 
@@ -176,13 +185,7 @@ class Worker:
                 queue.finish(session, job, JobStatus.DONE)
         except Exception as exc:
             # The lease runs out and the reaper runs the job again (it is idempotent).
-            log_event(
-                log,
-                "could not record the job as done",
-                logging.ERROR,
-                unless_outage(exc),
-                **job_fields(job),
-            )
+            _unrecorded("could not record the job as done", exc, job)
             return
         metrics.job_done(
             job.kind, report.outcome, seconds, report.resource, report.rows, report.bytes
@@ -209,14 +212,7 @@ class Worker:
         except Exception as failure:
             # The database itself is unreachable: the lease runs out and the reaper
             # queues the job again (or fails it after its crash budget).
-            fields = job_fields(job)
-            log_event(
-                log,
-                "could not record the job's outcome",
-                logging.ERROR,
-                unless_outage(failure),
-                **fields,
-            )
+            _unrecorded("could not record the job's outcome", failure, job)
 
     def _retry(self, handler: JobHandler | None, job: ClaimedJob, exc: Exception) -> None:
         tries = job.errors + 1
