@@ -49,7 +49,7 @@ def render(config: str, tmp: Path, listen: int, upstream: int) -> str:
         "EDIT-USER": user,
         "EDIT-PID": f"pid {tmp}/nginx.pid;",
         "EDIT-ERROR-LOG": f"error_log {tmp}/error.log warn;",
-        "EDIT-ACCESS-LOG": f"access_log {tmp}/access.log;",
+        "EDIT-ACCESS-LOG": f"access_log {tmp}/access.log chatferry;",
         "EDIT-UPSTREAM": f"server 127.0.0.1:{upstream};",
         "EDIT-LISTEN": f"listen 127.0.0.1:{listen};",
     }
@@ -184,3 +184,16 @@ def test_a_request_flood_from_one_address_gets_429_in_the_envelope(
     assert refused[0].headers["retry-after"] == "1"
     # Another address has its own budget.
     assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+
+
+def test_metrics_only_for_the_monitoring_address_and_no_signatures_logged(
+    proxied: tuple[ServerProcess, str], tmp_path: Path
+) -> None:
+    _, base = proxied
+    assert httpx.get(f"{base}/metrics", timeout=5).status_code == 200
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(base_url=base, transport=transport, timeout=5) as other:
+        assert_error(other.get("/metrics"), 403, "not served to your address")
+        other.get("/healthz?signature=secret-value")
+    log = (tmp_path / "nginx" / "access.log").read_text()
+    assert "/healthz" in log and "secret-value" not in log
