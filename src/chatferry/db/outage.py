@@ -142,7 +142,9 @@ def unless_outage(exc: BaseException) -> BaseException | None:
     return None if is_connection_failure(exc) else exc
 
 
-def log_failure(logger: logging.Logger, message: str, exc: BaseException) -> None:
+def log_failure(
+    logger: logging.Logger, message: str, exc: BaseException, level: int = logging.ERROR
+) -> None:
     """``message`` with the traceback, or nothing for a connection failure."""
     if not is_connection_failure(exc):
-        logger.error(message, exc_info=exc)
+        logger.log(level, message, exc_info=exc)

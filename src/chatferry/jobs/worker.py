@@ -61,7 +61,7 @@ def with_resource(handler: JobHandler | None, rt: Runtime, job: ClaimedJob) -> C
     try:
         return replace(job, resource=handler.records.resource_of(rt.engine, job.target_id))
     except Exception as exc:
-        log_failure(log, f"could not read the type of {job.kind} {job.ref}", exc)
+        log_failure(log, f"could not read the type of {job.kind} {job.ref}", exc, logging.WARNING)
         return job
 
 
