@@ -26,7 +26,7 @@ from chatferry.db.models import User
 from chatferry.runtime import Runtime
 from support.apps import NewApp
 from support.exports import create_export, wait_done
-from support.http import EXPORTS, assert_error
+from support.http import EXPORTS, IMPORTS, assert_error
 from support.rows import app_pk
 
 MB = 1024 * 1024
@@ -131,6 +131,13 @@ def test_a_full_disk_fails_the_export_at_once_and_refuses_new_ones_until_freed(
     assert "the file storage is full" in line.chatferry_fields["error"]  # type: ignore[attr-defined]
     assert line.exc_info is None
     assert not [r for r in lines if r.getMessage() == "job retried"]
+
+    # An upload that does not fit: 503, and nothing stored.
+    upload = b"[" + b" " * (2 * MB) + b"]"
+    files = {"file": ("rows.json", upload, "application/json")}
+    sent = client.post(IMPORTS, data={"type": "users"}, files=files, headers=creds.headers)
+    assert_error(sent, 503, "the file storage is full", "try again later")
+    assert files_on(small_disk) == []
 
     # Under the minimum: not ready, with the reason, and no new export taken.
     fill(small_disk / "more-ballast")

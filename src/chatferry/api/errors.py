@@ -19,6 +19,7 @@ from chatferry.api.responses import error
 from chatferry.db.outage import is_connection_failure
 from chatferry.errors import ChatferryError, new_reference
 from chatferry.obs.log import log_event
+from chatferry.storage.store import StorageFull
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,12 @@ def install_error_handlers(app: FastAPI) -> None:
             return error(503, DATABASE_UNAVAILABLE, headers={"Retry-After": "5"})
         return internal_error(request, exc)
 
+    @app.exception_handler(StorageFull)
+    async def storage_full(request: Request, exc: StorageFull) -> Response:
+        # An upload that did not fit: one line for the operator, 503 for the client.
+        log_event(log, "storage full", logging.ERROR, path=request.url.path, error=str(exc))
+        return error(503, STORAGE_FULL, headers={"Retry-After": "60"})
+
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> Response:
         return internal_error(request, exc)
@@ -74,6 +81,12 @@ def install_error_handlers(app: FastAPI) -> None:
 DATABASE_UNAVAILABLE = (
     "the database cannot be reached right now, so the request was not completed; "
     "try again in a few seconds"
+)
+
+
+STORAGE_FULL = (
+    "the file storage is full, so the file could not be stored (nothing was kept); try "
+    "again later, and tell the operator if it lasts"
 )
 
 
