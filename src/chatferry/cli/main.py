@@ -14,6 +14,7 @@ import typer
 
 from chatferry import __version__
 from chatferry.cli import client_backup, client_config, server
+from chatferry.cli.client_convert import convert_cli
 from chatferry.cli.client_exports import export_cli
 from chatferry.cli.client_imports import import_cli
 from chatferry.cli.client_schedules import schedules_cli
@@ -58,6 +59,7 @@ server.register(cli)
 cli.add_typer(export_cli, name="export", rich_help_panel="Client")
 cli.add_typer(import_cli, name="import", rich_help_panel="Client")
 cli.add_typer(schedules_cli, name="schedules", rich_help_panel="Client")
+cli.add_typer(convert_cli, name="convert", rich_help_panel="Client")
 cli.command(rich_help_panel="Client")(client_backup.backup)
 cli.command(rich_help_panel="Client")(client_backup.restore)
 cli.command(rich_help_panel="Client")(client_backup.verify)
