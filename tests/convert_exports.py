@@ -29,10 +29,14 @@ def mm_user(name: str, email: str | None, channels: list[tuple[str, str]]) -> di
     for team, channel in channels:
         teams.setdefault(team, []).append({"name": channel, "roles": "channel_user"})
     user: dict[str, Any] = {
-        "username": name, "first_name": name.title(), "last_name": "Doe", "nickname": "",
-        "roles": "system_user", "locale": "en",
+        "username": name,
+        "first_name": name.title(),
+        "last_name": "Doe",
+        "nickname": "",
+        "roles": "system_user",
+        "locale": "en",
         "teams": [{"name": t, "roles": "team_user", "channels": c} for t, c in teams.items()],
-    }  # fmt: skip
+    }
     if email is not None:
         user["email"] = email
     return {"type": "user", "user": user}
@@ -52,43 +56,118 @@ def mattermost_lines(days: int = 40) -> list[dict[str, Any]]:
         {"type": "version", "version": 1, "info": {"generator": "test", "version": "9"}},
         {"type": "team", "team": {"name": "eng", "display_name": "Engineering", "type": "O"}},
         {"type": "team", "team": {"name": "ops", "display_name": "Operations", "type": "I"}},
-        {"type": "channel", "channel": {"team": "eng", "name": "general", "display_name": "General", "type": "O", "header": "hi"}},
-        {"type": "channel", "channel": {"team": "ops", "name": "general", "display_name": "Ops General", "type": "O"}},
-        {"type": "channel", "channel": {"team": "eng", "name": "secret", "display_name": "Secret", "type": "P"}},
-        mm_user("alice", "alice@example.com", [("eng", "general"), ("eng", "secret"), ("ops", "general")]),
+        {
+            "type": "channel",
+            "channel": {
+                "team": "eng",
+                "name": "general",
+                "display_name": "General",
+                "type": "O",
+                "header": "hi",
+            },
+        },
+        {
+            "type": "channel",
+            "channel": {
+                "team": "ops",
+                "name": "general",
+                "display_name": "Ops General",
+                "type": "O",
+            },
+        },
+        {
+            "type": "channel",
+            "channel": {"team": "eng", "name": "secret", "display_name": "Secret", "type": "P"},
+        },
+        mm_user(
+            "alice",
+            "alice@example.com",
+            [("eng", "general"), ("eng", "secret"), ("ops", "general")],
+        ),
         mm_user("bob", "bob@example.com", [("eng", "general"), ("ops", "general")]),
         mm_user("carol", "carol@example.com", [("eng", "secret")]),
         mm_user("nomail", None, [("eng", "general")]),
         {"type": "emoji", "emoji": {"name": "party", "image": "data/emoji/party.png"}},
-    ]  # fmt: skip
+    ]
     for day in range(days):
         at = T0 + day * DAY
         lines.append(mm_post("eng", "general", "alice", f"day {day} hello @bob", at))
         lines.append(mm_post("ops", "general", "bob", f"ops day {day}", at + HOUR))
     lines += [
-        mm_post("eng", "general", "alice", "thread root", T0 + 2 * DAY + 5 * HOUR,
-                replies=[
-                    {"user": "bob", "message": "first reply", "create_at": T0 + 2 * DAY + 6 * HOUR},
-                    {"user": "carol", "message": "reply from before the root", "create_at": T0 + 1 * DAY},
-                    {"user": "alice", "message": "", "create_at": T0 + 2 * DAY + 7 * HOUR,
-                     "attachments": [{"path": "data/files/reply.txt"}]},
-                ],
-                reactions=[{"user": "bob", "emoji_name": "+1", "create_at": T0 + 3 * DAY}],
-                is_pinned=True, edit_at=T0 + 3 * DAY),
-        mm_post("eng", "secret", "carol", "see the file", T0 + 3 * DAY,
-                attachments=[{"path": "data/files/report.pdf"}, {"path": "data/files/missing.png"}]),
+        mm_post(
+            "eng",
+            "general",
+            "alice",
+            "thread root",
+            T0 + 2 * DAY + 5 * HOUR,
+            replies=[
+                {"user": "bob", "message": "first reply", "create_at": T0 + 2 * DAY + 6 * HOUR},
+                {
+                    "user": "carol",
+                    "message": "reply from before the root",
+                    "create_at": T0 + 1 * DAY,
+                },
+                {
+                    "user": "alice",
+                    "message": "",
+                    "create_at": T0 + 2 * DAY + 7 * HOUR,
+                    "attachments": [{"path": "data/files/reply.txt"}],
+                },
+            ],
+            reactions=[{"user": "bob", "emoji_name": "+1", "create_at": T0 + 3 * DAY}],
+            is_pinned=True,
+            edit_at=T0 + 3 * DAY,
+        ),
+        mm_post(
+            "eng",
+            "secret",
+            "carol",
+            "see the file",
+            T0 + 3 * DAY,
+            attachments=[{"path": "data/files/report.pdf"}, {"path": "data/files/missing.png"}],
+        ),
         mm_post("eng", "general", "bob", "bob joined", T0 + 4 * DAY, type="system_join_channel"),
-        mm_post("eng", "nowhere", "alice", "a post in a channel that does not exist", T0 + 4 * DAY,
-                replies=[{"user": "bob", "message": "lost too", "create_at": T0 + 4 * DAY + 1}]),
+        mm_post(
+            "eng",
+            "nowhere",
+            "alice",
+            "a post in a channel that does not exist",
+            T0 + 4 * DAY,
+            replies=[{"user": "bob", "message": "lost too", "create_at": T0 + 4 * DAY + 1}],
+        ),
         mm_post("eng", "general", "ghost", "a post by a user who is not there", T0 + 5 * DAY),
         {"type": "direct_channel", "direct_channel": {"members": ["alice", "bob"]}},
         {"type": "direct_channel", "direct_channel": {"members": ["alice", "bob", "carol"]}},
         {"type": "direct_channel", "direct_channel": {"members": ["carol"]}},
-        {"type": "direct_post", "direct_post": {"channel_members": ["alice", "bob"], "user": "bob", "message": "psst", "create_at": T0 + 6 * DAY,
-                                                "replies": [{"user": "alice", "message": "yes?", "create_at": T0 + 6 * DAY + 1000}]}},
-        {"type": "direct_post", "direct_post": {"channel_members": ["alice", "bob", "carol"], "user": "carol", "message": "group hello", "create_at": T0 + 7 * DAY}},
-        {"type": "direct_post", "direct_post": {"channel_members": ["carol"], "user": "carol", "message": "note to self", "create_at": T0 + 8 * DAY}},
-    ]  # fmt: skip
+        {
+            "type": "direct_post",
+            "direct_post": {
+                "channel_members": ["alice", "bob"],
+                "user": "bob",
+                "message": "psst",
+                "create_at": T0 + 6 * DAY,
+                "replies": [{"user": "alice", "message": "yes?", "create_at": T0 + 6 * DAY + 1000}],
+            },
+        },
+        {
+            "type": "direct_post",
+            "direct_post": {
+                "channel_members": ["alice", "bob", "carol"],
+                "user": "carol",
+                "message": "group hello",
+                "create_at": T0 + 7 * DAY,
+            },
+        },
+        {
+            "type": "direct_post",
+            "direct_post": {
+                "channel_members": ["carol"],
+                "user": "carol",
+                "message": "note to self",
+                "create_at": T0 + 8 * DAY,
+            },
+        },
+    ]
     return lines
 
 
@@ -115,12 +194,22 @@ def zip_directory(directory: Path, path: Path, top: str = "") -> Path:
 
 
 def slack_user(uid: str, name: str, email: str | None, **extra: Any) -> dict[str, Any]:
-    profile: dict[str, Any] = {"real_name": name.title() + " Smith", "display_name": name,
-                               "image_72": f"https://avatars.example.com/{uid}.png"}  # fmt: skip
+    profile: dict[str, Any] = {
+        "real_name": name.title() + " Smith",
+        "display_name": name,
+        "image_72": f"https://avatars.example.com/{uid}.png",
+    }
     if email:
         profile["email"] = email
-    return {"id": uid, "team_id": "T1", "name": name, "deleted": False,
-            "real_name": profile["real_name"], "profile": profile, **extra}  # fmt: skip
+    return {
+        "id": uid,
+        "team_id": "T1",
+        "name": name,
+        "deleted": False,
+        "real_name": profile["real_name"],
+        "profile": profile,
+        **extra,
+    }
 
 
 def ts(ms: int, micro: int = 0) -> str:
@@ -141,20 +230,47 @@ def slack_export(days: int = 40) -> dict[str, Any]:
             slack_user("U4", "di", "di@example.com"),
         ],
         "channels.json": [
-            {"id": "C1", "name": "general", "created": T0 // 1000, "creator": "U1",
-             "members": ["U1", "U2", "U3"], "purpose": {"value": "everything"}},
-            {"id": "C2", "name": "random", "created": T0 // 1000, "creator": "U2", "members": ["U2", "U4"]},
+            {
+                "id": "C1",
+                "name": "general",
+                "created": T0 // 1000,
+                "creator": "U1",
+                "members": ["U1", "U2", "U3"],
+                "purpose": {"value": "everything"},
+            },
+            {
+                "id": "C2",
+                "name": "random",
+                "created": T0 // 1000,
+                "creator": "U2",
+                "members": ["U2", "U4"],
+            },
         ],
-        "groups.json": [{"id": "G1", "name": "private", "created": T0 // 1000, "creator": "U1", "members": ["U1", "U4"]}],
-        "dms.json": [{"id": "D1", "created": T0 // 1000, "members": ["U1", "U2"]},
-                     {"id": "D2", "created": T0 // 1000, "members": ["U3"]}],
-        "mpims.json": [{"id": "G2", "name": "mpdm-ada--bo--cy-1", "created": T0 // 1000, "creator": "U1",
-                        "members": ["U1", "U2", "U3"]}],
-    }  # fmt: skip
+        "groups.json": [
+            {
+                "id": "G1",
+                "name": "private",
+                "created": T0 // 1000,
+                "creator": "U1",
+                "members": ["U1", "U4"],
+            }
+        ],
+        "dms.json": [
+            {"id": "D1", "created": T0 // 1000, "members": ["U1", "U2"]},
+            {"id": "D2", "created": T0 // 1000, "members": ["U3"]},
+        ],
+        "mpims.json": [
+            {
+                "id": "G2",
+                "name": "mpdm-ada--bo--cy-1",
+                "created": T0 // 1000,
+                "creator": "U1",
+                "members": ["U1", "U2", "U3"],
+            }
+        ],
+    }
     for day in range(days):
         at = T0 + day * DAY
-        day_name = f"{(T0 + day * DAY) // DAY}"
-        _ = day_name
         stamp = _day(at)
         members[f"general/{stamp}.json"] = [
             slack_message("U1", f"day {day} hi <@U2> and <!channel>", at),
@@ -163,21 +279,57 @@ def slack_export(days: int = 40) -> dict[str, Any]:
         members[f"random/{stamp}.json"] = [slack_message("U4", f"r {day}", at)]
     root = T0 + 2 * DAY + 5 * HOUR
     members[f"general/{_day(T0 + 2 * DAY)}.json"] += [
-        slack_message("U1", "thread root <#C2|random>", root, thread_ts=ts(root), reply_count=2,
-                      reactions=[{"name": "tada", "users": ["U2"], "count": 1}],
-                      edited={"user": "U1", "ts": ts(root + 1000)}),
+        slack_message(
+            "U1",
+            "thread root <#C2|random>",
+            root,
+            thread_ts=ts(root),
+            reply_count=2,
+            reactions=[{"name": "tada", "users": ["U2"], "count": 1}],
+            edited={"user": "U1", "ts": ts(root + 1000)},
+        ),
         slack_message("U2", "a reply", root + 1000, thread_ts=ts(root), parent_user_id="U1"),
-        slack_message("U3", "a reply with a file", root + 2000, thread_ts=ts(root),
-                      files=[{"id": "F1", "name": "a.png", "title": "A picture", "mimetype": "image/png",
-                              "url_private": "https://files.slack.com/files-pri/T1-F1/a.png"}]),
+        slack_message(
+            "U3",
+            "a reply with a file",
+            root + 2000,
+            thread_ts=ts(root),
+            files=[
+                {
+                    "id": "F1",
+                    "name": "a.png",
+                    "title": "A picture",
+                    "mimetype": "image/png",
+                    "url_private": "https://files.slack.com/files-pri/T1-F1/a.png",
+                }
+            ],
+        ),
         slack_message("U2", "orphan reply", root + 3000, thread_ts=ts(root - 99 * HOUR)),
-        {"type": "message", "subtype": "channel_join", "user": "U3", "text": "<@U3> has joined the channel", "ts": ts(root + 4000)},
+        {
+            "type": "message",
+            "subtype": "channel_join",
+            "user": "U3",
+            "text": "<@U3> has joined the channel",
+            "ts": ts(root + 4000),
+        },
         slack_message("U9", "unknown user", root + 5000),
-        {"type": "message", "subtype": "bot_message", "bot_id": "B1", "username": "deploybot", "text": "deployed",
-         "ts": ts(root + 6000), "attachments": [{"fallback": "x", "text": "build 7"}]},
-        {"type": "message", "user": "U1", "text": "", "ts": ts(root + 7000),
-         "files": [{"id": "F2", "mode": "hidden_by_limit"}]},
-    ]  # fmt: skip
+        {
+            "type": "message",
+            "subtype": "bot_message",
+            "bot_id": "B1",
+            "username": "deploybot",
+            "text": "deployed",
+            "ts": ts(root + 6000),
+            "attachments": [{"fallback": "x", "text": "build 7"}],
+        },
+        {
+            "type": "message",
+            "user": "U1",
+            "text": "",
+            "ts": ts(root + 7000),
+            "files": [{"id": "F2", "mode": "hidden_by_limit"}],
+        },
+    ]
     members[f"private/{_day(T0 + 3 * DAY)}.json"] = [
         slack_message("U4", "secret &amp; safe", T0 + 3 * DAY)
     ]

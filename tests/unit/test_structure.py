@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "cli": 4,
     "main": 4,
     "client": 4,
+    "convert": 4,
 }
 CORE_MODULES = {"__init__", "settings", "clock", "errors", "resources", "fs"}
 # Which domains a domain may use (and nothing else of layer 3).
@@ -49,6 +50,7 @@ DOMAIN_DEPENDENCIES: dict[str, set[str]] = {
     "demo": set(),
 }
 CLIENT_MAY_IMPORT = {"client", "core"}
+CONVERT_MAY_IMPORT = {"convert", "client", "core"}  # the converters: client-side, offline
 MAX_FUNCTION_LINES = 50
 
 
@@ -90,8 +92,12 @@ def violation(importer: str, imported: str) -> str | None:
         return None
     if importer == "client":
         return None if imported in CLIENT_MAY_IMPORT else "the client imports the server"
+    if importer == "convert":
+        return None if imported in CONVERT_MAY_IMPORT else "the converters import the server"
     if imported == "client":
         return None if importer == "cli" else "only the CLI uses the client"
+    if imported == "convert":
+        return None if importer == "cli" else "only the CLI uses the converters"
     low, high = LAYERS[imported], LAYERS[importer]
     if low > high:
         return "imports a package above it"
@@ -130,6 +136,9 @@ def test_imports_between_packages_run_one_way_only() -> None:
         ("api", "exports", True),
         ("client", "db", False),
         ("exports", "client", False),
+        ("convert", "client", True),
+        ("convert", "imports", False),
+        ("api", "convert", False),
     ],
 )
 def test_the_rule_itself_catches_upward_imports(

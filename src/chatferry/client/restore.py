@@ -13,7 +13,7 @@ sending it twice.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -86,11 +86,15 @@ class _Parts:
         return self._cache[file]
 
 
-def row_refs(parts: _Parts, manifest: Manifest, resource: str) -> Iterator[tuple[str, int, int]]:
-    """(file, row index, encoded size) of every row of ``resource``, in restore order."""
+def row_refs(
+    parts: _Parts, manifest: Manifest, resource: str, skip: Mapping[str, int] | None = None
+) -> Iterator[tuple[str, int, int]]:
+    """(file, row index, encoded size) of every row of ``resource``, in restore order;
+    ``skip`` gives, per file, how many of its first rows to leave out (planned already)."""
     for part in ordered_parts(manifest):
         if part.type == resource:
-            for index, row in enumerate(parts.rows(part.file)):
+            first = (skip or {}).get(part.file, 0)
+            for index, row in enumerate(parts.rows(part.file)[first:], first):
                 yield part.file, index, len(orjson.dumps(row))
 
 
@@ -142,10 +146,16 @@ class _Names:
             yield f"restore-{self.backup_id}-{resource}-{self.counters[resource]:04d}.json"
 
 
-def plan_uploads(parts: _Parts, manifest: Manifest, limit: int, names: _Names) -> list[Upload]:
+def plan_uploads(
+    parts: _Parts,
+    manifest: Manifest,
+    limit: int,
+    names: _Names,
+    skip: Mapping[str, int] | None = None,
+) -> list[Upload]:
     uploads: list[Upload] = []
     for resource in RESOURCES:
-        refs = row_refs(parts, manifest, resource)
+        refs = row_refs(parts, manifest, resource, skip)
         uploads.extend(chunk(refs, resource, limit, names.of(resource)))
     return uploads
 
@@ -206,15 +216,20 @@ class Restore:
         self._save()
 
     def _plan_new_parts(self, manifest: Manifest) -> list[Upload]:
-        """Uploads for parts a later backup run added after this restore was planned."""
-        planned = {segment[0] for upload in self.uploads for segment in upload.segments}
-        new = [p for p in manifest.parts if p.rows and p.file not in planned]
+        """Uploads for parts a later backup run added after this restore was planned, and
+        for rows added at the end of a part since (a conversion run again on a grown export
+        appends to its parts): only the rows after those already planned."""
+        planned: dict[str, int] = {}
+        for upload in self.uploads:
+            for file, first, count in upload.segments:
+                planned[file] = max(planned.get(file, 0), first + count)
+        new = [p for p in manifest.parts if p.rows > planned.get(p.file, 0)]
         if not new:
             return []
         self._target["finished_at"] = ""
         names = _Names(manifest.backup_id, self._target.setdefault("counters", {}))
         limit = int(self._target.get("upload_limit") or self._default_limit)
-        return plan_uploads(self.parts, replace(manifest, parts=new), limit, names)
+        return plan_uploads(self.parts, replace(manifest, parts=new), limit, names, planned)
 
     def _new_target(self, manifest: Manifest) -> dict[str, Any]:
         names = _Names(manifest.backup_id, {})
