@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from chatferry import __version__
 from chatferry.client.files import directory_lock, write_json_atomic
 from chatferry.client.manifest import Part
@@ -124,21 +126,21 @@ class Builder:
         )
         rooms = list(self._room_rows(default_ms))
         written_rooms = {r["UniqueId"] for r in rooms}
-        parts = self._write("users", _by_window(users, "CreateAt"))
-        parts += self._write("rooms", _by_window(rooms, "CreatedAt"))
+        parts = self._write("users", _by_window(users, "CreateAt", "Email"))
+        parts += self._write("rooms", _by_window(rooms, "CreatedAt", "UniqueId"))
         comments = {w: self._comments(w, written_rooms) for w in self.spool.windows}
         return parts + self._write("comments", comments)
 
     def _distinct_users(self) -> list[User]:
         return [u for key, u in self.users.items() if u.key == key]
 
-    def _comments(self, window: int, rooms: set[str]) -> Iterator[Row]:
-        for row in self.spool.rows(window):
-            if row["RoomUniqueId"] in rooms:
-                yield row
+    def _comments(self, window: int, rooms: set[str]) -> Iterator[tuple[str, bytes]]:
+        for unique_id, room, row in self.spool.rows(window):
+            if room in rooms:
+                yield unique_id, row
             else:
                 self.report.leave_out(
-                    "comments", "room-left-out", "its room was left out", row["UniqueId"]
+                    "comments", "room-left-out", "its room was left out", unique_id
                 )
 
     def _room_rows(self, default_ms: int) -> Iterator[Row]:
@@ -200,13 +202,14 @@ class Builder:
             return self.users[first].key
         return sorted(people, key=lambda k: self.users[k].email)[0]
 
-    def _write(self, resource: str, new: Mapping[int, Iterable[Row]]) -> list[Part]:
+    def _write(self, resource: str, new: Mapping[int, Iterable[tuple[str, bytes]]]) -> list[Part]:
+        """Every window's part: the rows an earlier conversion wrote, then the new ones."""
         known = self.previous.keys(self.out, resource) if self.previous.exists else set()
         windows = [*new, *self.previous.parts[resource]]
         parts = []
         for window in output.window_range(windows):
             rows = self.previous.rows(self.out, resource, window)
-            added = [r for r in new.get(window, ()) if r[output.KEYS[resource]] not in known]
+            added = [row for key, row in new.get(window, ()) if key not in known]
             self.report.new_rows[resource] += len(added)
             rows.extend(added)
             self.report.written[resource] += len(rows)
@@ -215,12 +218,13 @@ class Builder:
         return parts
 
 
-def _by_window(rows: list[Row], field: str) -> dict[int, list[Row]]:
+def _by_window(rows: list[Row], field: str, key: str) -> dict[int, list[tuple[str, bytes]]]:
+    """(key, encoded row) of each row, by the window of its date ``field``."""
     from chatferry.client.records import parse_moment
 
-    windows: dict[int, list[Row]] = {}
+    windows: dict[int, list[tuple[str, bytes]]] = {}
     for row in rows:
         moment = parse_moment(row[field])
         ms = int(moment.timestamp() * 1000) if moment else 0
-        windows.setdefault(window_of(ms), []).append(row)
+        windows.setdefault(window_of(ms), []).append((row[key], orjson.dumps(row)))
     return windows

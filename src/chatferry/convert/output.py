@@ -27,9 +27,8 @@ KEYS = {"users": "Email", "rooms": "UniqueId", "comments": "UniqueId"}
 Row = dict[str, Any]
 
 
-def encode_part(rows: Iterable[Row]) -> bytes:
-    """A JSON array, one object a line: the bytes an export writes."""
-    lines = [orjson.dumps(row) for row in rows]
+def encode_part(lines: list[bytes]) -> bytes:
+    """Encoded rows as a JSON array, one object a line: the bytes an export writes."""
     return b"[\n" + b",\n".join(lines) + b"\n]\n" if lines else b"[]\n"
 
 
@@ -59,9 +58,11 @@ class Previous:
             for row in orjson.loads((out / part.file).read_bytes())
         }
 
-    def rows(self, out: Path, resource: str, window: int) -> list[Row]:
+    def rows(self, out: Path, resource: str, window: int) -> list[bytes]:
+        """The window's rows as the earlier conversion wrote them (encoded, in order)."""
         part = self.parts[resource].get(window)
-        return orjson.loads((out / part.file).read_bytes()) if part else []
+        rows = orjson.loads((out / part.file).read_bytes()) if part else []
+        return [orjson.dumps(row) for row in rows]
 
 
 def load_previous(out: Path, server: str) -> Previous:

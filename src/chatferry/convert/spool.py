@@ -37,7 +37,8 @@ class Spool:
             self.windows.add(window)
         else:
             self._open.move_to_end(window)
-        handle.write(orjson.dumps([key, row]) + b"\n")
+        head = orjson.dumps([*key, row["RoomUniqueId"]])
+        handle.write(head + b"\t" + orjson.dumps(row) + b"\n")  # JSON never holds a raw tab
 
     def _path(self, window: int) -> Path:
         return self.directory / f"{window}.jsonl"
@@ -47,22 +48,27 @@ class Spool:
             handle.close()
         self._open.clear()
 
-    def rows(self, window: int) -> Iterator[dict[str, Any]]:
-        """The window's rows in order: by placement time, roots before replies, then
-        creation time and id; an id seen twice gets a ``~n`` suffix (same records)."""
+    def rows(self, window: int) -> Iterator[tuple[str, str, bytes]]:
+        """The window's (UniqueId, RoomUniqueId, encoded row) in order: by placement time,
+        roots before replies, then creation time and id. Rows stay encoded (a window of
+        rows as bytes, not objects); an id seen twice gets a ``~n`` suffix."""
         self.close()
         path = self._path(window)
         if not path.is_file():
             return
-        entries = [orjson.loads(line) for line in path.read_bytes().splitlines()]
-        entries.sort(key=lambda entry: tuple(entry[0]))
+        entries = []
+        for line in path.read_bytes().splitlines():
+            head, _, row = line.partition(b"\t")
+            entries.append((tuple(orjson.loads(head)), row))
+        entries.sort(key=lambda entry: entry[0])
         seen: dict[str, int] = {}
-        for _, row in entries:
-            unique_id = row["UniqueId"]
+        for key, row in entries:
+            unique_id, room = key[3], key[4]
             count = seen[unique_id] = seen.get(unique_id, 0) + 1
             if count > 1:
-                row["UniqueId"] = f"{unique_id}~{count}"
-            yield row
+                unique_id = f"{unique_id}~{count}"
+                row = orjson.dumps({**orjson.loads(row), "UniqueId": unique_id})
+            yield unique_id, room, row
 
     def remove(self) -> None:
         self.close()
