@@ -39,14 +39,14 @@ MEMORY_RATIO = 1.25
 USERS, CHANNELS = 200, 20
 
 
-def _posts(n: int) -> Iterator[tuple[int, int, int, int]]:
+def _posts(n: int, per_day: int) -> Iterator[tuple[int, int, int, int]]:
     """(index, user, channel, time in ms) of each post, in time order."""
-    step = 86_400_000 // PER_DAY
+    step = 86_400_000 // per_day
     for i in range(n):
         yield i, i * 7 % USERS, i * 13 % CHANNELS, T0 + i * step
 
 
-def write_mattermost(directory: Path, n: int) -> Path:
+def write_mattermost(directory: Path, n: int, per_day: int) -> Path:
     directory.mkdir(parents=True)
     (directory / "data").mkdir()
     (directory / "data" / "file.bin").write_bytes(os.urandom(2048))
@@ -69,7 +69,7 @@ def write_mattermost(directory: Path, n: int) -> Path:
                 "teams": teams,
             }
             out.write(orjson.dumps({"type": "user", "user": user}) + b"\n")
-        for i, u, c, at in _posts(n):
+        for i, u, c, at in _posts(n, per_day):
             post = {
                 "team": f"t{c % 2}",
                 "channel": f"c{c}",
@@ -88,7 +88,7 @@ def write_mattermost(directory: Path, n: int) -> Path:
     return directory
 
 
-def write_slack(path: Path, n: int) -> Path:
+def write_slack(path: Path, n: int, per_day: int) -> Path:
     users = [
         {
             "id": f"U{u}",
@@ -113,7 +113,7 @@ def write_slack(path: Path, n: int) -> Path:
         archive.writestr("users.json", json.dumps(users))
         archive.writestr("channels.json", json.dumps(channels))
         current = ""
-        for i, u, c, at in _posts(n):
+        for i, u, c, at in _posts(n, per_day):
             day = datetime.fromtimestamp(at / 1000, UTC).date().isoformat()
             if day != current and days:
                 _flush(archive, days)
@@ -160,6 +160,7 @@ def main() -> None:
     parser = argument_parser(__doc__)
     parser.add_argument("--posts", type=int, default=1_000_000, help="Posts at full size.")
     parser.add_argument("--small", action="store_true", help="20,000 posts (CI).")
+    parser.add_argument("--per-day", type=int, default=PER_DAY, help="Posts a day.")
     parser.add_argument("--keep", action="store_true", help="Keep the work directory.")
     args = parser.parse_args()
     n = 20_000 if args.small else args.posts
@@ -168,7 +169,7 @@ def main() -> None:
     summary = Summary(f"convert, {n:,} posts", judged=not args.small)
     try:
         for kind in ("mattermost", "slack"):
-            run_kind(kind, work, n, summary)
+            run_kind(kind, work, n, args.per_day, summary)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -177,15 +178,15 @@ def main() -> None:
     summary.print()
 
 
-def run_kind(kind: str, work: Path, n: int, summary: Summary) -> None:
+def run_kind(kind: str, work: Path, n: int, per_day: int, summary: Summary) -> None:
     peaks = []
     for size in (n // 4, n):
         export = work / f"{kind}-{size}"
         started = time.perf_counter()
         if kind == "mattermost":
-            write_mattermost(export, size)
+            write_mattermost(export, size, per_day)
         else:
-            export = write_slack(export.with_suffix(".zip"), size)
+            export = write_slack(export.with_suffix(".zip"), size, per_day)
         made = time.perf_counter() - started
         seconds, rows, peak = convert(kind, export, work / f"out-{kind}-{size}")
         peaks.append(peak)

@@ -276,3 +276,32 @@ def test_the_cli_prints_a_summary_and_json(tmp_path: Path) -> None:
     assert "2 user(s) got a placeholder email" in done.stderr
     done = _cli("slack", str(export), "--out", str(tmp_path / "out2"), "--json")
     assert json.loads(done.stdout)["written"]["comments"] == 130
+
+
+def test_tokens_are_stable_and_a_secret_makes_them_unguessable(tmp_path: Path) -> None:
+    export = write_slack(tmp_path / "sl")
+    runs = {
+        "plain": Options(),
+        "plain-again": Options(),
+        "secret": Options(token_secret="s3cret"),
+        "other": Options(token_secret="0ther"),
+    }
+    tokens = {}
+    for name, options in runs.items():
+        convert("slack", export, tmp_path / name, options)
+        tokens[name] = [u["AuthenticationToken"] for u in backup_rows(tmp_path / name, "users")]
+    assert tokens["plain"] == tokens["plain-again"]
+    assert len(set(tokens["plain"])) == len(tokens["plain"])
+    for name in ("secret", "other"):
+        assert not set(tokens[name]) & set(tokens["plain"])
+    assert not set(tokens["secret"]) & set(tokens["other"])
+    done = run_client(
+        {**subprocess_env(), "CHATFERRY_CONVERT_TOKEN_SECRET": "s3cret"},
+        "convert", "slack", str(export), "--out", str(tmp_path / "env"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "s3cret" not in done.stdout + done.stderr
+    assert (
+        _files(tmp_path / "env")["users/2023-12-19_2024-01-17.json"]
+        == _files(tmp_path / "secret")["users/2023-12-19_2024-01-17.json"]
+    )

@@ -10,6 +10,7 @@ import typer
 from chatferry.cli.client_common import JsonOption, note, print_json, show_rows
 
 if TYPE_CHECKING:
+    from chatferry.convert.builder import Options
     from chatferry.convert.report import ConversionReport
 
 convert_cli = typer.Typer(
@@ -36,18 +37,33 @@ DomainOption = Annotated[
         help="Domain of the placeholder emails of users the export gives none.",
     ),
 ]
+SecretOption = Annotated[
+    str,
+    typer.Option(
+        "--token-secret",
+        envvar="CHATFERRY_CONVERT_TOKEN_SECRET",
+        show_default=False,
+        help="Derive users' AuthenticationTokens with this secret (an HMAC), so nobody can "
+        "compute them from the source's user ids; keep it to convert again.",
+    ),
+]
 DEFAULT_DOMAIN = "users.invalid"
 
 
-def _run(kind: str, export: Path, out: Path, keep: bool, domain: str, as_json: bool) -> None:
-    from chatferry.convert.builder import Options
+def _run(kind: str, export: Path, out: Path, options: Options, as_json: bool) -> None:
     from chatferry.convert.run import convert
 
-    report = convert(kind, export, out, Options(keep, domain))
+    report = convert(kind, export, out, options)
     if as_json:
         print_json(report.as_json())
         return
     show_summary(report, out)
+
+
+def _options(keep: bool, domain: str, secret: str) -> Options:
+    from chatferry.convert.builder import Options
+
+    return Options(keep_system_messages=keep, email_domain=domain, token_secret=secret)
 
 
 def show_summary(report: ConversionReport, out: Path) -> None:
@@ -96,10 +112,17 @@ def mattermost(
     out: OutOption,
     keep_system_messages: KeepOption = False,
     email_domain: DomainOption = DEFAULT_DOMAIN,
+    token_secret: SecretOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Convert a Mattermost bulk export (mmctl export / bulk export JSONL)."""
-    _run("mattermost", export, out, keep_system_messages, email_domain, as_json)
+    _run(
+        "mattermost",
+        export,
+        out,
+        _options(keep_system_messages, email_domain, token_secret),
+        as_json,
+    )
 
 
 @convert_cli.command()
@@ -113,7 +136,8 @@ def slack(
     out: OutOption,
     keep_system_messages: KeepOption = False,
     email_domain: DomainOption = DEFAULT_DOMAIN,
+    token_secret: SecretOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Convert a Slack workspace export (users.json, channels.json, a folder per channel)."""
-    _run("slack", export, out, keep_system_messages, email_domain, as_json)
+    _run("slack", export, out, _options(keep_system_messages, email_domain, token_secret), as_json)

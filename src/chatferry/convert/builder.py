@@ -28,11 +28,13 @@ WORK_NAME = ".convert-work"
 class Options:
     keep_system_messages: bool = False
     email_domain: str = "users.invalid"
+    token_secret: str = ""  # makes the derived AuthenticationTokens unguessable
 
 
 class Builder:
-    def __init__(self, out: Path, source: str, export_name: str) -> None:
+    def __init__(self, out: Path, source: str, export_name: str, options: Options) -> None:
         self.out = out
+        self.options = options
         self.source = source
         self.server = f"convert:{source}"
         self.report = ConversionReport(source, export_name)

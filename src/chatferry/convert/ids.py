@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import UTC, date, datetime, timedelta
 
 WINDOW_DAYS = 30  # a part covers 30 days, counted from 1970-01-01 (so windows never move)
@@ -22,9 +23,13 @@ def readable_id(prefix: str, *parts: str) -> str:
     return text if len(text) <= 120 else f"{prefix}:#{digest(*parts, length=32)}"
 
 
-def token(source: str, workspace: str, user_id: str) -> str:
-    """A user's AuthenticationToken, derived from the source id (the same every run)."""
-    return "cv-" + digest("chatferry-convert", source, workspace, user_id, length=40)
+def token(source: str, user_id: str, secret: str = "") -> str:
+    """A user's AuthenticationToken, derived from the source id (the same every run); with
+    a secret, an HMAC that nobody without the secret can compute from the id."""
+    if secret:
+        message = f"chatferry-convert\0{source}\0{user_id}".encode()
+        return "cv-" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:40]
+    return "cv-" + digest("chatferry-convert", source, user_id, length=40)
 
 
 def rfc3339(ms: int) -> str:

@@ -49,7 +49,7 @@ class MattermostConverter:
         self.source = source
         self.options = options
         self.jsonl = find_jsonl(source)
-        self.builder = Builder(out, "mattermost", source.name)
+        self.builder = Builder(out, "mattermost", source.name, options)
         self.report: ConversionReport = self.builder.report
         self.memberships: dict[str, list[str]] = {}
         self.base = ""
@@ -263,7 +263,8 @@ class MattermostConverter:
             return None
         text = _text(post.get("message"))
         parent = root[0] if root else ""
-        unique_id = "mm-" + digest(room.unique_id, parent, user.key, str(ms), text)
+        # Not the text: an edited post keeps its id when the export is converted again.
+        unique_id = "mm-" + digest(room.unique_id, parent, user.key, str(ms))
         placed = max(ms, root[1]) if root else ms
         files = [a for a in post.get("attachments") or [] if isinstance(a, dict)]
         if text or not files or root or post.get("replies"):

@@ -31,5 +31,7 @@ def add_user(
             {"user": key, "name": name, "email": address, "source_email": email}
         )
     avatar = avatar if avatar.startswith(("https://", "http://")) else ""
-    user = User(key, address, name, avatar, token(builder.source, "", key))
+    user = User(
+        key, address, name, avatar, token(builder.source, key, builder.options.token_secret)
+    )
     builder.add_user(user)

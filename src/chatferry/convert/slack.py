@@ -73,7 +73,7 @@ class SlackConverter:
         self.source = source
         self.options = options
         self.base = find_base(source)
-        self.builder = Builder(out, "slack", source.name)
+        self.builder = Builder(out, "slack", source.name, options)
         self.report: ConversionReport = self.builder.report
         self.folders: dict[str, Room] = {}
         self.channel_names: dict[str, str] = {}
@@ -264,8 +264,8 @@ class SlackConverter:
                     "in the export: the reply is written as a plain message",
                     where,
                 )
-        else:
-            self.roots[ts] = ms
+        elif thread == ts or message.get("reply_count") or message.get("replies"):
+            self.roots[ts] = ms  # a thread's root (Slack marks them): its replies follow
         text = render(_text(message.get("text")), self._name, self.channel_names)
         files = [f for f in message.get("files") or [] if isinstance(f, dict)]
         key = (placed, int(bool(parent)), ms, unique_id)
