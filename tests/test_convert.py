@@ -305,3 +305,25 @@ def test_tokens_are_stable_and_a_secret_makes_them_unguessable(tmp_path: Path) -
         _files(tmp_path / "env")["users/2023-12-19_2024-01-17.json"]
         == _files(tmp_path / "secret")["users/2023-12-19_2024-01-17.json"]
     )
+
+
+def test_an_attachment_path_cannot_reach_outside_the_export(tmp_path: Path) -> None:
+    (tmp_path / "secret.txt").write_text("not yours")
+    export = tmp_path / "mm"
+    (export / "data").mkdir(parents=True)
+    (export / "data" / "link").symlink_to(tmp_path / "secret.txt")
+    lines = mattermost_lines(days=1)[:10]
+    paths = ["../secret.txt", "data/../../secret.txt", "/etc/hostname", "data/link"]
+    attachments = [{"path": p} for p in paths]
+    lines.append(mm_post("eng", "general", "alice", "files", T0, attachments=attachments))
+    lines.append(
+        {"type": "direct_post", "direct_post": {"channel_members": ["bob", "carol"],
+         "user": "bob", "message": "no direct_channel line", "create_at": T0}}
+    )  # fmt: skip
+    (export / "export.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    report = convert("mattermost", export, tmp_path / "out", Options()).as_json()
+    assert report["attachments"] == 0 and not (tmp_path / "out" / "attachments").exists()
+    assert report["changed"]["attachment-bytes-missing"]["count"] == 4
+    assert report["changed"]["direct-channel-implied"]["examples"] == ["dm:bob,carol"]
+    _verified(tmp_path / "out")
+    assert _by_id(tmp_path / "out", "rooms")["mattermost:dm/bob/carol"]["Type"] == "single"

@@ -53,9 +53,13 @@ class Source:
         return self._name_set
 
     def _file(self, name: str) -> Path:
-        if self.path.is_file():
-            return self.path if name == self.path.name else self.path.parent / name
-        return self.path / name
+        """The member's path; never outside the export (a path like ``../x`` or a link
+        out of it names no member), so an export cannot make us read other files."""
+        root = (self.path.parent if self.path.is_file() else self.path).resolve()
+        if self.path.is_file() and name == self.path.name:
+            return self.path
+        path = (root / name).resolve()
+        return path if root in path.parents else root / ".chatferry-outside-the-export"
 
     def open(self, name: str) -> IO[bytes]:
         """The member as a binary stream; ClientError if it is missing."""
