@@ -327,3 +327,15 @@ def test_an_attachment_path_cannot_reach_outside_the_export(tmp_path: Path) -> N
     assert report["changed"]["direct-channel-implied"]["examples"] == ["dm:bob,carol"]
     _verified(tmp_path / "out")
     assert _by_id(tmp_path / "out", "rooms")["mattermost:dm/bob/carol"]["Type"] == "single"
+
+
+def test_one_conversion_at_a_time_writes_a_directory(tmp_path: Path) -> None:
+    from chatferry.client.errors import ClientError
+    from chatferry.client.files import directory_lock
+
+    export, out = write_slack(tmp_path / "sl"), tmp_path / "out"
+    convert("slack", export, out, Options())
+    before = _files(out)
+    with directory_lock(out, "backup"), pytest.raises(ClientError, match="another chatferry"):
+        convert("slack", export, out, Options())
+    assert _files(out) == before

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from chatferry import __version__
-from chatferry.client.files import directory_lock, write_json_atomic
+from chatferry.client.files import write_json_atomic
 from chatferry.client.manifest import Part
 from chatferry.convert import output
 from chatferry.convert.ids import digest, rfc3339, window_of
@@ -97,14 +97,13 @@ class Builder:
     # -- at the end -------------------------------------------------------------------
 
     def finish(self) -> ConversionReport:
-        with directory_lock(self.out, "conversion"):
-            try:
-                parts = self._write_parts()
-                output.write_manifest(self.out, self._head(), parts, self.attachments.index)
-                self.report.attachments = len(self.attachments.index)
-                write_json_atomic(self.out / REPORT_NAME, self.report.as_json())
-            finally:
-                self.spool.remove()
+        try:
+            parts = self._write_parts()
+            output.write_manifest(self.out, self._head(), parts, self.attachments.index)
+            self.report.attachments = len(self.attachments.index)
+            write_json_atomic(self.out / REPORT_NAME, self.report.as_json())
+        finally:
+            self.spool.remove()
         return self.report
 
     def _head(self) -> dict[str, Any]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from chatferry.client.files import directory_lock
 from chatferry.convert.builder import Options
+from chatferry.convert.output import load_previous
 from chatferry.convert.report import ConversionReport
 
 KINDS = ("mattermost", "slack")
@@ -16,11 +18,14 @@ def convert(kind: str, export: Path, out: Path, options: Options) -> ConversionR
     from chatferry.convert.mattermost import convert_mattermost
     from chatferry.convert.slack import convert_slack
 
+    load_previous(out, f"convert:{kind}")  # refuses a directory holding something else
     created = not out.exists()
     try:
-        if kind == "mattermost":
-            return convert_mattermost(export, out, options)
-        return convert_slack(export, out, options)
+        out.mkdir(parents=True, exist_ok=True)
+        with directory_lock(out, "conversion"):  # one run at a time writes the directory
+            if kind == "mattermost":
+                return convert_mattermost(export, out, options)
+            return convert_slack(export, out, options)
     except BaseException:
         if created:
             shutil.rmtree(out, ignore_errors=True)
