@@ -339,3 +339,17 @@ def test_one_conversion_at_a_time_writes_a_directory(tmp_path: Path) -> None:
     with directory_lock(out, "backup"), pytest.raises(ClientError, match="another chatferry"):
         convert("slack", export, out, Options())
     assert _files(out) == before
+
+
+def test_two_users_with_one_email_become_one(tmp_path: Path) -> None:
+    members = slack_export()
+    twin = {"id": "U5", "name": "ada2", "profile": {"email": "ADA@example.com"}}
+    members["users.json"].append(twin)
+    members["random/2024-01-01.json"].append(slack_message("U5", "from the twin", T0 + 5))
+    out = tmp_path / "out"
+    report = convert("slack", write_slack(tmp_path / "sl", members), out, Options()).as_json()
+    _verified(out)
+    assert report["left_out"]["users"]["duplicate-email"]["examples"] == ["U5 (ADA@example.com)"]
+    assert report["written"]["users"] == 5
+    assert _by_id(out)["slack:C2:1704067200.005000"]["CreatorEmail"] == "ada@example.com"
+    assert "ada@example.com" in _by_id(out, "rooms")["slack:C2"]["ParticipantEmails"]
