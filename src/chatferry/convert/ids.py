@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import UTC, date, datetime, timedelta
+import time
+from datetime import date, timedelta
 
 WINDOW_DAYS = 30  # a part covers 30 days, counted from 1970-01-01 (so windows never move)
 DAY_MS = 86_400_000
@@ -33,8 +34,9 @@ def token(source: str, user_id: str, secret: str = "") -> str:
 
 
 def rfc3339(ms: int) -> str:
-    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+    """``2024-01-01T00:00:00.000Z`` (time.gmtime: a fifth of datetime's cost)."""
+    seconds, millis = divmod(ms, 1000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
 
 
 def window_of(ms: int) -> int:
