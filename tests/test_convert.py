@@ -353,3 +353,10 @@ def test_two_users_with_one_email_become_one(tmp_path: Path) -> None:
     assert report["written"]["users"] == 5
     assert _by_id(out)["slack:C2:1704067200.005000"]["CreatorEmail"] == "ada@example.com"
     assert "ada@example.com" in _by_id(out, "rooms")["slack:C2"]["ParticipantEmails"]
+
+
+def test_a_bad_email_domain_is_a_usage_error(tmp_path: Path) -> None:
+    export = write_slack(tmp_path / "sl")
+    done = _cli("slack", str(export), "--out", str(tmp_path / "out"), "--email-domain", "no way")
+    assert done.returncode == 2 and "is not a domain name" in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()

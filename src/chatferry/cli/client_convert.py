@@ -62,6 +62,13 @@ def _run(kind: str, export: Path, out: Path, options: Options, as_json: bool) ->
 
 def _options(keep: bool, domain: str, secret: str) -> Options:
     from chatferry.convert.builder import Options
+    from chatferry.convert.people import is_email
+
+    if not is_email(f"user@{domain}"):
+        raise typer.BadParameter(
+            f"{domain!r} is not a domain name: use e.g. users.invalid or example.com",
+            param_hint="--email-domain",
+        )
 
     return Options(keep_system_messages=keep, email_domain=domain, token_secret=secret)
 

@@ -14,6 +14,10 @@ _EMAIL = re.compile(
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 
 
+def is_email(value: str) -> bool:
+    return len(value) <= 320 and bool(_EMAIL.match(value))
+
+
 def placeholder_email(key: str, domain: str) -> str:
     local = _UNSAFE.sub("-", key.lower()).strip(".-") or "user"
     return f"{local}@{domain}"
@@ -25,7 +29,7 @@ def add_user(
     """The user ``key`` (a source id) with the first non-empty of ``names``."""
     name = next((n.strip() for n in names if n and n.strip()), key)
     address = email.strip()
-    if not _EMAIL.match(address) or len(address) > 320:
+    if not is_email(address):
         address = placeholder_email(key, domain)
         builder.report.placeholder_emails.append(
             {"user": key, "name": name, "email": address, "source_email": email}
