@@ -65,8 +65,12 @@ def _pk(rt: Runtime, app_id: str) -> int:
     return pk
 
 
-def run_job(rt: Runtime, app_id: str, resource: str, content: Any) -> dict[str, Any]:
-    """Stores the file, records the import and runs its job; returns the final record."""
+def run_job(
+    rt: Runtime, app_id: str, resource: str, content: Any, upload_lost: bool = False
+) -> dict[str, Any]:
+    """Stores the file, records the import and runs its job; returns the final record.
+    ``upload_lost``: the file is deleted before the job runs (as by a run that crashed
+    between deleting it and committing its final status)."""
     body = content if isinstance(content, bytes) else orjson.dumps(content)
     with transaction(rt.sessions) as session:
         app = app_context(
@@ -78,6 +82,8 @@ def run_job(rt: Runtime, app_id: str, resource: str, content: Any) -> dict[str, 
     upload = StoredUpload(unique_id, resource, "rows.json", len(body), False, key)
     with transaction(rt.sessions) as session:
         import_id = create_import(session, rt.settings, app, upload).id
+    if upload_lost:
+        rt.store.delete(key)
     import_job.ImportJobHandler().run(rt, ClaimedJob(0, JOB_KIND, import_id, 1, 3, "test"))
     with transaction(rt.sessions) as session:
         record = session.get(Import, import_id)
@@ -125,7 +131,7 @@ def test_the_spec_examples_import_in_order(make_app: Any, runtime: Runtime) -> N
     refused = run_job(runtime, app_id, "rooms", SPEC_ROOMS)
     duplicate = SPEC_ROOMS[0]["UniqueId"]
     assert problems(refused) == [(1, duplicate, "UniqueId")]
-    assert messages(refused, 1, "UniqueId") == [f"UniqueId {duplicate!r} is also used by row 0"]
+    assert messages(refused, 1, "UniqueId") == [f"UniqueId {duplicate!r} is also used by row 1"]
     assert counts(runtime, app_id)["rooms"] == 0
 
     fixed = [SPEC_ROOMS[0], {**SPEC_ROOMS[1], "UniqueId": "4e6c208b-3436-46a0-a6d7-add9b90dfc77"}]
@@ -194,7 +200,7 @@ def test_user_rules_report_every_problem(make_app: Any, runtime: Runtime) -> Non
         (9, "when@x.com", "CreateAt"),
         (10, "num@x.com", "Name"),
     ]
-    assert messages(record, 2, "Email") == ["Email 'ok@x.com' is also used by row 0"]
+    assert messages(record, 2, "Email") == ["Email 'ok@x.com' is also used by row 1"]
     assert messages(record, 3, "Email") == [
         "a user with Email 'taken@x.com' already exists in this app"
     ]
@@ -367,7 +373,7 @@ def test_comment_rules_report_every_problem(make_app: Any, runtime: Runtime) -> 
     assert messages(record, 1, "UniqueId") == [
         "a comment with UniqueId 'old' already exists in this app"
     ]
-    assert "comes later in the file (row 9)" in messages(record, 6, "ParentCommentUniqueId")[0]
+    assert "comes later in the file (row 10)" in messages(record, 6, "ParentCommentUniqueId")[0]
     assert "is in another room" in messages(record, 7, "ParentCommentUniqueId")[0]
     assert "no comment with UniqueId 'missing'" in messages(record, 8, "ParentCommentUniqueId")[0]
     assert messages(record, 14, "ParentCommentUniqueId") == [
@@ -565,7 +571,7 @@ def test_problems_past_the_first_1000_are_counted_not_kept(make_app: Any, runtim
     app_id = make_app().app_id
     record = run_job(runtime, app_id, "comments", [{}] * 1500)
     assert record["errors"]["Message"].startswith(
-        "the file has 6000 problems in 1500 of 1500 rows (the first 1000 are listed in Data)"
+        "the file has 6000 problems in 1500 of 1500 rows (only the first 1000 are listed)"
     )
     data = record["errors"]["Data"]
     assert len(data) == 1000
@@ -694,3 +700,17 @@ def test_unique_constraints_decide_a_race_and_reruns_do_nothing(
         data = orjson.loads(lost.error_data or "null")
     assert [(p["row"], p["key"], p["field"]) for p in data] == [(0, "new@x.com", "Email")]
     assert "other@x.com" not in _users(runtime, app_id)
+
+
+def test_a_rerun_whose_upload_is_gone_fails_saying_to_upload_again(
+    make_app: Any, runtime: Runtime
+) -> None:
+    app_id = make_app().app_id
+    record = run_job(runtime, app_id, "users", [user("a@x.com")], upload_lost=True)
+    assert record["status"] == "failed"
+    assert record["errors"] == {
+        "Message": "the uploaded file is no longer stored (the worker running this import "
+        "stopped while finishing it); nothing was imported: upload the file again",
+        "Data": None,
+    }
+    assert counts(runtime, app_id)["users"] == 0

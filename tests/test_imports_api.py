@@ -104,6 +104,12 @@ def test_dry_run_checks_everything_and_writes_nothing(
     bad = run_import(client, creds, "users", [user("a@x.com"), user("a@x.com")], "true")
     assert problems(bad) == [(1, "a@x.com", "Email")]
     assert bad["dry_run"] is True
+    assert bad["total_rows"] == 2  # how many rows were checked, not 0
+    assert bad["errors"]["Message"] == (
+        "the file has 1 problem in 1 of 2 rows; nothing was imported: correct those rows "
+        "and upload the file again"
+    )
+    assert bad["errors"]["Data"][0]["message"] == "Email 'a@x.com' is also used by row 1"
     assert counts(runtime, creds.app_id)["users"] == 0
     real = run_import(client, creds, "users", [user("a@x.com")], "false")
     assert_finished(real, 1)
@@ -245,5 +251,6 @@ def test_elements_that_are_not_objects_are_each_listed(client: TestClient, new_a
     assert "4 of 5" in record["errors"]["Message"]
     data = record["errors"]["Data"]
     assert [(p["row"], p["field"]) for p in data] == [(1, ""), (2, ""), (3, ""), (4, "")]
-    assert data[0]["message"] == "row 1 is a number, not a JSON object"
-    assert data[3]["message"] == "row 4 is null, not a JSON object"
+    # The file's first object is row 1: the number (index 1) is its second object.
+    assert data[0]["message"] == "row 2 is a number, not a JSON object"
+    assert data[3]["message"] == "row 5 is null, not a JSON object"

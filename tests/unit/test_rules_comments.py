@@ -177,7 +177,7 @@ def test_unique_ids_rooms_and_creators() -> None:
     _, log = check_rows(comments, parse_comment, rows, WORLD)
     assert [(p.row, p.key, p.field, p.message) for p in log.kept()] == [
         (1, "old", "UniqueId", "a comment with UniqueId 'old' already exists in this app"),
-        (2, "c0", "UniqueId", "UniqueId 'c0' is also used by row 0"),
+        (2, "c0", "UniqueId", "UniqueId 'c0' is also used by row 1"),
         (3, "c3", "RoomUniqueId", "RoomUniqueId 'nope' is not a room of this app: import it first"),
         (
             3,
@@ -204,10 +204,10 @@ def test_reply_parents_in_the_file_and_in_the_app() -> None:
         (
             1,
             "ParentCommentUniqueId",
-            "the parent comment 'c3' comes later in the file (row 3): "
+            "the parent comment 'c3' comes later in the file (row 4): "
             "put a parent before its replies",
         ),
-        (2, "ParentCommentUniqueId", "the parent comment 'c0' (row 0) is in another room"),
+        (2, "ParentCommentUniqueId", "the parent comment 'c0' (row 1) is in another room"),
         (
             4,
             "ParentCommentUniqueId",
@@ -217,8 +217,7 @@ def test_reply_parents_in_the_file_and_in_the_app() -> None:
         (
             6,
             "ParentCommentUniqueId",
-            "the parent comment 'self' comes later in the file (row 6): "
-            "put a parent before its replies",
+            "the comment names itself as its parent comment: a reply's parent is another comment",
         ),
         (7, "RoomUniqueId", "RoomUniqueId 'ghost-room' is not a room of this app: import it first"),
     ]

@@ -76,8 +76,8 @@ def test_the_log_of_a_huge_file_keeps_1000_and_sums_up_the_rest() -> None:
     rejected = log.rejection(100_000)
     assert rejected.problems == kept
     assert rejected.message == (
-        "the file has 150000 problems in 100000 of 100000 rows (the first 1000 are listed "
-        "in Data); nothing was imported: fix the rows listed in Data and upload the file again"
+        "the file has 150000 problems in 100000 of 100000 rows (only the first 1000 are "
+        "listed); nothing was imported: correct those rows and upload the file again"
     )
 
 
@@ -202,10 +202,10 @@ def test_elements_that_are_not_objects_are_listed_up_to_1000() -> None:
     )
     assert len(problems) == 1000
     assert [(p.row, p.field, p.message) for p in problems[:4]] == [
-        (1, "", "row 1 is a number, not a JSON object"),
-        (2, "", "row 2 is a string, not a JSON object"),
-        (3, "", "row 3 is an array, not a JSON object"),
-        (4, "", "row 4 is null, not a JSON object"),
+        (1, "", "row 2 is a number, not a JSON object"),
+        (2, "", "row 3 is a string, not a JSON object"),
+        (3, "", "row 4 is an array, not a JSON object"),
+        (4, "", "row 5 is null, not a JSON object"),
     ]
 
 

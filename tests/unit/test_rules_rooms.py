@@ -180,8 +180,9 @@ def test_unique_ids_are_unique_in_the_file_and_new_to_the_app() -> None:
     _, log = check_rows(rooms, parse_room, rows, known)
     assert [(p.row, p.key, p.message) for p in log.kept()] == [
         (1, "old", "a room with UniqueId 'old' already exists in this app"),
-        (2, "r0", "UniqueId 'r0' is also used by row 0"),
-        (3, "old", "UniqueId 'old' is also used by row 1"),
+        # Rows are numbered as the file's reader counts them: the first object is row 1.
+        (2, "r0", "UniqueId 'r0' is also used by row 1"),
+        (3, "old", "UniqueId 'old' is also used by row 2"),
     ]
 
 

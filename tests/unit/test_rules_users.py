@@ -218,9 +218,9 @@ def test_emails_and_tokens_are_unique_in_the_file() -> None:
     ]
     messages = [p.message for p in log.kept()]
     assert messages[:3] == [
-        "AuthenticationToken is also used by row 0",
-        "Email 'a@x.com' is also used by row 0",
-        "Email 'a@x.com' is also used by row 0",
+        "AuthenticationToken is also used by row 1",
+        "Email 'a@x.com' is also used by row 1",
+        "Email 'a@x.com' is also used by row 1",
     ]
     assert messages[3] == messages[4] == "Email 'bad' is not a valid email address"
 
@@ -231,7 +231,7 @@ def test_emails_and_tokens_are_new_to_the_app() -> None:
     _, log = check_rows(users, parse_user, rows, known)
     assert [(p.row, p.field, p.message) for p in log.kept()] == [
         (0, "Email", "a user with Email 'taken@x.com' already exists in this app"),
-        (1, "Email", "Email 'taken@x.com' is also used by row 0"),
+        (1, "Email", "Email 'taken@x.com' is also used by row 1"),
         (
             2,
             "AuthenticationToken",

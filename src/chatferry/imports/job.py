@@ -6,13 +6,17 @@ The order of work:
 2. the spec's rules for every row, against what the app already holds; every problem
    is collected, and one problem anywhere fails the import with nothing written;
 3. plain passwords are hashed (in parallel, outside any transaction);
-4. one transaction claims the import (``started`` -> ``finished``) and inserts the rows.
+4. one transaction claims the import (``started`` -> ``finished``), inserts the rows and,
+   right before it commits, deletes the uploaded file.
 
 Step 4 makes a rerun after a crash safe: either the transaction committed (the import
 is ``finished``, and the rerun stops at once) or it did not (nothing was written, and
-the rerun does the work again). Two imports racing for the same email or unique id are
-decided by the database's unique constraints: the loser rolls back and fails with the
-duplicates listed.
+the rerun does the work again, or, when the crash came between the file's deletion and
+the commit, fails saying the file must be uploaded again). Every final status (finished,
+failed, dry run) is committed after the upload is deleted and together with clearing its
+key, so a client that reads a final status never finds the upload still stored. Two
+imports racing for the same email or unique id are decided by the database's unique
+constraints: the loser rolls back and fails with the duplicates listed.
 """
 
 from __future__ import annotations
@@ -88,14 +92,22 @@ def _load_plan(rt: Runtime, import_id: int) -> ImportPlan | None:
 
 
 def mark_rejected(session: Session, import_id: int, rejected: ImportRejected) -> None:
-    """Fails the import with the file's problems listed in ``errors.Data``."""
+    """Fails the import with the file's problems listed in ``errors.Data`` (the upload
+    must be deleted already: its key is cleared)."""
     problems = rejected.problems
     data = (
         orjson.dumps([p.as_dict() for p in problems[:MAX_REPORTED_PROBLEMS]]).decode()
         if problems
         else None
     )
-    IMPORT_RECORDS.mark_failed(session, import_id, rejected.message, error_data=data)
+    IMPORT_RECORDS.mark_failed(
+        session,
+        import_id,
+        rejected.message,
+        error_data=data,
+        storage_key="",
+        total_rows=rejected.checked_rows,
+    )
 
 
 def _finish(session: Session, plan: ImportPlan, rows: int) -> bool:
@@ -109,6 +121,7 @@ def _finish(session: Session, plan: ImportPlan, rows: int) -> bool:
             total_rows=rows,
             error_message="",
             finished_at=utcnow(),
+            storage_key="",
         )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -152,15 +165,17 @@ def _write(rt: Runtime, plan: ImportPlan, checked: list[Any], hashes: list[str])
             log.info("import %s was already finished; nothing to do", plan.unique_id)
             return
         importer_for(plan.resource).write(session, plan.app.pk, checked, hashes)
+        session.flush()
+        _delete_upload(rt, plan)  # before the commit that makes it "finished"
 
 
 def _run(rt: Runtime, plan: ImportPlan) -> int:
     """Checks and writes the file; returns its row count."""
-    data = rt.store.read_bytes(plan.storage_key)
-    rows = parse_file(data, rt.settings.import_max_rows)
+    rows = parse_file(_read_upload(rt, plan), rt.settings.import_max_rows)
     checked = _check(rt, plan, rows)
     IMPORT_RECORDS.set_progress(rt.engine, plan.import_id, 10)
     if plan.dry_run:
+        _delete_upload(rt, plan)
         with transaction(rt.sessions) as session:
             _finish(session, plan, len(checked))
         return len(checked)
@@ -171,6 +186,24 @@ def _run(rt: Runtime, plan: ImportPlan) -> int:
     except IntegrityError as exc:
         _lost_race(rt, plan, rows, exc)
     return len(checked)
+
+
+def _read_upload(rt: Runtime, plan: ImportPlan) -> bytes:
+    """The uploaded file; ImportRejected if a run that crashed while committing its
+    final status had deleted it already."""
+    if not plan.storage_key or not rt.store.exists(plan.storage_key):
+        raise ImportRejected(
+            "the uploaded file is no longer stored (the worker running this import stopped "
+            "while finishing it); nothing was imported: upload the file again"
+        )
+    return rt.store.read_bytes(plan.storage_key)
+
+
+def _delete_upload(rt: Runtime, plan: ImportPlan) -> None:
+    """Deletes the uploaded file (it may hold plain passwords) before the transaction
+    that commits the import's final status, which also clears its key."""
+    if plan.storage_key:
+        rt.store.delete(plan.storage_key)
 
 
 def _lost_race(
@@ -191,6 +224,7 @@ def _lost_race(
         raise ImportRejected(
             "another import added some of the same rows while this one ran; " + rejected.message,
             rejected.problems,
+            rejected.checked_rows,
         ) from None
     raise ImportRejected(
         "the rows conflict with data written while this import ran; nothing was "
@@ -211,22 +245,13 @@ class ImportJobHandler:
         try:
             rows = _run(rt, plan)
         except ImportRejected as exc:
+            _delete_upload(rt, plan)  # before the status a client waits for
             with transaction(rt.sessions) as session:
                 mark_rejected(session, plan.import_id, exc)
-            _forget_upload(rt, plan)
             return JobReport(outcome="failed", resource=plan.resource)
-        _forget_upload(rt, plan)
         outcome = "validated" if plan.dry_run else "finished"
         return JobReport(outcome, plan.resource, rows, plan.size)
 
     def discard(self, rt: Runtime, job: ClaimedJob) -> None:
         """A failed import keeps no uploaded file (it may hold plain passwords)."""
         rt.store.delete(storage_key_for(job.app_ref, job.ref))
-
-
-def _forget_upload(rt: Runtime, plan: ImportPlan) -> None:
-    """Deletes the uploaded file once the import has ended (it may hold plain
-    passwords), then clears its key on the record."""
-    rt.store.delete(plan.storage_key)
-    with rt.engine.begin() as conn:
-        conn.execute(update(_imports).where(_imports.c.id == plan.import_id).values(storage_key=""))

@@ -255,8 +255,8 @@ class Worker:
             failed = queue.finish(session, job, JobStatus.FAILED, short_error(exc))
             if failed and handler:
                 handler.records.mark_failed(session, job.target_id, message)
-        if failed and handler:
-            self._discard(handler, job)
+                # Before the commit: a client that reads "failed" finds the files gone.
+                self._discard(handler, job)
         metrics.job_done(job.kind, "failed", seconds)
 
     def _discard(self, handler: JobHandler, job: ClaimedJob) -> None:
@@ -311,7 +311,7 @@ class Worker:
         log_event(log, "job failed", logging.ERROR, **fields, error=queue.CRASH_MESSAGE)
         metrics.job_reaped(job.kind, gave_up=True)
         if handler is not None:
+            self._discard(handler, job)  # the job is given up: nothing else runs it
             with transaction(self.rt.sessions) as session:
                 message = abandoned_message(handler.noun, handler.redo, job.crashes)
                 handler.records.mark_failed(session, job.target_id, message)
-            self._discard(handler, job)

@@ -18,6 +18,7 @@ from chatferry.imports.rules.common import (
     firsts,
     kind,
     repeats,
+    row_number,
     shown,
 )
 from chatferry.imports.rules.fields import RowReader
@@ -163,15 +164,14 @@ def _earlier_parent(drafts: Sequence[CommentDraft], first: dict[str, int], i: in
 def in_file(drafts: Sequence[CommentDraft]) -> Iterator[Problem]:
     """Each unique id belongs to one row; a parent earlier in the file is in the same room."""
     for i, unique_id, first_row in repeats(d.unique_id for d in drafts):
-        message = f"UniqueId {shown(unique_id)} is also used by row {first_row}"
+        message = f"UniqueId {shown(unique_id)} is also used by {row_number(first_row)}"
         yield Problem(i, drafts[i].key, "UniqueId", message)
     first = first_rows(d.unique_id for d in drafts)
     for i, d in enumerate(drafts):
         at = _earlier_parent(drafts, first, i)
         if at is not None and drafts[at].room_unique_id != d.room_unique_id:
-            message = (
-                f"the parent comment {shown(d.parent_unique_id)} (row {at}) is in another room"
-            )
+            parent = shown(d.parent_unique_id)
+            message = f"the parent comment {parent} ({row_number(at)}) is in another room"
             yield Problem(i, d.key, _PARENT, message)
 
 
@@ -200,10 +200,15 @@ def _parent_in_app(
             yield Problem(
                 i, d.key, _PARENT, f"the parent comment {shown(parent)} is in another room"
             )
+    elif first.get(parent) == i:
+        message = (
+            "the comment names itself as its parent comment: a reply's parent is another comment"
+        )
+        yield Problem(i, d.key, _PARENT, message)
     elif parent in first:
         message = (
-            f"the parent comment {shown(parent)} comes later in the file (row {first[parent]}): "
-            "put a parent before its replies"
+            f"the parent comment {shown(parent)} comes later in the file "
+            f"({row_number(first[parent])}): put a parent before its replies"
         )
         yield Problem(i, d.key, _PARENT, message)
     else:

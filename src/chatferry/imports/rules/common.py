@@ -30,8 +30,16 @@ T = TypeVar("T")
 # rules' time on a 4 MB comments file.
 
 
+def row_number(index: int) -> str:
+    """How a message names the row at ``index``: the file's first object is row 1."""
+    return f"row {index + 1}"
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
+    """``row`` is the row's index in the file (0 for the first object); a message that
+    names a row says it with ``row_number``."""
+
     row: int | None
     key: str | None
     field: str
@@ -42,11 +50,15 @@ class Problem:
 
 
 class ImportRejected(ChatferryError):
-    """The file cannot be imported; ``problems`` lists what is wrong, row by row."""
+    """The file cannot be imported; ``problems`` lists what is wrong, row by row, and
+    ``checked_rows`` is how many rows were checked to find them (0 if none was)."""
 
-    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+    def __init__(
+        self, message: str, problems: list[Problem] | None = None, checked_rows: int = 0
+    ) -> None:
         super().__init__(message)
         self.problems = problems
+        self.checked_rows = checked_rows
 
 
 @dataclass(slots=True)  # one a row: see ROW_RECORDS above
@@ -105,12 +117,13 @@ class ProblemLog:
 
     def rejection(self, total_rows: int) -> ImportRejected:
         """The failure that sums the problems up and lists the kept ones."""
-        listed = f" (the first {self._keep} are listed in Data)" if self.total > self._keep else ""
+        listed = f" (only the first {self._keep} are listed)" if self.total > self._keep else ""
         return ImportRejected(
             f"the file has {self.total} problem{'s' if self.total != 1 else ''} in {self.rows} "
-            f"of {total_rows} rows{listed}; nothing was imported: fix the rows listed in Data "
+            f"of {total_rows} rows{listed}; nothing was imported: correct those rows "
             "and upload the file again",
             self.kept(),
+            total_rows,
         )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from chatferry.imports.rules.common import ImportRejected, Problem, ProblemLog, kind
+from chatferry.imports.rules.common import ImportRejected, Problem, ProblemLog, kind, row_number
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -61,11 +61,12 @@ def parse_file(data: bytes, max_rows: int) -> list[dict[str, Any]]:
     log = ProblemLog()
     for i, item in enumerate(document):
         if not isinstance(item, dict):
-            log.add(Problem(i, None, "", f"row {i} is {kind(item)}, not a JSON object"))
+            log.add(Problem(i, None, "", f"{row_number(i)} is {kind(item)}, not a JSON object"))
     if log:
         raise ImportRejected(
             f"every element of the array must be a JSON object, but {log.total} "
             f"of {len(document)} are not",
             log.kept(),
+            len(document),
         )
     return document

@@ -19,6 +19,7 @@ from chatferry.imports.rules.common import (
     firsts,
     kind,
     repeats,
+    row_number,
     shown,
 )
 from chatferry.imports.rules.fields import NUL, RowReader, nested_deeper_than, nul_problem
@@ -152,7 +153,7 @@ def parse_room(index: int, raw: dict[str, Any], now: datetime) -> Parsed[RoomDra
 def in_file(drafts: Sequence[RoomDraft]) -> Iterator[Problem]:
     """Each unique id belongs to one row of the file."""
     for i, unique_id, first in repeats(d.unique_id for d in drafts):
-        message = f"UniqueId {shown(unique_id)} is also used by row {first}"
+        message = f"UniqueId {shown(unique_id)} is also used by {row_number(first)}"
         yield Problem(i, drafts[i].key, "UniqueId", message)
 
 

@@ -17,6 +17,7 @@ from chatferry.imports.rules.common import (
     Problem,
     firsts,
     repeats,
+    row_number,
     shown,
 )
 from chatferry.imports.rules.fields import RowReader, is_email
@@ -96,14 +97,14 @@ def in_file(drafts: Sequence[UserDraft]) -> Iterator[Problem]:
     """Each email and each token belongs to one row of the file."""
     for i, email, first in repeats(d.email for d in drafts):
         yield Problem(
-            i, drafts[i].key, "Email", f"Email {shown(email)} is also used by row {first}"
+            i, drafts[i].key, "Email", f"Email {shown(email)} is also used by {row_number(first)}"
         )
     for i, _, first in repeats(d.authentication_token for d in drafts):
         yield Problem(
             i,
             drafts[i].key,
             "AuthenticationToken",
-            f"AuthenticationToken is also used by row {first}",
+            f"AuthenticationToken is also used by {row_number(first)}",
         )
 
 
