@@ -224,12 +224,27 @@ def test_verify_command_exits_4_with_a_list_and_0_when_clean(tmp_path: Path) -> 
     report = json.loads(as_json.stdout)
     assert report["ok"] is False and report["problem_count"] >= 3
     missing = run_client(dict(os.environ), "verify", str(tmp_path / "nothing"))
-    assert_one_line_error(missing, 1, "is not a directory")
+    assert_one_line_error(missing, 1, "there is no backup in", "the directory does not exist")
     empty = tmp_path / "empty"
     empty.mkdir()
     no_manifest = run_client(dict(os.environ), "verify", str(empty), "--json")
     assert no_manifest.returncode == 4
     assert "holds no manifest.json" in no_manifest.stdout
+
+
+def test_restore_of_a_directory_without_a_backup_says_so(tmp_path: Path) -> None:
+    # No server is asked: the directory is checked first (port 9 answers nothing).
+    env = {**os.environ, "CHATFERRY_SERVER": "http://127.0.0.1:9", "QISCUS_SDK_APP_ID": "a",
+           "QISCUS_SDK_SECRET": "s"}  # fmt: skip
+    missing = run_client(env, "restore", str(tmp_path / "nothing"))
+    line = assert_one_line_error(missing, 1, "there is no backup in", "does not exist")
+    assert "FileNotFoundError" not in line and ".chatferry.lock" not in line
+    assert not (tmp_path / "nothing").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_manifest = run_client(env, "restore", str(empty), "--dry-run")
+    assert_one_line_error(no_manifest, 1, f"there is no backup in {empty}", "no manifest.json")
+    assert list(empty.iterdir()) == []  # no lock file left in a directory that is no backup
 
 
 # -- configuration ----------------------------------------------------------------------

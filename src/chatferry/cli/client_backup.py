@@ -24,6 +24,7 @@ from chatferry.cli.client_imports import show_problems
 from chatferry.client.errors import BackupProblems, ClientError, JobFailed
 
 if TYPE_CHECKING:
+    from chatferry.client.http import Api
     from chatferry.client.manifest import Manifest
     from chatferry.client.restore import RestoreSummary, Upload
 
@@ -134,11 +135,35 @@ def _show_restore(summary: RestoreSummary) -> None:
     )
 
 
+IgnoreTimezoneOption = Annotated[
+    bool,
+    typer.Option(
+        "--ignore-timezone",
+        help="Restore even into an app whose time zone differs from the backup's.",
+    ),
+]
+
+
+def _check_timezone(api: Api, directory: Path, ignore: bool) -> None:
+    """Refuses (before anything is sent) a target app in another time zone."""
+    from chatferry.client.manifest import load_manifest
+    from chatferry.client.timezones import compare, mismatch_error, server_timezone
+
+    check = compare(load_manifest(directory), server_timezone(api))
+    if check.same is False and not ignore:
+        raise mismatch_error(check, api.connection.app_id, directory)
+    if check.same is False:
+        note(f"restoring a backup of {check.source} into an app in {check.target}")
+    elif check.same is None:
+        note("the time zones of the backup and of the app could not both be read: not compared")
+
+
 def restore(
     directory: DirArgument,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check and plan only; import nothing.")
     ] = False,
+    ignore_timezone: IgnoreTimezoneOption = False,
     upload_limit: Annotated[
         int, typer.Option(min=1024, help="Largest upload in bytes (lowered on a 413).")
     ] = 4_000_000,
@@ -148,9 +173,12 @@ def restore(
     as_json: JsonOption = False,
 ) -> None:
     """Restore a backup into an app: users, rooms, comments; run it again to resume."""
+    from chatferry.client.manifest import require_backup
     from chatferry.client.restore import Restore, dry_run_restore
 
+    require_backup(directory)
     with connect(server, app_id, secret, patient=True) as api, RichReporter() as reporter:
+        _check_timezone(api, directory, ignore_timezone)
         try:
             if dry_run:
                 summary, uploads = dry_run_restore(api, directory, reporter, upload_limit)
@@ -172,7 +200,7 @@ def verify(directory: DirArgument, as_json: JsonOption = False) -> None:
     from chatferry.client.verify import verify_backup
 
     if not directory.is_dir():
-        raise ClientError(f"{directory} is not a directory")
+        raise ClientError(f"there is no backup in {directory}: the directory does not exist")
     with RichReporter() as reporter:
         report = verify_backup(directory, reporter)
     if as_json:

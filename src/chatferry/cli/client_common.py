@@ -102,11 +102,32 @@ def show_record(title: str, record: dict[str, Any]) -> None:
     wide(out).print(table)
 
 
+# Columns whose values are never cut: an id is what the next command needs.
+WHOLE_COLUMNS = ("unique_id",)
+
+
 def show_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> None:
+    """A table; where it is wider than the terminal and holds ids, one block a row
+    instead (each value on its own line, whole), so that no id is ever cut."""
+    console = wide(out)
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
     table = Table(*columns, title=title or None, title_justify="left")
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    wide(out).print(table)
+    for row in cells:
+        table.add_row(*row)
+    natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+    too_wide = natural > console.width
+    if not (too_wide and any(c in WHOLE_COLUMNS for c in columns)):
+        console.print(table)
+        return
+    if title:
+        console.print(title, style="italic")
+    for row in cells:
+        block = Table.grid(padding=(0, 2))
+        block.add_column(style="bold")
+        block.add_column(overflow="fold")
+        for name, value in zip(columns, row, strict=True):
+            block.add_row(name, value)
+        console.print(block, "")
 
 
 def note(message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -19,8 +20,15 @@ from chatferry.cli.client_common import (
     human_size,
     note,
     print_json,
-    show_record,
-    show_rows,
+)
+from chatferry.cli.client_records import (
+    WaitOption,
+    add_list_command,
+    add_record_command,
+    client_function,
+    emit_record,
+    field,
+    wait_with_bar,
 )
 from chatferry.client.errors import ClientError, JobFailed
 
@@ -63,27 +71,26 @@ def _day(value: datetime | None) -> date | None:
     return value.date() if value else None
 
 
+# What Windows (and the sync tools that follow its rules) refuse in a file name.
+_UNSAFE = re.compile(r'[<>:"|?*\x00-\x1f]')
+
+
 def file_name(record: dict[str, Any]) -> str:
-    """The record's ``original_filename`` made safe as a file name in one directory."""
+    """The record's ``original_filename`` made safe as a file name in one directory on
+    every common file system: ``:`` and the other characters Windows refuses become ``-``
+    (``2017-07-17T10-19-44+07-00_exported_comments.json``); the record keeps the original."""
     name = str(record.get("original_filename") or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE.sub("-", name).rstrip(". ")
     if name in ("", ".", ".."):
         name = f"{record.get('unique_id')}.json"
     return name
 
 
-def wait_with_bar(api: Api, record: dict[str, Any]) -> dict[str, Any]:
+def wait_export_with_bar(api: Api, record: dict[str, Any]) -> dict[str, Any]:
     """Waits for the export with a progress bar; JobFailed if it ends failed or cancelled."""
-    from chatferry.client.exports import wait_for_export
-
     unique_id = str(record.get("unique_id"))
-    with RichReporter() as reporter:
-        task = reporter.task(f"export {record.get('resource_name')} {unique_id[:8]}", total=100)
-
-        def on_update(current: dict[str, Any]) -> None:
-            value = current.get("percentage")
-            task.update(value if isinstance(value, int | float) else 0)
-
-        return wait_for_export(api, unique_id, on_update)
+    label = f"export {record.get('resource_name')} {unique_id[:8]}"
+    return wait_with_bar(label, client_function("exports", "wait_for_export"), api, unique_id)
 
 
 def download_with_bar(api: Api, record: dict[str, Any], dest: Path) -> Downloaded:
@@ -125,16 +132,12 @@ def _show_download(got: Downloaded) -> None:
     note(f"saved {got.path} ({got.rows} rows, {human_size(got.size)}, {checked})")
 
 
-def _emit_record(title: str, record: dict[str, Any], as_json: bool) -> None:
-    print_json(record) if as_json else show_record(title, record)
-
-
 def _waited(api: Api, record: dict[str, Any], as_json: bool) -> dict[str, Any]:
     """The finished record; on failure the record is shown, then the error raised."""
     try:
-        return wait_with_bar(api, record)
+        return wait_export_with_bar(api, record)
     except JobFailed as failed:
-        _emit_record("export", failed.record, as_json)
+        emit_record("export", failed.record, as_json)
         raise
 
 
@@ -143,7 +146,7 @@ def _downloaded(api: Api, record: dict[str, Any], dest: Path, as_json: bool) -> 
     if as_json:
         print_json({"export": record, "file": _file_json(got)})
         return
-    show_record("export", record)
+    emit_record("export", record, as_json=False)
     _show_download(got)
 
 
@@ -156,7 +159,7 @@ def export_create(
         str | None,
         typer.Option(help="Run later: RFC 3339 with offset, e.g. 2030-01-05T02:00:00+07:00."),
     ] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until it finishes.")] = False,
+    wait: WaitOption = False,
     download: Annotated[
         Path | None, typer.Option(help="Wait, then download the file into this directory.")
     ] = None,
@@ -171,93 +174,60 @@ def export_create(
     with connect(server, app_id, secret) as api:
         record = create_export(api, resource.value, _day(start_date), _day(end_date), run_at)
         if not (wait or download):
-            _emit_record("export created", record, as_json)
+            emit_record("export created", record, as_json)
             note(f"follow it with: chatferry export get {record.get('unique_id')} --wait")
             return
         record = _waited(api, record, as_json)
         if download is None:
-            _emit_record("export finished", record, as_json)
+            emit_record("export finished", record, as_json)
             return
         download.mkdir(parents=True, exist_ok=True)
         _downloaded(api, record, download / file_name(record), as_json)
 
 
-@export_cli.command("list")
-def export_list(
-    page: Annotated[int, typer.Option(min=1, help="Page number (newest first).")] = 1,
-    limit: Annotated[
-        int | None, typer.Option(min=1, max=100, help="Rows a page (chatferry only).")
-    ] = None,
-    all_pages: Annotated[bool, typer.Option("--all", help="Every page.")] = False,
-    server: ServerOption = None,
-    app_id: AppIdOption = None,
-    secret: SecretOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """List exports, newest first."""
-    from chatferry.client.exports import all_exports, list_exports
-
-    with connect(server, app_id, secret) as api:
-        records = list(all_exports(api)) if all_pages else list_exports(api, page, limit)
-    if as_json:
-        print_json(records)
-        return
-    show_rows(
-        ("unique_id", "type", "days", "status", "%", "rows", "size", "created_at"),
-        [_export_row(r) for r in records],
-        title=f"exports ({'all' if all_pages else f'page {page}'})",
-    )
+def _days(record: dict[str, Any]) -> str:
+    if not record.get("start_date"):
+        return ""
+    return f"{record.get('start_date')}..{record.get('end_date')}"
 
 
-def _export_row(record: dict[str, Any]) -> list[Any]:
-    days = ""
-    if record.get("start_date"):
-        days = f"{record.get('start_date')}..{record.get('end_date')}"
-    return [
-        record.get("unique_id"),
-        record.get("resource_name"),
-        days,
-        record.get("status"),
-        record.get("percentage"),
-        record.get("total_rows"),
-        human_size(record.get("size")),
-        record.get("created_at"),
-    ]
+add_list_command(
+    export_cli,
+    "exports",
+    client_function("exports", "list_exports"),
+    client_function("exports", "all_exports"),
+    [
+        ("unique_id", field("unique_id")),
+        ("type", field("resource_name")),
+        ("days", _days),
+        ("status", field("status")),
+        ("%", field("percentage")),
+        ("rows", field("total_rows")),
+        ("size", lambda r: human_size(r.get("size"))),
+        ("created_at", field("created_at")),
+    ],
+)
 
 
-@export_cli.command("get")
-def export_get(
-    unique_id: IdArgument,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until it finishes.")] = False,
-    server: ServerOption = None,
-    app_id: AppIdOption = None,
-    secret: SecretOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Show one export (with --wait: once it has finished)."""
-    from chatferry.client.exports import get_export
-
-    with connect(server, app_id, secret) as api:
-        record = get_export(api, unique_id)
-        if wait:
-            record = _waited(api, record, as_json)
-    _emit_record("export", record, as_json)
+add_record_command(
+    export_cli,
+    "get",
+    "export",
+    client_function("exports", "get_export"),
+    "export",
+    "Show one export (with --wait: once it has finished).",
+    wait_for=_waited,
+)
 
 
-@export_cli.command("delete")
-def export_delete(
-    unique_id: IdArgument,
-    server: ServerOption = None,
-    app_id: AppIdOption = None,
-    secret: SecretOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Delete an export and its file (a running export is cancelled first)."""
-    from chatferry.client.exports import delete_export
-
-    with connect(server, app_id, secret) as api:
-        record = delete_export(api, unique_id)
-    _emit_record("export deleted", record, as_json)
+add_record_command(
+    export_cli,
+    "delete",
+    "export",
+    client_function("exports", "delete_export"),
+    "export deleted",
+    "Delete an export and its file (a running export is cancelled first).",
+)
 
 
 @export_cli.command("download")

@@ -11,7 +11,6 @@ from typer.core import TyperGroup
 from chatferry.cli.client_common import (
     AppIdOption,
     JsonOption,
-    RichReporter,
     SecretOption,
     ServerOption,
     connect,
@@ -22,6 +21,14 @@ from chatferry.cli.client_common import (
     show_rows,
 )
 from chatferry.cli.client_exports import Resource
+from chatferry.cli.client_records import (
+    WaitOption,
+    add_list_command,
+    add_record_command,
+    client_function,
+    field,
+    wait_with_bar,
+)
 
 if TYPE_CHECKING:
     from typer._click import Context
@@ -76,17 +83,9 @@ def _show(title: str, record: dict[str, Any], as_json: bool) -> None:
 
 
 def wait_import_with_bar(api: Api, record: dict[str, Any]) -> dict[str, Any]:
-    from chatferry.client.imports import wait_for_import
-
-    unique_id = str(record.get("unique_id"))
-    with RichReporter() as reporter:
-        task = reporter.task(f"import {record.get('original_filename')}", total=100)
-
-        def on_update(current: dict[str, Any]) -> None:
-            value = current.get("percentage")
-            task.update(value if isinstance(value, int | float) else 0)
-
-        return wait_for_import(api, unique_id, on_update)
+    label = f"import {record.get('original_filename')}"
+    wait = client_function("imports", "wait_for_import")
+    return wait_with_bar(label, wait, api, str(record.get("unique_id")))
 
 
 def _finish(record: dict[str, Any], as_json: bool) -> None:
@@ -110,7 +109,7 @@ def import_upload(
         bool,
         typer.Option("--dry-run", help="Check every row, write none (chatferry only); waits."),
     ] = False,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until it finishes.")] = False,
+    wait: WaitOption = False,
     server: ServerOption = None,
     app_id: AppIdOption = None,
     secret: SecretOption = None,
@@ -129,63 +128,42 @@ def import_upload(
         _finish(wait_import_with_bar(api, record), as_json)
 
 
-@import_cli.command("list")
-def import_list(
-    page: Annotated[int, typer.Option(min=1, help="Page number (newest first).")] = 1,
-    limit: Annotated[
-        int | None, typer.Option(min=1, max=100, help="Rows a page (chatferry only).")
-    ] = None,
-    all_pages: Annotated[bool, typer.Option("--all", help="Every page.")] = False,
-    server: ServerOption = None,
-    app_id: AppIdOption = None,
-    secret: SecretOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """List imports, newest first."""
-    from chatferry.client.imports import all_imports, list_imports
-
-    with connect(server, app_id, secret) as api:
-        records = list(all_imports(api)) if all_pages else list_imports(api, page, limit)
-    if as_json:
-        print_json(records)
-        return
-    show_rows(
-        ("unique_id", "type", "status", "rows", "size", "dry run", "file", "created_at"),
-        [_import_row(r) for r in records],
-        title=f"imports ({'all' if all_pages else f'page {page}'})",
-    )
-
-
-def _import_row(record: dict[str, Any]) -> list[Any]:
+def _dry_run(record: dict[str, Any]) -> str:
     dry_run = record.get("dry_run")
-    return [
-        record.get("unique_id"),
-        record.get("resource_name"),
-        record.get("status"),
-        record.get("total_rows"),
-        human_size(record.get("size")),
-        "yes" if dry_run is True else ("" if dry_run is None else "no"),
-        record.get("original_filename"),
-        record.get("created_at"),
-    ]
+    return "yes" if dry_run is True else ("" if dry_run is None else "no")
 
 
-@import_cli.command("get")
-def import_get(
-    unique_id: Annotated[str, typer.Argument(help="The import's unique_id.", show_default=False)],
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until it finishes.")] = False,
-    server: ServerOption = None,
-    app_id: AppIdOption = None,
-    secret: SecretOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Show one import and its problems; exit 3 if it failed."""
-    from chatferry.client.imports import get_import
+add_list_command(
+    import_cli,
+    "imports",
+    client_function("imports", "list_imports"),
+    client_function("imports", "all_imports"),
+    [
+        ("unique_id", field("unique_id")),
+        ("type", field("resource_name")),
+        ("status", field("status")),
+        ("rows", field("total_rows")),
+        ("size", lambda r: human_size(r.get("size"))),
+        ("dry run", _dry_run),
+        ("file", field("original_filename")),
+        ("created_at", field("created_at")),
+    ],
+)
 
-    with connect(server, app_id, secret) as api:
-        record = get_import(api, unique_id)
-        if wait:
-            record = wait_import_with_bar(api, record)
+
+def _show_final(title: str, record: dict[str, Any], as_json: bool) -> None:
     if record.get("status") in ("failed", "cancelled"):
         _finish(record, as_json)
-    _show("import", record, as_json)
+    _show(title, record, as_json)
+
+
+add_record_command(
+    import_cli,
+    "get",
+    "import",
+    client_function("imports", "get_import"),
+    "import",
+    "Show one import and its problems; exit 3 if it failed.",
+    wait_for=lambda api, record, _as_json: wait_import_with_bar(api, record),
+    show=_show_final,
+)

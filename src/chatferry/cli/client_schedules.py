@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,21 +13,23 @@ from chatferry.cli.client_common import (
     SecretOption,
     ServerOption,
     connect,
-    print_json,
-    show_record,
-    show_rows,
 )
 from chatferry.cli.client_exports import Resource
+from chatferry.cli.client_records import (
+    add_record_command,
+    client_function,
+    emit_record,
+    field,
+    show_records,
+)
+
+if TYPE_CHECKING:
+    from chatferry.client.http import Api
 
 schedules_cli = typer.Typer(
     help="Periodic exports: create, list, get, pause, resume, delete (chatferry servers).",
     no_args_is_help=True,
 )
-IdArgument = Annotated[str, typer.Argument(help="The schedule's unique_id.", show_default=False)]
-
-
-def _emit(title: str, record: dict[str, Any], as_json: bool) -> None:
-    print_json(record) if as_json else show_record(title, record)
 
 
 @schedules_cli.command("create")
@@ -51,7 +54,7 @@ def schedules_create(
 
     with connect(server, app_id, secret) as api:
         record = create_schedule(api, resource.value, cron, window_days, keep_last)
-    _emit("schedule created", record, as_json)
+    emit_record("schedule created", record, as_json)
 
 
 @schedules_cli.command("list")
@@ -66,87 +69,35 @@ def schedules_list(
 
     with connect(server, app_id, secret) as api:
         records = list_schedules(api)
-    if as_json:
-        print_json(records)
-        return
-    show_rows(
-        ("unique_id", "type", "cron", "window", "keep", "paused", "next_run_at", "last_run_at"),
-        [
-            [
-                r.get("unique_id"),
-                r.get("type"),
-                r.get("cron"),
-                r.get("window_days"),
-                r.get("keep_last"),
-                "yes" if r.get("paused") else "no",
-                r.get("next_run_at"),
-                r.get("last_run_at"),
-            ]
-            for r in records
-        ],
-        title="schedules",
-    )
+    show_records(records, _COLUMNS, "schedules", as_json)
 
 
-@schedules_cli.command("get")
-def schedules_get(
-    unique_id: IdArgument,
-    server: ServerOption = None,
-    app_id: AppIdOption = None,
-    secret: SecretOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Show one schedule."""
-    from chatferry.client.schedules import get_schedule
-
-    with connect(server, app_id, secret) as api:
-        record = get_schedule(api, unique_id)
-    _emit("schedule", record, as_json)
+_COLUMNS = [
+    ("unique_id", field("unique_id")),
+    ("type", field("type")),
+    ("cron", field("cron")),
+    ("window", field("window_days")),
+    ("keep", field("keep_last")),
+    ("paused", lambda r: "yes" if r.get("paused") else "no"),
+    ("next_run_at", field("next_run_at")),
+    ("last_run_at", field("last_run_at")),
+]
 
 
-@schedules_cli.command("pause")
-def schedules_pause(
-    unique_id: IdArgument,
-    server: ServerOption = None,
-    app_id: AppIdOption = None,
-    secret: SecretOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Pause a schedule (no runs until it is resumed)."""
-    from chatferry.client.schedules import set_paused
-
-    with connect(server, app_id, secret) as api:
-        record = set_paused(api, unique_id, True)
-    _emit("schedule paused", record, as_json)
+def _set_paused(paused: bool) -> Callable[[Api, str], dict[str, Any]]:
+    set_paused = client_function("schedules", "set_paused")
+    return lambda api, unique_id: set_paused(api, unique_id, paused)
 
 
-@schedules_cli.command("resume")
-def schedules_resume(
-    unique_id: IdArgument,
-    server: ServerOption = None,
-    app_id: AppIdOption = None,
-    secret: SecretOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Resume a paused schedule."""
-    from chatferry.client.schedules import set_paused
-
-    with connect(server, app_id, secret) as api:
-        record = set_paused(api, unique_id, False)
-    _emit("schedule resumed", record, as_json)
-
-
-@schedules_cli.command("delete")
-def schedules_delete(
-    unique_id: IdArgument,
-    server: ServerOption = None,
-    app_id: AppIdOption = None,
-    secret: SecretOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Delete a schedule (its exports stay)."""
-    from chatferry.client.schedules import delete_schedule
-
-    with connect(server, app_id, secret) as api:
-        record = delete_schedule(api, unique_id)
-    _emit("schedule deleted", record, as_json)
+for _name, _act, _title, _doc in [
+    ("get", client_function("schedules", "get_schedule"), "schedule", "Show one schedule."),
+    ("pause", _set_paused(True), "schedule paused", "Pause a schedule (no runs until resumed)."),
+    ("resume", _set_paused(False), "schedule resumed", "Resume a paused schedule."),
+    (
+        "delete",
+        client_function("schedules", "delete_schedule"),
+        "schedule deleted",
+        "Delete a schedule (its exports stay).",
+    ),
+]:
+    add_record_command(schedules_cli, _name, "schedule", _act, _title, _doc)

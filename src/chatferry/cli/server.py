@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
@@ -182,18 +183,48 @@ def apps_create(
     name: Annotated[str, typer.Option(help="A name for the app.")],
     app_id: Annotated[str | None, typer.Option(help="Keep an existing app id.")] = None,
     secret: Annotated[str | None, typer.Option(help="Keep an existing secret.")] = None,
-    timezone: Annotated[str, typer.Option(help="IANA zone for dates and records.")] = "UTC",
+    timezone: Annotated[
+        str | None, typer.Option(help="IANA zone for dates and records.", show_default="UTC")
+    ] = None,
+    timezone_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Take the zone from this backup directory's manifest (a restore target).",
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Create an app; prints {"app_id": ..., "secret": ...} as JSON."""
     from chatferry.apps import service as apps
     from chatferry.db.engine import transaction
 
+    if timezone_from is not None:
+        timezone = _zone_of_backup(timezone_from, timezone)
+    timezone = timezone or "UTC"
     rt = _runtime()
     with transaction(rt.sessions) as session:
         app, plain = apps.create_app(session, rt.secrets, name, app_id, secret, timezone)
         created = {"app_id": app.app_id, "secret": plain, "name": app.name}
         created["timezone"] = app.timezone
     _print_json(created)
+
+
+def _zone_of_backup(directory: Path, given: str | None) -> str:
+    """The time zone a backup's manifest records (for ``apps create --timezone-from``)."""
+    from chatferry.client.errors import ClientError
+    from chatferry.client.manifest import load_manifest, require_backup
+    from chatferry.client.timezones import backup_timezone
+
+    if given is not None:
+        raise ClientError("give either --timezone or --timezone-from, not both")
+    require_backup(directory)
+    zone = backup_timezone(load_manifest(directory))
+    if zone is None:
+        raise ClientError(
+            f"the backup in {directory} does not record its app's time zone: "
+            "give it with --timezone"
+        )
+    return zone
 
 
 def _app_limits(ctx: Any) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from chatferry.client.manifest import (
 from chatferry.client.plan import covered_days, cut, day_range, missing_windows, split
 from chatferry.client.progress import NullReporter, Reporter, Task
 from chatferry.client.records import Record, seconds_between, utc_offset
+from chatferry.client.timezones import server_timezone
 
 DEFAULT_WINDOW_DAYS = 30
 DEFAULT_CONCURRENCY = 3
@@ -125,6 +126,7 @@ class Backup:
         out.mkdir(parents=True, exist_ok=True)
         with directory_lock(out, "backup"):
             self.manifest = self._open_manifest()
+            self.manifest.timezone = server_timezone(self.api) or self.manifest.timezone
             self._offset = _parse_offset(self.manifest.utc_offset)
             until = self._until()
             since = _earliest(self.options.since, self.manifest.since)
@@ -399,6 +401,7 @@ class Backup:
             export_seconds=seconds_between(record.get("created_at"), record.get("finished_at")),
             download_seconds=round(got.seconds, 3),
             sha256_from_server=got.sha256_checked,
+            original_filename=str(record.get("original_filename") or ""),
         )
 
     def _advance(self, task: Task, done: int, total: int | None) -> None:

@@ -2,7 +2,8 @@
 
 Keys: ``server``, ``app_id``, ``client_version``, ``created_at``, ``backup_id``,
 ``updated_at``, ``since``/``until`` (the days every type covers once a run completed),
-``utc_offset`` (the app's, as its records showed it), ``parts`` (each ``type``,
+``utc_offset`` (the app's, as its records showed it), ``timezone`` (the app's IANA zone,
+when a chatferry server named it), ``parts`` (each ``type``,
 ``start_date``, ``end_date``, ``rows``, ``bytes``, ``sha256``, ``file``, plus the export's
 id and timings) and ``pending`` (exports created but not yet downloaded, which the next run
 picks up instead of creating them again).
@@ -55,6 +56,7 @@ class Part:
     export_seconds: float | None = None
     download_seconds: float | None = None
     sha256_from_server: bool = False
+    original_filename: str = ""  # the export's own name (its file is named by its window)
 
     @property
     def window(self) -> Window:
@@ -82,6 +84,7 @@ class Part:
             export_seconds=_seconds(data.get("export_seconds")),
             download_seconds=_seconds(data.get("download_seconds")),
             sha256_from_server=data.get("sha256_from_server") is True,
+            original_filename=str(data.get("original_filename") or ""),
         )
         if part.type not in RESOURCES or part.start_date > part.end_date:
             raise ValueError(f"part {part.file}: bad type or dates")
@@ -121,6 +124,7 @@ class Manifest:
     since: date | None = None
     until: date | None = None
     utc_offset: str = ""
+    timezone: str = ""  # the app's IANA zone, when the server names it
     parts: list[Part] = field(default_factory=list)
     pending: list[Pending] = field(default_factory=list)
 
@@ -145,6 +149,7 @@ class Manifest:
             "since": self.since.isoformat() if self.since else "",
             "until": self.until.isoformat() if self.until else "",
             "utc_offset": self.utc_offset,
+            "timezone": self.timezone,
             "parts": [p.as_json() for p in sorted(self.parts, key=_part_order)],
             "pending": [p.as_json() for p in self.pending],
         }
@@ -204,9 +209,21 @@ def manifest_from_json(data: Any) -> Manifest:
         since=_optional_day(data, "since"),
         until=_optional_day(data, "until"),
         utc_offset=str(data.get("utc_offset") or ""),
+        timezone=str(data.get("timezone") or ""),
         parts=[Part.from_json(p) for p in data.get("parts") or []],
         pending=[Pending.from_json(p) for p in data.get("pending") or []],
     )
+
+
+def require_backup(directory: Path) -> None:
+    """ClientError unless ``directory`` exists and holds a manifest."""
+    if not directory.is_dir():
+        raise ClientError(f"there is no backup in {directory}: the directory does not exist")
+    if not (directory / MANIFEST_NAME).is_file():
+        raise ClientError(
+            f"there is no backup in {directory}: it holds no {MANIFEST_NAME} "
+            f"(make one with: chatferry backup --out {directory})"
+        )
 
 
 def load_manifest(directory: Path) -> Manifest:
