@@ -33,6 +33,12 @@ def test_zones_with_the_same_offsets_all_year_are_the_same() -> None:
     assert compare(_manifest(utc_offset="+07:00"), "Asia/Jakarta").same is True  # an older manifest
 
 
+def test_a_conversion_has_no_zone_to_compare() -> None:
+    converted = _manifest(utc_offset="+00:00")
+    converted.server = "convert:slack"
+    assert compare(converted, "Asia/Jakarta").same is None
+
+
 def test_an_unknown_zone_is_not_compared() -> None:
     assert compare(_manifest(), "UTC").same is None  # a backup that recorded nothing
     assert compare(_manifest("Asia/Jakarta"), None).same is None  # a server that does not say

@@ -53,7 +53,10 @@ def zone_for_offset(offset: str) -> str | None:
 
 def backup_timezone(manifest: Manifest) -> str | None:
     """The zone of the backed-up app: its name if the server gave it, else the fixed zone
-    of its offset."""
+    of its offset; None for a conversion (``chatferry convert``: no app, so no zone of
+    its own; its UTC days fit an app in any zone)."""
+    if manifest.server.startswith("convert:"):
+        return None
     if manifest.timezone and _known(manifest.timezone):
         return manifest.timezone
     return zone_for_offset(manifest.utc_offset) if manifest.utc_offset else None
