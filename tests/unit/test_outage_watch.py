@@ -51,8 +51,13 @@ def test_a_full_storage_is_never_retried() -> None:
 def test_the_watch_says_lost_once_and_back_once(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="chatferry.db.outage")
     watch = DatabaseWatch("postgresql://db/chatferry")
-    opened_before = time.monotonic()
     refused = refused_connection()
+    # Before a first connection, start-up's own check speaks: the watch stays silent.
+    watch.on_failure(refused, None)
+    assert not watch.lost and not caplog.records
+    watch.on_connected()
+    assert not caplog.records
+    opened_before = time.monotonic()
     for _ in range(5):  # every thread fails on it
         watch.on_failure(refused, None)
     assert watch.lost

@@ -49,6 +49,8 @@ class DatabaseWatch:
         self.label = label
         self._lock = threading.Lock()
         self._lost_at: float | None = None
+        # Until a first connection succeeds, start-up's own checks say what is wrong.
+        self._ever_connected = False
         self.back_at = -_SETTLE_SECONDS  # monotonic time the database last came back
 
     @property
@@ -57,6 +59,8 @@ class DatabaseWatch:
 
     def on_failure(self, exc: BaseException, opened_at: float | None) -> None:
         """A connection (opened at ``opened_at``; None: connecting failed) failed."""
+        if not self._ever_connected:
+            return  # never reached: the preflight's one-line error tells
         if opened_at is not None and opened_at < self.back_at:
             return  # a connection from before the database came back: the same outage
         if opened_at is None and time.monotonic() - self.back_at < _SETTLE_SECONDS:
@@ -76,6 +80,7 @@ class DatabaseWatch:
 
     def on_connected(self) -> None:
         with self._lock:
+            self._ever_connected = True
             if self._lost_at is None:
                 return
             lost_for = time.monotonic() - self._lost_at
