@@ -177,6 +177,7 @@ _ERROR_MEANINGS = {
     401: "Missing or wrong QISCUS-SDK-APP-ID / QISCUS-SDK-SECRET.",
     403: "The download link's signature is wrong or the link expired.",
     404: "No such record for this app (another app's ids are not found either).",
+    409: "Over the app's quota of stored export bytes: delete exports, then retry.",
     413: "The body is over the limit.",
     416: "The requested Range is outside the file; the Content-Range header says "
     "'bytes */<size of the file>'.",
