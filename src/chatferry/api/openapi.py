@@ -96,6 +96,7 @@ def install_openapi(app: FastAPI) -> None:
                         "name": "stats",
                         "description": "Rows per day and backup coverage (an extension).",
                     },
+                    {"name": "quotas", "description": "The app's quotas and usage (an extension)."},
                     {"name": "operations", "description": "Health, readiness and metrics."},
                 ],
             )
