@@ -93,7 +93,7 @@ def test_set_limits_overrides_a_quota_for_one_app_and_clear_restores_it(
     assert cleared["quota_overrides"] == {"stored_bytes": 0}
     assert server.http.post(EXPORTS, json=body, headers=app.headers).status_code == 200
     bad = run_cli(settings_env, "apps", "set-limits", app.app_id, "--clear", "disk")
-    assert bad.returncode != 0 and "no quota named 'disk'" in bad.stderr
+    assert bad.returncode != 0 and "--clear 'disk' names no quota" in bad.stderr
     negative = run_cli(settings_env, "apps", "set-limits", app.app_id, "--active-jobs", "-1")
     assert negative.returncode != 0
     everything = run_cli_json(settings_env, "apps", "set-limits", app.app_id, "--clear", "all")

@@ -30,6 +30,18 @@ def quota_cell(app: Any, settings: Any) -> str:
     )
 
 
+def _cleared(clear: list[str]) -> list[str]:
+    """The quota names that ``--clear`` gives (option names, or ``all``)."""
+    from chatferry.apps import quotas
+    from chatferry.errors import BadRequest
+
+    names = {q.option.removeprefix("--"): q.name for q in quotas.QUOTAS}
+    for value in clear:
+        if value != "all" and value not in names:
+            raise BadRequest(f"--clear {value!r} names no quota: use {', '.join(names)} or all")
+    return list(names.values()) if "all" in clear else [names[value] for value in clear]
+
+
 def apps_set_limits(
     app_id: str,
     exports_per_hour: Value = None,
@@ -51,9 +63,7 @@ def apps_set_limits(
     from chatferry.db.engine import begin_write, transaction
     from chatferry.errors import BadRequest
 
-    names = [q.name for q in quotas.QUOTAS]
-    cleared = [c.replace("-", "_") for c in clear or []]
-    cleared = names if "all" in cleared else cleared
+    cleared = _cleared(clear or [])
     values = {
         "exports_per_hour": exports_per_hour,
         "imports_per_hour": imports_per_hour,
