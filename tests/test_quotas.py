@@ -151,3 +151,19 @@ def test_the_defaults_are_generous_and_usage_is_in_metrics(
     assert f'chatferry_app_quota_used{{{label}"exports_per_hour"}} 2.0' in text
     assert f'chatferry_app_quota_used{{{label}"active_jobs"}} 2.0' in text
     assert f'chatferry_app_quota_limit{{{label}"active_jobs"}} 100.0' in text
+
+
+@pytest.mark.parametrize("extra_env", [quota_env(exports_per_hour=2)])
+def test_running_a_schedule_now_counts_its_exports_and_is_refused_over_the_quota(
+    client: TestClient, new_app: NewApp, runtime: Runtime
+) -> None:
+    app = new_app()
+    body = {"type": "users", "cron": "0 2 * * *", "window_days": 3, "keep_last": 7}
+    created = client.post(f"{API}/export_schedules", json=body, headers=app.headers)
+    assert created.status_code == 200, created.text
+    run = f"{API}/export_schedules/{created.json()['results']['export_schedule']['unique_id']}/run"
+    create_export(client, app.headers, type="users")
+    create_export(client, app.headers, type="users")
+    refused = client.post(run, headers=app.headers)
+    assert_quota_refusal(refused, 429, "exports_per_hour", 2)
+    assert rows(runtime, Export) == 2  # none of the run's exports is kept

@@ -137,22 +137,29 @@ def _locked_app(session: Session, app_pk: int) -> Row[Any]:
 
 
 def admit(
-    session: Session, settings: Settings, app_pk: int, kind: str, now: datetime | None = None
+    session: Session,
+    settings: Settings,
+    app_pk: int,
+    kind: str,
+    added: int = 1,
+    now: datetime | None = None,
 ) -> None:
-    """Raises QuotaExceeded or StoredBytesExceeded if the ``kind`` ("export" or
-    "import") just inserted takes the app over one of its quotas (the caller's
-    transaction then rolls back). Call it in the transaction that inserted the record
-    and its job, after the insert: that insert holds SQLite's write lock, and the row
-    lock taken here makes PostgreSQL's racing transactions count one after the other."""
+    """Raises QuotaExceeded or StoredBytesExceeded if the ``added`` records of ``kind``
+    ("export" or "import") just inserted take the app over one of its quotas (the
+    caller's transaction then rolls back). Call it in the transaction that inserted the
+    records and their jobs, after the insert: that insert holds SQLite's write lock, and
+    the row lock taken here makes PostgreSQL's racing transactions count one after the
+    other."""
     now = now or utcnow()
     app = _locked_app(session, app_pk)
     quota = limits(app, settings)
     conn = session.connection()
-    # Counts include the new job: over the quota once they are more than it.
-    _check_active(quota[ACTIVE_JOBS.name], _active_jobs(conn, app_pk) - 1, app.app_id)
+    # The counts include the new jobs: what the app had before is the count minus them.
+    active = _active_jobs(conn, app_pk) - added
+    _check_active(quota[ACTIVE_JOBS.name], active, added, app.app_id)
     hourly = _PER_HOUR[kind]
     count, oldest = _created_since(conn, app_pk, kind, now - HOUR)
-    _check_hourly(hourly, quota[hourly.name], count - 1, oldest, now, app.app_id)
+    _check_hourly(hourly, quota[hourly.name], count - added, added, oldest, now, app.app_id)
     if kind == "export":
         _check_stored(quota[STORED_BYTES.name], _stored_bytes(conn, app_pk), app.app_id)
 
@@ -175,8 +182,8 @@ def _how_to_raise(quota: Quota, app_id: str) -> str:
     )
 
 
-def _check_active(limit: int, used: int, app_id: str) -> None:
-    if not limit or used < limit:
+def _check_active(limit: int, used: int, added: int, app_id: str) -> None:
+    if not limit or used + added <= limit:
         return
     raise QuotaExceeded(
         f"this app already has {used} exports and imports queued or running, its quota "
@@ -188,9 +195,15 @@ def _check_active(limit: int, used: int, app_id: str) -> None:
 
 
 def _check_hourly(
-    quota: Quota, limit: int, used: int, oldest: datetime | None, now: datetime, app_id: str
+    quota: Quota,
+    limit: int,
+    used: int,
+    added: int,
+    oldest: datetime | None,
+    now: datetime,
+    app_id: str,
 ) -> None:
-    if not limit or used < limit:
+    if not limit or used + added <= limit:
         return
     # The oldest one counted leaves the hour then: a slot is free again.
     wait = max(1, math.ceil(((oldest or now) + HOUR - now).total_seconds()))
