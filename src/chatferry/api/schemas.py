@@ -181,7 +181,8 @@ _ERROR_MEANINGS = {
     413: "The body is over the limit.",
     416: "The requested Range is outside the file; the Content-Range header says "
     "'bytes */<size of the file>'.",
-    429: "Too many requests: wait for the seconds the Retry-After header gives.",
+    429: "Too many requests, or over one of the app's quotas: wait for the seconds the "
+    "Retry-After header gives.",
     500: "An internal error: the message gives a reference for the operator.",
     503: "Not available for now (the file storage is nearly full, or the database is "
     "unreachable): try again after the seconds the Retry-After header gives.",
