@@ -11,7 +11,8 @@ the app's row (``SELECT ... FOR NO KEY UPDATE`` on PostgreSQL; on SQLite the ins
 holds the database's write lock already) and counts, in the same transaction; so two API
 processes cannot both take an app's last slot. The hourly counts read the jobs table
 (jobs are never deleted), so deleting an export does not give its slot back.
-Schedules' runs are not refused (a schedule must not skip a run), but they count.
+The runs a schedule fires by itself count but are not refused (a schedule must not
+skip a run); a run the app asks for (run now) is.
 """
 
 from __future__ import annotations
@@ -208,8 +209,8 @@ def _check_hourly(
     # The oldest one counted leaves the hour then: a slot is free again.
     wait = max(1, math.ceil(((oldest or now) + HOUR - now).total_seconds()))
     raise QuotaExceeded(
-        f"this app created {used} {quota.what.replace(' created in the last hour', '')} "
-        f"in the last hour, its quota {quota.name} of {limit}: retry after {wait} s, or "
+        f"this app created {used} {quota.unit} in the last hour, its quota {quota.name} "
+        f"of {limit}: retry after {wait} s, or "
         f"{_how_to_raise(quota, app_id)}",
         {**refusal_details(quota, limit, used), "retry_after": wait},
         {"Retry-After": str(wait)},
