@@ -108,7 +108,7 @@ def test_a_backup_waits_out_the_active_jobs_quota_and_finishes(
     created = run_cli_json(settings_env, "apps", "create", "--name", "Quota backup")
     run_cli_json(
         settings_env, "demo-data", "--app-id", created["app_id"], "--users", "20",
-        "--rooms", "5", "--comments", "200", "--days", "40", "--seed", "3",
+        "--rooms", "5", "--comments", "200", "--days", "20", "--seed", "3",
     )  # fmt: skip
     env = client_env(dict(os.environ), server.base_url, created["app_id"], created["secret"])
     out = tmp_path / "backup"
