@@ -151,3 +151,16 @@ def test_serve_on_loopback_logs_no_base_url_warning(start_server: StartServer) -
     log = server.log_path.read_text()
     assert "serve checked the database and storage" in log
     assert "CHATFERRY_BASE_URL" not in log
+
+
+def test_serve_logs_the_warning_it_decides_on(caplog: pytest.LogCaptureFixture) -> None:
+    from chatferry.cli.server import _warn_without_base_url
+
+    with caplog.at_level("WARNING", logger="chatferry.cli"):
+        _warn_without_base_url("127.0.0.1", None)
+        _warn_without_base_url("0.0.0.0", "https://backup.example.com")
+        assert caplog.records == []
+        _warn_without_base_url("0.0.0.0", None)
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    assert record.getMessage() == base_url_warning("0.0.0.0", None)
