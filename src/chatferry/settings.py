@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     # A 429 for failed sign-ins is answered after this delay (a flood's connection then
     # costs a request a second); the right credentials are never delayed.
     rate_limit_refusal_delay_seconds: float = Field(default=1.0, ge=0, le=60)
+    # Quotas per app (0 turns one off; `chatferry apps set-limits` overrides them for one
+    # app): exports and imports created in the last hour, jobs queued or running at once,
+    # and bytes of export files kept on storage. See docs/quotas.md.
+    quota_exports_per_hour: int = Field(default=1000, ge=0)
+    quota_imports_per_hour: int = Field(default=1000, ge=0)
+    quota_active_jobs: int = Field(default=100, ge=0)
+    quota_stored_bytes: int = Field(default=20 * 1024**3, ge=0)
     # The HTTP server: idle keep-alive timeout, concurrent connections, and the time a
     # request's headers, then its body, may take to arrive.
     http_keepalive_seconds: float = Field(default=5.0, gt=0)

@@ -27,6 +27,9 @@ ERROR_KEYS = {
     "days",
     "max_days",
     "limit_bytes",
+    "quota",
+    "used",
+    "retry_after",
     "size",
 }
 

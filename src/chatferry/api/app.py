@@ -9,10 +9,12 @@ from fastapi import FastAPI
 
 from chatferry import __version__
 from chatferry.api import exports, health, imports, schedules, stats
+from chatferry.api import quotas as quota_routes
 from chatferry.api.console import install_console
 from chatferry.api.edge import EdgeMiddleware
 from chatferry.api.errors import install_error_handlers
 from chatferry.api.openapi import install_openapi
+from chatferry.api.options import OptionsMiddleware
 from chatferry.api.ratelimit import AuthGuard
 from chatferry.composition import background
 from chatferry.runtime import Runtime
@@ -44,11 +46,13 @@ def create_api(rt: Runtime, run_worker: bool = True) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
+    app.add_middleware(OptionsMiddleware)  # inside the edge: its headers and metrics
     app.add_middleware(EdgeMiddleware)
     app.include_router(exports.router)
     app.include_router(imports.router)
     app.include_router(schedules.router)
     app.include_router(health.router)
     app.include_router(stats.router)
+    app.include_router(quota_routes.router)
     install_console(app)
     return app

@@ -17,11 +17,13 @@ from chatferry.api.paging import paged
 from chatferry.api.records import download_url, export_record
 from chatferry.api.responses import ok
 from chatferry.api.schemas import Envelope, ExportPage, ExportRecord, OneExport, errors
+from chatferry.apps import quotas
 from chatferry.apps.service import AppContext
 from chatferry.db.engine import read_connection, reading, transaction
 from chatferry.db.models import Export
 from chatferry.errors import BadRequest, NotFound, RangeNotSatisfiable
 from chatferry.exports import service
+from chatferry.exports.dates import RUN_AT_PLACEHOLDER
 from chatferry.exports.requests import ExportRequest
 from chatferry.runtime import Runtime
 from chatferry.storage.store import content_disposition
@@ -52,12 +54,12 @@ def render(
         "export limit (1000 users, 1000 rooms, 5000 comments by default)."
     ),
     response_model=Envelope[ExportRecord],
-    responses=errors(400, 401, 413, 429, 503),
+    responses=errors(400, 401, 409, 413, 429, 503),
     openapi_extra=request_doc(
         ExportRequest,
         {
             "spec": {"type": "comments", "start_date": "2017-01-01", "end_date": "2017-01-05"},
-            "later": {"type": "users", "run_at": "2030-01-05T02:00:00+07:00"},
+            "later": {"type": "users", "run_at": RUN_AT_PLACEHOLDER},
         },
     ),
 )
@@ -68,6 +70,7 @@ async def create_export(
         service.ensure_storage_room(rt.store, rt.settings)
         with transaction(rt.sessions) as session:
             export = service.create_export(session, rt.settings, app, body)
+            quotas.admit(session, rt.settings, app.pk, service.JOB_KIND)
         rt.job_wakeup.set()
         return render(rt, request, app, export)
 

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from chatferry.api.deps import RuntimeDep
 from chatferry.api.responses import OrjsonResponse, error, ok
+from chatferry.apps.quota_metrics import QuotaCollector
 from chatferry.db.outage import is_connection_failure
 from chatferry.errors import new_reference
 from chatferry.jobs.failures import short_error
@@ -146,4 +147,5 @@ def readyz(request: Request, rt: RuntimeDep) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics of this process", response_class=Response)
 def prometheus_metrics(rt: RuntimeDep) -> Response:
-    return Response(metrics_text(rt.engine), media_type=CONTENT_TYPE_LATEST)
+    quotas = QuotaCollector(rt.engine, rt.settings)
+    return Response(metrics_text(rt.engine, quotas), media_type=CONTENT_TYPE_LATEST)

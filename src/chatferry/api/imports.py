@@ -14,6 +14,7 @@ from chatferry.api.records import import_record
 from chatferry.api.responses import ok
 from chatferry.api.schemas import Envelope, ImportPage, OneImport, errors
 from chatferry.api.upload import ParsedUpload, file_chunks, read_upload
+from chatferry.apps import quotas
 from chatferry.apps.service import AppContext
 from chatferry.db.engine import reading, transaction
 from chatferry.imports import service
@@ -65,6 +66,7 @@ def _store(rt: Runtime, app: AppContext, upload: ParsedUpload) -> dict[str, Any]
     try:
         with transaction(rt.sessions) as session:
             record = service.create_import(session, rt.settings, app, stored)
+            quotas.admit(session, rt.settings, app.pk, service.JOB_KIND)
     except BaseException:
         rt.store.delete(key)
         raise

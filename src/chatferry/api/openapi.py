@@ -3,12 +3,14 @@ envelope), the request models that routes read themselves, and the spec's descri
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from chatferry.exports.dates import RUN_AT_PLACEHOLDER, example_run_at
 from chatferry.exports.requests import ExportRequest
 from chatferry.schedules.requests import ScheduleChange, ScheduleRequest
 
@@ -60,11 +62,24 @@ def _add_request_models(schema: dict[str, Any]) -> None:
         schemas[model.__name__] = model_schema
 
 
+def _dated_examples(value: Any, run_at: str) -> Any:
+    """The document with every run_at example a time ahead that the API accepts (built
+    again each day: a fixed date would fall out of the year that run_at may lie ahead)."""
+    if isinstance(value, dict):
+        return {key: _dated_examples(item, run_at) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_dated_examples(item, run_at) for item in value]
+    return run_at if value == RUN_AT_PLACEHOLDER else value
+
+
 def install_openapi(app: FastAPI) -> None:
     """Replaces the app's OpenAPI builder with one that fixes up the document once."""
 
+    built_on: list[date] = []  # the day the cached document's examples are for
+
     def build() -> dict[str, Any]:
-        if app.openapi_schema is None:
+        today = datetime.now(UTC).date()
+        if app.openapi_schema is None or built_on != [today]:
             schema = get_openapi(
                 title=app.title,
                 version=app.version,
@@ -81,13 +96,15 @@ def install_openapi(app: FastAPI) -> None:
                         "name": "stats",
                         "description": "Rows per day and backup coverage (an extension).",
                     },
+                    {"name": "quotas", "description": "The app's quotas and usage (an extension)."},
                     {"name": "operations", "description": "Health, readiness and metrics."},
                 ],
             )
             _drop_validation_errors(schema)
             _add_request_models(schema)
             _require_both_headers(schema)
-            app.openapi_schema = schema
+            app.openapi_schema = _dated_examples(schema, example_run_at(today))
+            built_on[:] = [today]
         return app.openapi_schema
 
     app.openapi = build  # type: ignore[method-assign]

@@ -15,6 +15,7 @@ from chatferry.api.paging import paged
 from chatferry.api.records import schedule_record
 from chatferry.api.responses import ok
 from chatferry.api.schemas import Envelope, OneSchedule, SchedulePage, ScheduleRun, errors
+from chatferry.apps import quotas
 from chatferry.db.engine import reading, transaction
 from chatferry.schedules import service
 from chatferry.schedules.requests import ScheduleChange, ScheduleRequest
@@ -115,11 +116,13 @@ async def change_schedule(
         "`backup_histories` lists the exports it created (none if all is covered)."
     ),
     response_model=Envelope[ScheduleRun],
-    responses=errors(401, 404, 429),
+    responses=errors(401, 404, 409, 429),
 )
 def run_schedule(unique_id: str, request: Request, app: CurrentApp, rt: RuntimeDep) -> Response:
     with transaction(rt.sessions) as session:
         schedule, fired = run_now(session, rt.settings, app, unique_id)
+        if fired.exports:  # asked for by the app: its quotas apply
+            quotas.admit(session, rt.settings, app.pk, "export", added=len(fired.exports))
         record = schedule_record(schedule, app)
         exports = [render(rt, request, app, export) for export in fired.exports]
     remove_files(rt, fired.pruned_keys)

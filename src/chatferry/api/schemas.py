@@ -177,10 +177,12 @@ _ERROR_MEANINGS = {
     401: "Missing or wrong QISCUS-SDK-APP-ID / QISCUS-SDK-SECRET.",
     403: "The download link's signature is wrong or the link expired.",
     404: "No such record for this app (another app's ids are not found either).",
+    409: "Over the app's quota of stored export bytes: delete exports, then retry.",
     413: "The body is over the limit.",
     416: "The requested Range is outside the file; the Content-Range header says "
     "'bytes */<size of the file>'.",
-    429: "Too many requests: wait for the seconds the Retry-After header gives.",
+    429: "Too many requests, or over one of the app's quotas: wait for the seconds the "
+    "Retry-After header gives.",
     500: "An internal error: the message gives a reference for the operator.",
     503: "Not available for now (the file storage is nearly full, or the database is "
     "unreachable): try again after the seconds the Retry-After header gives.",

@@ -62,12 +62,15 @@ def connect(
     """An API client for the resolved connection, closed afterwards.
 
     ``patient`` (backup, restore) retries a lost connection for about 20 s, long enough
-    for a server restart; one-shot commands report a dead server within a second.
+    for a server restart, and waits out the app's quotas (saying so on stderr); one-shot
+    commands report a dead server within a second.
     """
-    from chatferry.client.http import PATIENT_RETRIES, QUICK_RETRIES, Api
+    from chatferry.client.http import PATIENT_RETRIES, QUICK_RETRIES, QUOTA_PATIENCE, Api
 
     retries = PATIENT_RETRIES if patient else QUICK_RETRIES
-    with Api(resolve(server, app_id, secret), retries=retries) as api:
+    patience = QUOTA_PATIENCE if patient else 0.0
+    connection = resolve(server, app_id, secret)
+    with Api(connection, retries=retries, quota_patience=patience, on_wait=err.print) as api:
         yield api
 
 

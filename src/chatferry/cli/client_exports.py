@@ -150,6 +150,10 @@ def _downloaded(api: Api, record: dict[str, Any], dest: Path, as_json: bool) -> 
     _show_download(got)
 
 
+# A time the server accepts (ahead, within a year): two days from today, 02:00 at +07:00.
+_RUN_AT_EXAMPLE = f"{date.fromordinal(date.today().toordinal() + 2).isoformat()}T02:00:00+07:00"
+
+
 @export_cli.command("create")
 def export_create(
     resource: Annotated[Resource, typer.Option("--type", help="What to export.")],
@@ -157,7 +161,7 @@ def export_create(
     end_date: EndOption = None,
     run_at: Annotated[
         str | None,
-        typer.Option(help="Run later: RFC 3339 with offset, e.g. 2030-01-05T02:00:00+07:00."),
+        typer.Option(help=f"Run later: RFC 3339 with offset, e.g. {_RUN_AT_EXAMPLE}."),
     ] = None,
     wait: WaitOption = False,
     download: Annotated[

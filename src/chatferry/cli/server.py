@@ -21,6 +21,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chatferry.cli.server_quotas import apps_set_limits, quota_cell, quota_columns
+
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
@@ -95,9 +97,18 @@ def serve(
     from chatferry.api.server import run_server
 
     rt = _server_runtime("serve", migrate=True)
+    _warn_without_base_url(host, rt.settings.base_url)
     api = create_api(rt, run_worker=not no_worker)
     _freeze_startup_heap()
     run_server(api, rt.settings, host, port)
+
+
+def _warn_without_base_url(host: str, base_url: str | None) -> None:
+    from chatferry.api.listen import base_url_warning
+
+    warning = base_url_warning(host, base_url)
+    if warning:
+        log.warning(warning)
 
 
 def _serve_metrics(rt: Runtime, host: str, port: int) -> WSGIServer:
@@ -247,17 +258,21 @@ def apps_list(
 
     rt = _runtime()
     with transaction(rt.sessions) as session:
-        contexts = [apps.app_context(a, rt.settings) for a in apps.list_apps(session)]
+        models = apps.list_apps(session)
+        contexts = [apps.app_context(a, rt.settings) for a in models]
     if as_json:
-        _print_json([_app_limits(c) for c in contexts])
+        pairs = zip(contexts, models, strict=True)
+        _print_json([_app_limits(c) | quota_columns(a, rt.settings) for c, a in pairs])
         return
     table = Table("app_id", "name", "timezone", "export max rows (u/r/c)", "import max bytes")
+    table.add_column("quotas: exports/h imports/h jobs bytes (* = own)")
     # Operators copy app ids from here: never cut one short.
     table.columns[0].min_width = max((len(c.app_id) for c in contexts), default=0)
-    for c in contexts:
+    for c, model in zip(contexts, models, strict=True):
         rows = c.export_max_rows
         limits = f"{rows['users']}/{rows['rooms']}/{rows['comments']}"
-        table.add_row(c.app_id, c.name, c.timezone, limits, str(c.import_max_bytes))
+        quota = quota_cell(model, rt.settings)
+        table.add_row(c.app_id, c.name, c.timezone, limits, str(c.import_max_bytes), quota)
     # A pipe or file has no width: print whole rows there rather than cut at 80 columns.
     (console if console.is_terminal else Console(width=1000)).print(table)
 
@@ -346,6 +361,7 @@ def register(cli: typer.Typer) -> None:
     cli.command(rich_help_panel="Server")(serve)
     cli.command(rich_help_panel="Server")(worker)
     cli.command(rich_help_panel="Server")(check)
+    apps_cli.command("set-limits")(apps_set_limits)
     cli.add_typer(apps_cli, name="apps", rich_help_panel="Server")
     cli.add_typer(keys_cli, name="keys", rich_help_panel="Server")
     cli.command("demo-data", rich_help_panel="Server")(demo_data)

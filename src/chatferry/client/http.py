@@ -8,6 +8,7 @@ server and the path, never a header or a link's signature.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chatferry.client.config import API_PATH, Connection
@@ -21,12 +22,29 @@ QUICK_RETRIES = 1  # one-shot commands: a dead server is reported within a secon
 PATIENT_RETRIES = 6  # backup and restore ride over a server restart (about 20 s)
 MAX_RETRY_AFTER = 60.0
 MAX_BACKOFF = 8.0
+# Backup and restore wait out an app's quota (a 429 with code "quota_exceeded": exports
+# or imports an hour, jobs at once) for up to this long in all, then go on.
+QUOTA_PATIENCE = 3 * 3600.0
 
 
 def _retry_after(response: httpx.Response, attempt: int) -> float:
     value = response.headers.get("retry-after", "")
     seconds = float(value) if value.replace(".", "", 1).isdigit() else 2.0**attempt
     return min(seconds, MAX_RETRY_AFTER)
+
+
+def quota_wait(response: httpx.Response) -> float | None:
+    """The seconds a quota refusal (429, code "quota_exceeded") asks to wait, else None."""
+    if response.status_code != 429:
+        return None
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(error, dict) or error.get("code") != "quota_exceeded":
+        return None
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.replace(".", "", 1).isdigit() else 60.0
 
 
 def api_error(response: httpx.Response, method: str, path: str) -> ApiError:
@@ -69,12 +87,19 @@ class Api:
     """One server and app: ``call`` returns a response's ``results``."""
 
     def __init__(
-        self, connection: Connection, timeout: float = 60.0, retries: int = QUICK_RETRIES
+        self,
+        connection: Connection,
+        timeout: float = 60.0,
+        retries: int = QUICK_RETRIES,
+        quota_patience: float = 0.0,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         import httpx
 
         self.connection = connection
         self.retries = retries
+        self.quota_patience = quota_patience  # seconds of quota refusals to wait out
+        self._on_wait = on_wait
         self.server = connection.server
         self._timeout = httpx.Timeout(timeout, connect=10.0)
         self._http = httpx.Client(
@@ -141,7 +166,7 @@ class Api:
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
-                response = self._http.request(method, path, **kwargs)
+                response = self._request_within_quota(method, path, **kwargs)
             except httpx.TransportError as exc:
                 # A POST that never connected did nothing; one that did may have.
                 retryable = safe or isinstance(exc, httpx.ConnectError)
@@ -156,6 +181,20 @@ class Api:
                 continue
             return response
         raise AssertionError("unreachable")
+
+    def _request_within_quota(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request, sent again after the wait a quota refusal asks for while the
+        patience lasts (the refused request did nothing: the server keeps nothing of it)."""
+        while True:
+            response = self._http.request(method, path, **kwargs)
+            wait = quota_wait(response)
+            if wait is None or wait > self.quota_patience:
+                return response
+            self.quota_patience -= wait
+            if self._on_wait is not None:
+                message = api_error(response, method, path).message
+                self._on_wait(f"waiting {wait:.0f} s for the app's quota: {message}")
+            time.sleep(wait)
 
     def saw_list(self, results: dict[str, Any]) -> None:
         """Learns from a list answer whether the server is chatferry (``meta`` present)."""

@@ -49,6 +49,11 @@ class App(Base):
     export_max_comments: Mapped[int | None] = mapped_column(Integer)
     import_max_bytes: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The app's own quotas (NULL: the deployment's setting; 0: no limit), see apps/quotas.py.
+    quota_exports_per_hour: Mapped[int | None] = mapped_column(Integer)
+    quota_imports_per_hour: Mapped[int | None] = mapped_column(Integer)
+    quota_active_jobs: Mapped[int | None] = mapped_column(Integer)
+    quota_stored_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class User(Base):
@@ -202,6 +207,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_status_run_after", "status", "run_after"),
         Index("ix_jobs_status_app", "status", "app_pk"),
+        Index("ix_jobs_app_kind_created", "app_pk", "kind", "created_at"),  # quotas per hour
         _NEVER_REUSE_IDS,
     )
 

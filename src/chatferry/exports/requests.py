@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from chatferry.exports.dates import parse_day, parse_moment
+from chatferry.exports.dates import RUN_AT_PLACEHOLDER, parse_day, parse_moment
 from chatferry.resources import Resource, parse_resource
 
 
@@ -66,6 +66,6 @@ class ExportRequest(BaseModel):
                 "Extension: run later, at this RFC 3339 time with a UTC offset "
                 "(at most a year ahead); the export waits as `scheduled`."
             ),
-            examples=["2030-01-05T02:00:00+07:00"],
+            examples=[RUN_AT_PLACEHOLDER],  # shown as a date ahead (see api/openapi.py)
         ),
     ] = None

@@ -76,17 +76,20 @@ class QueueCollector(Collector):
 class ProcessMetrics(Collector):
     """This process's counters and histograms, then the queue's gauges."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *extra: Collector) -> None:
         self._queue = QueueCollector(engine)
+        self._extra = extra
 
     def collect(self) -> Iterator[Metric]:
         yield from metrics.REGISTRY.collect()
         yield from self._queue.collect()
+        for collector in self._extra:
+            yield from collector.collect()
 
 
-def metrics_text(engine: Engine) -> bytes:
-    """The Prometheus text exposition of this process."""
-    return generate_latest(ProcessMetrics(engine))
+def metrics_text(engine: Engine, *extra: Collector) -> bytes:
+    """The Prometheus text exposition of this process (and of ``extra`` collectors)."""
+    return generate_latest(ProcessMetrics(engine, *extra))
 
 
 def serve_metrics(engine: Engine, host: str, port: int) -> WSGIServer:

@@ -82,6 +82,19 @@ def job_reaped(kind: str, gave_up: bool) -> None:
     JOB_OUTCOMES.labels(kind, "abandoned" if gave_up else "reaped").inc()
 
 
+# Every label takes its values from a fixed set, whatever clients send: a method outside
+# these is counted as "other" (the route label is a route template or "unmatched").
+STANDARD_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
+)
+OTHER_METHOD = "other"
+
+
+def method_label(method: str) -> str:
+    return method if method in STANDARD_METHODS else OTHER_METHOD
+
+
 def http_request(route: str, method: str, status: int, seconds: float) -> None:
+    method = method_label(method)
     HTTP_REQUESTS.labels(route, method, str(status)).inc()
     HTTP_LATENCY.labels(route, method).observe(seconds)

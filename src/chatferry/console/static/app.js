@@ -5,6 +5,7 @@ import { byId, say } from "./dom.js";
 import * as coverage from "./coverage.js";
 import * as exportsView from "./exports.js";
 import * as importsView from "./imports.js";
+import * as quotas from "./quotas.js";
 import * as schedules from "./schedules.js";
 
 const VIEWS = {
@@ -92,11 +93,13 @@ function signOut(message) {
   byId("signin-app-id").value = "";
   byId("signin-secret").value = "";
   for (const view of Object.values(VIEWS)) view.reset();
+  quotas.reset();
   showSignIn(message);
 }
 
 function start() {
   for (const view of Object.values(VIEWS)) view.init();
+  quotas.init();
   byId("signin-form").addEventListener("submit", signIn);
   byId("sign-out").addEventListener("click", () => signOut(""));
   onUnauthorized((message) => signOut(message));
