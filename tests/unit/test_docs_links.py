@@ -29,10 +29,6 @@ BEING_WRITTEN = {
     "docs/attachments.md",
     "docs/encryption.md",
     "docs/webhooks.md",
-    "docs/quotas.md",
-    "docs/front-proxy.md",
-    "docs/faults.md",
-    "docs/convert.md",
 }
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
