@@ -1,10 +1,11 @@
-"""``chatferry backup``, ``restore`` and ``verify``: a whole app, in and out."""
+"""``chatferry backup``, ``restore``, ``verify`` and ``keygen``: a whole app, in and out,
+plain or encrypted with age."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -42,6 +43,48 @@ UntilOption = Annotated[
     typer.Option(formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="Last day (default: yesterday)."),
 ]
 RESOURCES = ("users", "rooms", "comments")
+ENCRYPTION = "Encryption"
+IdentityOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--identity",
+        envvar="CHATFERRY_IDENTITY_FILE",
+        help="An age identity file (chatferry keygen, age-keygen) or SSH private key that "
+        "opens an encrypted backup (or CHATFERRY_IDENTITY_FILE).",
+        show_default=False,
+        rich_help_panel=ENCRYPTION,
+    ),
+]
+
+
+EncryptToOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--encrypt-to",
+        metavar="RECIPIENT",
+        help="Encrypt the new backup to this age (age1...) or SSH public key; repeatable.",
+        show_default=False,
+        rich_help_panel=ENCRYPTION,
+    ),
+]
+RecipientsFileOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--recipients-file",
+        help="A file of recipients, one a line (age's format); repeatable.",
+        show_default=False,
+        rich_help_panel=ENCRYPTION,
+    ),
+]
+PlainOption = Annotated[
+    bool,
+    typer.Option(
+        "--plain",
+        help="Refuse to go on if the backup is encrypted (later runs of an encrypted "
+        "backup encrypt to its recipients without being asked).",
+        rich_help_panel=ENCRYPTION,
+    ),
+]
 
 
 def parse_types(value: str) -> tuple[str, ...]:
@@ -86,6 +129,9 @@ def backup(
         bool,
         typer.Option("--keep-exports", help="Keep the server's exports after downloading."),
     ] = False,
+    encrypt_to: EncryptToOption = None,
+    recipients_file: RecipientsFileOption = None,
+    plain: PlainOption = False,
     server: ServerOption = None,
     app_id: AppIdOption = None,
     secret: SecretOption = None,
@@ -94,19 +140,41 @@ def backup(
     """Back up a whole app into the --out directory; run it again to add the days since.
 
     Without --since a new backup starts at the app's oldest data (it walks back until a
-    year without any row). --until defaults to yesterday, the last whole day.
+    year without any row). --until defaults to yesterday, the last whole day. With
+    --encrypt-to or --recipients-file every file of the backup is written encrypted with
+    age; later runs encrypt to the same recipients.
     """
     from chatferry.client.backup import BackupOptions, run_backup
 
+    recipients = _recipients(encrypt_to or [], recipients_file or [], plain)
     options = BackupOptions(
-        out, parse_types(types), _day(since), _day(until), concurrency, window_days, keep_exports
-    )
+        out, parse_types(types), _day(since), _day(until), concurrency, window_days,
+        keep_exports, recipients, plain,
+    )  # fmt: skip
     with connect(server, app_id, secret, patient=True) as api, RichReporter() as reporter:
         result = run_backup(api, options, reporter)
     if as_json:
         print_json({"new_parts": len(result.new_parts), "manifest": result.manifest.as_json()})
     else:
         show_manifest(result.manifest, len(result.new_parts), out)
+
+
+def _recipients(given: list[str], files: list[Path], plain: bool) -> tuple[str, ...]:
+    if not (given or files):
+        return ()
+    if plain:
+        raise typer.BadParameter("--plain with recipients: choose one", param_hint="--plain")
+    from chatferry.client.crypto import recipient_texts
+
+    return tuple(recipient_texts(given, files))
+
+
+def _identities(identity: Path | None) -> list[Any] | None:
+    if identity is None:
+        return None
+    from chatferry.client.crypto import load_identities
+
+    return list(load_identities(identity))
 
 
 def _show_plan(summary: RestoreSummary, uploads: list[Upload]) -> None:
@@ -167,23 +235,28 @@ def restore(
     upload_limit: Annotated[
         int, typer.Option(min=1024, help="Largest upload in bytes (lowered on a 413).")
     ] = 4_000_000,
+    identity: IdentityOption = None,
     server: ServerOption = None,
     app_id: AppIdOption = None,
     secret: SecretOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Restore a backup into an app: users, rooms, comments; run it again to resume."""
+    """Restore a backup into an app: users, rooms, comments; run it again to resume.
+
+    An encrypted backup needs --identity (exit 4, nothing imported, without a key that
+    opens it)."""
     from chatferry.client.manifest import require_backup
     from chatferry.client.restore import Restore, dry_run_restore
 
     require_backup(directory)
+    keys = _identities(identity)
     with connect(server, app_id, secret, patient=True) as api, RichReporter() as reporter:
         _check_timezone(api, directory, ignore_timezone)
         try:
             if dry_run:
-                summary, uploads = dry_run_restore(api, directory, reporter, upload_limit)
+                summary, uploads = dry_run_restore(api, directory, reporter, upload_limit, keys)
             else:
-                summary = Restore(api, directory, reporter, upload_limit).run()
+                summary = Restore(api, directory, reporter, upload_limit, keys).run()
         except JobFailed as failed:
             print_json(failed.record) if as_json else show_problems(failed.record)
             raise
@@ -195,14 +268,24 @@ def restore(
         _show_restore(summary)
 
 
-def verify(directory: DirArgument, as_json: JsonOption = False) -> None:
-    """Check a backup offline: checksums, row counts, JSON, references; exit 4 on problems."""
+def verify(
+    directory: DirArgument, identity: IdentityOption = None, as_json: JsonOption = False
+) -> None:
+    """Check a backup offline: checksums, row counts, JSON, references; exit 4 on problems.
+
+    An encrypted backup without --identity: the encrypted files' sizes and checksums only.
+    """
+    from chatferry.client.files import open_to_others
     from chatferry.client.verify import verify_backup
 
     if not directory.is_dir():
         raise ClientError(f"there is no backup in {directory}: the directory does not exist")
+    keys = _identities(identity)
+    warning = open_to_others(directory)
+    if warning:
+        note(warning)
     with RichReporter() as reporter:
-        report = verify_backup(directory, reporter)
+        report = verify_backup(directory, reporter, keys)
     if as_json:
         print_json(report.as_json())
     elif report.problems:
@@ -213,4 +296,26 @@ def verify(directory: DirArgument, as_json: JsonOption = False) -> None:
         )
     if not as_json:
         counts = ", ".join(f"{report.rows[r]} {r}" for r in RESOURCES)
-        note(f"ok: {report.parts} parts, {counts}; checksums and references match")
+        if report.contents_checked:
+            note(f"ok: {report.parts} parts, {counts}; checksums and references match")
+        else:
+            note(
+                f"ok: {report.parts} encrypted parts ({counts}, as the manifest says); their "
+                "sizes and checksums match; give --identity to check rows and references too"
+            )
+
+
+def keygen(
+    out: Annotated[
+        Path, typer.Option("--out", help="The identity file to write (a new one).", dir_okay=False)
+    ],
+) -> None:
+    """Write a new age identity (secret key, mode 0600) and print its public recipient.
+
+    Keep the identity apart from the backups it opens; without it they cannot be read.
+    """
+    from chatferry.client.crypto import keygen as write_identity
+
+    recipient = write_identity(out)
+    note(f"wrote the identity to {out}: keep it apart from the backups, and never lose it")
+    typer.echo(recipient)

@@ -31,6 +31,7 @@ from chatferry.cli.client_records import (
     wait_with_bar,
 )
 from chatferry.client.errors import ClientError, JobFailed
+from chatferry.client.files import private_dir
 
 if TYPE_CHECKING:
     from chatferry.client.download import Downloaded
@@ -185,7 +186,7 @@ def export_create(
         if download is None:
             emit_record("export finished", record, as_json)
             return
-        download.mkdir(parents=True, exist_ok=True)
+        private_dir(download)
         _downloaded(api, record, download / file_name(record), as_json)
 
 
@@ -260,5 +261,5 @@ def export_download(
             record = _waited(api, record, as_json)
         check_finished(record)
         dest = _destination(record, output)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(dest.parent)
         _downloaded(api, record, dest, as_json)

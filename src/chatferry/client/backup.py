@@ -6,6 +6,10 @@ the limit stops the backup with the day, the count, the limit and the setting to
 A few exports run at once; each file is downloaded (resumably), verified, and recorded in
 the manifest, which is rewritten atomically after every part. A run that is killed, or a
 later run on the same directory, exports only the days no part covers yet.
+
+An encrypted backup (recipients given to its first run, kept in the manifest) downloads
+each part straight into an age file (``<part>.json.age``); no plaintext reaches the disk.
+Every directory it creates is 0700 and every file 0600.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chatferry.client import exports, imports
 from chatferry.client.download import download_file
 from chatferry.client.errors import ApiError, ClientError, JobFailed
-from chatferry.client.files import directory_lock
+from chatferry.client.files import directory_lock, open_to_others, private_dir
 from chatferry.client.http import Api
 from chatferry.client.manifest import (
     MANIFEST_NAME,
@@ -36,6 +41,9 @@ from chatferry.client.plan import covered_days, cut, day_range, missing_windows,
 from chatferry.client.progress import NullReporter, Reporter, Task
 from chatferry.client.records import Record, seconds_between, utc_offset
 from chatferry.client.timezones import server_timezone
+
+if TYPE_CHECKING:
+    from chatferry.client.crypto import Recipient
 
 DEFAULT_WINDOW_DAYS = 30
 DEFAULT_CONCURRENCY = 3
@@ -54,6 +62,8 @@ class BackupOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     window_days: int = DEFAULT_WINDOW_DAYS
     keep_exports: bool = False
+    recipients: tuple[str, ...] = ()  # age or SSH public keys: an encrypted backup
+    plain: bool = False  # asked for a plain backup (refused on an encrypted one)
 
 
 @dataclass
@@ -120,13 +130,18 @@ class Backup:
         self._overall = self.reporter.task("backup", total=0, transient=False)
         self._planned = 0
         self._finished = 0
+        self._recipients: list[Recipient] = []
 
     def run(self) -> BackupResult:
         out = self.options.out
-        out.mkdir(parents=True, exist_ok=True)
+        private_dir(out)
         with directory_lock(out, "backup"):
             self.manifest = self._open_manifest()
             self.manifest.timezone = server_timezone(self.api) or self.manifest.timezone
+            self._start_encryption()
+            warning = open_to_others(out)
+            if warning:
+                self.reporter.note(warning)
             self._offset = _parse_offset(self.manifest.utc_offset)
             until = self._until()
             since = _earliest(self.options.since, self.manifest.since)
@@ -156,6 +171,7 @@ class Backup:
                     "or empty directory, or into an earlier backup of the same app"
                 )
             manifest = Manifest.new(connection.server, connection.app_id)
+            manifest.recipients = list(self.options.recipients)
             manifest.save(out)
             return manifest
         manifest = load_manifest(out)
@@ -164,7 +180,20 @@ class Backup:
                 f"{out} holds a backup of app {manifest.app_id!r} (from {manifest.server}), "
                 f"not of {connection.app_id!r}: back up into another directory"
             )
+        check_same_encryption(manifest, self.options)
         return manifest
+
+    def _start_encryption(self) -> None:
+        """The manifest's recipients, parsed; stale encrypted temporaries of a killed run
+        are removed."""
+        if not self.manifest.encrypted:
+            return
+        from chatferry.client.crypto import recipients_of
+
+        self._recipients = recipients_of(self.manifest.recipients)
+        for resource in RESOURCES:
+            for stale in (self.options.out / resource).glob(".*.age.*.tmp"):
+                stale.unlink(missing_ok=True)
 
     def _save(self) -> None:
         self.manifest.save(self.options.out)
@@ -314,7 +343,7 @@ class Backup:
                 return [_Job(w) for w in created]
             record = created
             # A .part left by an earlier export of this window holds other bytes.
-            _part_file(self.options.out / _relative(window)).unlink(missing_ok=True)
+            _part_file(self.options.out / _relative(window, False)).unlink(missing_ok=True)
             self._set_pending(window, str(record.get("unique_id")))
         self._check_over(window, record)
         record = self._wait(window, record)
@@ -377,7 +406,7 @@ class Backup:
 
     def _download(self, window: Window, record: Record) -> Part:
         export_id = str(record.get("unique_id"))
-        relative = _relative(window)
+        relative = _relative(window, self.manifest.encrypted)
         task = self.reporter.task(f"download {window.label()}", total=None)
         try:
             got = download_file(
@@ -386,6 +415,7 @@ class Backup:
                 self.options.out / relative,
                 progress=lambda done, total: self._advance(task, done, total),
                 refresh=self._refresher(export_id),
+                recipients=self._recipients,
             )
         finally:
             task.done()
@@ -451,9 +481,32 @@ def _parse_offset(text: str) -> timezone | None:
     return timezone(offset) if text and offset is not None else None
 
 
-def _relative(window: Window) -> str:
+def _relative(window: Window, encrypted: bool) -> str:
     """Where a window's file lives in the backup directory."""
-    return f"{window.resource}/{window.start.isoformat()}_{window.end.isoformat()}.json"
+    name = f"{window.resource}/{window.start.isoformat()}_{window.end.isoformat()}.json"
+    return name + ".age" if encrypted else name
+
+
+def check_same_encryption(manifest: Manifest, options: BackupOptions) -> None:
+    """A later run extends a backup as it began: plain, or encrypted to the same keys."""
+    out = options.out
+    if options.recipients and not manifest.encrypted:
+        raise ClientError(
+            f"{out} holds a plain backup: it cannot be extended encrypted (its parts would "
+            "stay readable); start the encrypted backup in a new directory, then delete this one"
+        )
+    if options.plain and manifest.encrypted:
+        raise ClientError(
+            f"{out} holds an encrypted backup: it cannot be extended plain; run without "
+            "--plain (later runs encrypt to the backup's recipients), or back up plain into "
+            "a new directory"
+        )
+    if options.recipients and set(options.recipients) != set(manifest.recipients):
+        raise ClientError(
+            f"{out} is encrypted to other recipients ({', '.join(manifest.recipients)}): a "
+            "later run uses the backup's own, so leave out --encrypt-to and --recipients-file; "
+            "to change the keys, start a new backup directory with the new recipients"
+        )
 
 
 def _part_file(path: Path) -> Path:

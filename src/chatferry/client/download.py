@@ -4,14 +4,21 @@ The bytes go to ``<dest>.part``; a broken connection resumes from where it stopp
 on the next run of the command, from the ``.part`` file); an expired link is refreshed by
 fetching the record again. The file gets its final name only after its size, sha256 and
 row count match the record (the checks the record allows: a vendor's record has no sha256).
+
+Given recipients, the body is encrypted as it streams in (``<dest>`` is then an age file):
+its plaintext never reaches the disk, and is checked the same way (size, sha256 and rows of
+the plaintext) before the encrypted file gets its name. Such a download cannot resume from
+a byte offset (the encrypted temporary file is not a prefix it could continue): a broken
+connection downloads the file again from its start.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,11 +27,14 @@ from urllib.parse import urlsplit
 import orjson
 
 from chatferry.client.errors import ClientError
+from chatferry.client.files import open_private, private_dir
 from chatferry.client.http import Api, network_error
 from chatferry.client.records import Record
 
 if TYPE_CHECKING:
     import httpx
+
+    from chatferry.client.crypto import Recipient
 
 MAX_STALLS = 6
 CHUNK = 1024 * 1024
@@ -52,6 +62,10 @@ class Downloaded:
 
 class _LinkRefused(Exception):
     """The link answered 403/404/410: it expired or the file is gone."""
+
+
+class _Mismatch(ClientError):
+    """The file differs from its record (size, sha256 or rows)."""
 
 
 def expected_of(record: Record) -> Expected:
@@ -84,14 +98,14 @@ def file_digest(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def count_rows(path: Path) -> int:
-    """The number of objects in a JSON array file; ClientError if it is not one."""
+def count_rows(data: bytes, name: str) -> int:
+    """The number of objects in a JSON array; ClientError if it is not one."""
     try:
-        rows = orjson.loads(path.read_bytes())
+        rows = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise ClientError(f"{path.name} is not valid JSON ({exc})") from None
+        raise _Mismatch(f"{name} is not valid JSON ({exc})") from None
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-        raise ClientError(f"{path.name} is not a JSON array of objects")
+        raise _Mismatch(f"{name} is not a JSON array of objects")
     return len(rows)
 
 
@@ -107,7 +121,7 @@ def _receive(response: httpx.Response, part: Path, offset: int, progress: Progre
         offset = 0
     length = response.headers.get("content-length", "")
     total = offset + int(length) if length.isdigit() else None
-    with part.open("r+b" if offset else "wb") as handle:
+    with open_private(part, "r+b" if offset else "wb") as handle:
         handle.seek(offset)
         handle.truncate()
         for chunk in response.iter_bytes(CHUNK):
@@ -160,24 +174,112 @@ def _fetch(
             time.sleep(min(0.2 * 2**stalls, 5.0))
         except _LinkRefused as refused:
             if refresh is None or refreshed:
-                raise ClientError(
-                    f"the download link {shown(url)} answered HTTP {refused.args[0]}: the "
-                    "link expired or the file is no longer stored; fetch the export again"
-                ) from None
+                raise _gone(url, refused) from None
             url, refreshed = refresh(), True
 
 
-def _check(path: Path, expected: Expected, label: str) -> tuple[int, str, int]:
-    """The file's size, sha256 and rows; ClientError when they differ from the record."""
-    size, sha256 = file_digest(path)
+def _check(data: bytes, expected: Expected, label: str, name: str) -> tuple[int, str, int]:
+    """The file's size, sha256 and rows; _Mismatch when they differ from the record."""
+    size, sha256 = len(data), hashlib.sha256(data).hexdigest()
     if expected.size is not None and size != expected.size:
-        raise ClientError(f"{label}: the file has {size} bytes, the record says {expected.size}")
+        raise _Mismatch(f"{label}: the file has {size} bytes, the record says {expected.size}")
     if expected.sha256 is not None and sha256 != expected.sha256:
-        raise ClientError(f"{label}: the file's sha256 differs from the record's")
-    rows = count_rows(path)
+        raise _Mismatch(f"{label}: the file's sha256 differs from the record's")
+    rows = count_rows(data, name)
     if expected.rows is not None and rows != expected.rows:
-        raise ClientError(f"{label}: the file has {rows} rows, the record says {expected.rows}")
+        raise _Mismatch(f"{label}: the file has {rows} rows, the record says {expected.rows}")
     return size, sha256, rows
+
+
+def _fetch_sealed_once(
+    api: Api,
+    url: str,
+    dest: Path,
+    recipients: Sequence[Recipient],
+    progress: Progress | None,
+    check: Callable[[bytes], int],
+) -> tuple[int, str, int]:
+    """One GET of the whole body, encrypted into ``dest`` as it arrives. The plaintext is
+    checked (in memory, as a plain download's check reads its file) before ``dest`` gets
+    its name; returns the encrypted file's size and sha256 and the plaintext's rows."""
+    from chatferry.client.crypto import encrypting_writer
+
+    plain = io.BytesIO()
+    with api.files.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:
+        if response.status_code in (403, 404, 410):
+            raise _LinkRefused(response.status_code)
+        if response.status_code != 200:
+            raise ClientError(
+                f"the download link {shown(url)} answered HTTP {response.status_code}"
+            )
+        length = response.headers.get("content-length", "")
+        total = int(length) if length.isdigit() else None
+        with encrypting_writer(dest, recipients) as writer:
+            for chunk in response.iter_bytes(CHUNK):
+                plain.write(chunk)
+                writer.write(chunk)
+                if progress is not None:
+                    progress(plain.tell(), total)
+            rows = check(plain.getvalue())
+    return writer.size, writer.sha256, rows
+
+
+def _fetch_sealed(
+    api: Api,
+    url: str,
+    dest: Path,
+    recipients: Sequence[Recipient],
+    progress: Progress | None,
+    refresh: Callable[[], str] | None,
+    check: Callable[[bytes], int],
+) -> tuple[int, str, int]:
+    """Downloads and encrypts until a whole body arrived: a break starts it again."""
+    import httpx
+
+    breaks, refreshed = 0, False
+    while True:
+        try:
+            return _fetch_sealed_once(api, url, dest, recipients, progress, check)
+        except httpx.TransportError as exc:
+            breaks += 1
+            if breaks >= MAX_STALLS:
+                raise network_error(exc, shown(url), "download") from exc
+            time.sleep(min(0.2 * 2**breaks, 5.0))
+        except _LinkRefused as refused:
+            if refresh is None or refreshed:
+                raise _gone(url, refused) from None
+            url, refreshed = refresh(), True
+
+
+def _gone(url: str, refused: _LinkRefused) -> ClientError:
+    return ClientError(
+        f"the download link {shown(url)} answered HTTP {refused.args[0]}: the "
+        "link expired or the file is no longer stored; fetch the export again"
+    )
+
+
+def _download_sealed(
+    api: Api,
+    url: str,
+    dest: Path,
+    recipients: Sequence[Recipient],
+    expected: Expected,
+    label: str,
+    progress: Progress | None = None,
+    refresh: Callable[[], str] | None = None,
+) -> tuple[int, str, int]:
+    """An encrypted download: one fresh try after a body that differs from the record."""
+
+    def check(data: bytes) -> int:
+        return _check(data, expected, label, dest.name)[2]
+
+    for attempt in (1, 2):
+        try:
+            return _fetch_sealed(api, url, dest, recipients, progress, refresh, check)
+        except _Mismatch:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def download_file(
@@ -186,25 +288,46 @@ def download_file(
     dest: Path,
     progress: Progress | None = None,
     refresh: Callable[[], str] | None = None,
+    recipients: Sequence[Recipient] = (),
 ) -> Downloaded:
-    """Downloads the finished export ``record`` to ``dest``, verified; resumes a ``.part``."""
+    """Downloads the finished export ``record`` to ``dest``, verified; resumes a ``.part``.
+    With ``recipients``, ``dest`` is written encrypted to them (and its size and sha256 are
+    the encrypted file's)."""
     url = record.get("download_url")
     label = f"export {record.get('unique_id')}"
     if not isinstance(url, str) or not url:
         raise ClientError(f"{label} has no download link (status {record.get('status')})")
     expected = expected_of(record)
-    part = dest.with_name(dest.name + ".part")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(dest.parent)
     started = time.monotonic()
+    if recipients:
+        size, sha256, rows = _download_sealed(
+            api, url, dest, recipients, expected, label, progress, refresh
+        )
+    else:
+        size, sha256, rows = _download_plain(api, url, dest, expected, label, progress, refresh)
+    seconds = time.monotonic() - started
+    return Downloaded(dest, size, sha256, rows, seconds, expected.sha256 is not None)
+
+
+def _download_plain(
+    api: Api,
+    url: str,
+    dest: Path,
+    expected: Expected,
+    label: str,
+    progress: Progress | None = None,
+    refresh: Callable[[], str] | None = None,
+) -> tuple[int, str, int]:
+    part = dest.with_name(dest.name + ".part")
     for attempt in (1, 2):
         _fetch(api, url, part, progress, refresh)
         try:
-            size, sha256, rows = _check(part, expected, label)
+            checked = _check(part.read_bytes(), expected, label, part.name)
             break
-        except ClientError:
+        except _Mismatch:
             part.unlink(missing_ok=True)  # a corrupt file: one fresh download, then give up
             if attempt == 2:
                 raise
     os.replace(part, dest)
-    seconds = time.monotonic() - started
-    return Downloaded(dest, size, sha256, rows, seconds, expected.sha256 is not None)
+    return checked

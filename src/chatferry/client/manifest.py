@@ -7,6 +7,10 @@ when a chatferry server named it), ``parts`` (each ``type``,
 ``start_date``, ``end_date``, ``rows``, ``bytes``, ``sha256``, ``file``, plus the export's
 id and timings) and ``pending`` (exports created but not yet downloaded, which the next run
 picks up instead of creating them again).
+
+An encrypted backup adds ``encryption`` (``format``, and the ``recipients`` every file of
+the backup is encrypted to, which later runs reuse); its parts' files end in ``.age`` and
+their ``bytes`` and ``sha256`` are the encrypted files' (see docs/encryption.md).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from chatferry.client.files import now_rfc3339, read_json, write_json_atomic
 
 MANIFEST_NAME = "manifest.json"
 RESOURCES = ("users", "rooms", "comments")
+ENCRYPTION_FORMAT = "age-encryption.org/v1"
 
 
 @dataclass(frozen=True, order=True)
@@ -127,6 +132,11 @@ class Manifest:
     timezone: str = ""  # the app's IANA zone, when the server names it
     parts: list[Part] = field(default_factory=list)
     pending: list[Pending] = field(default_factory=list)
+    recipients: list[str] = field(default_factory=list)
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.recipients)
 
     @classmethod
     def new(cls, server: str, app_id: str) -> Manifest:
@@ -152,7 +162,13 @@ class Manifest:
             "timezone": self.timezone,
             "parts": [p.as_json() for p in sorted(self.parts, key=_part_order)],
             "pending": [p.as_json() for p in self.pending],
+            **self._encryption(),
         }
+
+    def _encryption(self) -> dict[str, Any]:
+        if not self.recipients:
+            return {}
+        return {"encryption": {"format": ENCRYPTION_FORMAT, "recipients": self.recipients}}
 
     def save(self, directory: Path) -> None:
         from chatferry import __version__
@@ -195,6 +211,20 @@ def _derived_id(data: dict[str, Any]) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 
+def _recipients(data: dict[str, Any]) -> list[str]:
+    encryption = data.get("encryption")
+    if encryption is None:
+        return []
+    if not isinstance(encryption, dict) or encryption.get("format") != ENCRYPTION_FORMAT:
+        raise ValueError(f"encryption is not {ENCRYPTION_FORMAT} (a newer chatferry's backup?)")
+    recipients = encryption.get("recipients")
+    if not isinstance(recipients, list) or not recipients:
+        raise ValueError("encryption lists no recipients")
+    if not all(isinstance(r, str) and r for r in recipients):
+        raise ValueError("a recipient is not a string")
+    return list(recipients)
+
+
 def manifest_from_json(data: Any) -> Manifest:
     """The manifest; ValueError (or KeyError) names what is wrong with it."""
     if not isinstance(data, dict):
@@ -212,6 +242,7 @@ def manifest_from_json(data: Any) -> Manifest:
         timezone=str(data.get("timezone") or ""),
         parts=[Part.from_json(p) for p in data.get("parts") or []],
         pending=[Pending.from_json(p) for p in data.get("pending") or []],
+        recipients=_recipients(data),
     )
 
 

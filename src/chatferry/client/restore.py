@@ -8,6 +8,10 @@ upload's progress, rewritten atomically at every step; every upload has a fixed 
 (``restore-<backup id>-<type>-<n>.json``), so a run killed at any moment and started again
 looks an upload of unknown outcome up in the server's import list by that name instead of
 sending it twice.
+
+An encrypted backup is restored only with one of its identities: every part is decrypted
+in memory (as it is verified, then as its uploads are built); nothing of its plaintext is
+written to disk. Without a key that opens it, nothing is imported.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -28,6 +32,9 @@ from chatferry.client.manifest import RESOURCES, Manifest, load_manifest
 from chatferry.client.progress import NullReporter, Reporter, Task
 from chatferry.client.records import Record
 from chatferry.client.verify import ordered_parts, verify_backup
+
+if TYPE_CHECKING:
+    from chatferry.client.crypto import Identity
 
 STATE_NAME = "restore-state.json"
 SPEC_UPLOAD_LIMIT = 4_000_000  # "4 MB": under both 4,000,000 and 4 MiB
@@ -74,16 +81,24 @@ class RestoreSummary:
 class _Parts:
     """Part files parsed on demand; the last few stay in memory."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, identities: list[Identity] | None = None) -> None:
         self.directory = directory
+        self.identities = identities
         self._cache: dict[str, list[Any]] = {}
 
     def rows(self, file: str) -> list[Any]:
         if file not in self._cache:
             if len(self._cache) >= 3:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[file] = orjson.loads((self.directory / file).read_bytes())
+            self._cache[file] = orjson.loads(self._read(self.directory / file))
         return self._cache[file]
+
+    def _read(self, path: Path) -> bytes:
+        if path.suffix != ".age":
+            return path.read_bytes()
+        from chatferry.client.crypto import decrypt_bytes
+
+        return decrypt_bytes(path, self.identities or [])[0]
 
 
 def row_refs(
@@ -160,9 +175,19 @@ def plan_uploads(
     return uploads
 
 
-def check_backup(directory: Path, reporter: Reporter) -> Manifest:
-    """The manifest, once verify found nothing wrong with the backup."""
-    report = verify_backup(directory, reporter)
+def check_backup(
+    directory: Path, reporter: Reporter, identities: list[Identity] | None = None
+) -> Manifest:
+    """The manifest, once verify found nothing wrong with the backup (decrypted with
+    ``identities`` if it is encrypted: KeyProblem without them or with wrong ones)."""
+    from chatferry.client.crypto import ENV_IDENTITY, KeyProblem
+
+    if identities is None and load_manifest(directory).encrypted:
+        raise KeyProblem(
+            f"the backup in {directory} is encrypted: give one of its identities with "
+            f"--identity FILE (or {ENV_IDENTITY}); nothing was restored"
+        )
+    report = verify_backup(directory, reporter, identities)
     if not report.ok:
         raise BackupProblems(
             f"the backup in {directory} has {report.problem_count} problem(s): nothing was "
@@ -185,11 +210,13 @@ class Restore:
         directory: Path,
         reporter: Reporter | None = None,
         upload_limit: int = SPEC_UPLOAD_LIMIT,
+        identities: list[Identity] | None = None,
     ) -> None:
         self.api = api
         self.directory = directory
         self.reporter = reporter or NullReporter()
-        self.parts = _Parts(directory)
+        self.identities = identities
+        self.parts = _Parts(directory, identities)
         self.summary = RestoreSummary(api.connection.server, api.connection.app_id, False)
         self._default_limit = upload_limit
         self._state: dict[str, Any] = {}
@@ -253,7 +280,7 @@ class Restore:
     def run(self) -> RestoreSummary:
         started = time.monotonic()
         with directory_lock(self.directory, "restore"):
-            manifest = check_backup(self.directory, self.reporter)
+            manifest = check_backup(self.directory, self.reporter, self.identities)
             self._load_state(manifest)
             self._open_tasks()
             index = 0
@@ -375,7 +402,11 @@ class Restore:
 
 
 def dry_run_restore(
-    api: Api, directory: Path, reporter: Reporter | None = None, limit: int = SPEC_UPLOAD_LIMIT
+    api: Api,
+    directory: Path,
+    reporter: Reporter | None = None,
+    limit: int = SPEC_UPLOAD_LIMIT,
+    identities: list[Identity] | None = None,
 ) -> tuple[RestoreSummary, list[Upload]]:
     """Checks the backup offline, plans the uploads and, on a chatferry server, dry-runs
     the users' uploads against the app. Imports nothing; writes nothing.
@@ -384,8 +415,8 @@ def dry_run_restore(
     the server can check them only then: each is dry-run right before it is imported.
     """
     reporter = reporter or NullReporter()
-    manifest = check_backup(directory, reporter)
-    parts = _Parts(directory)
+    manifest = check_backup(directory, reporter, identities)
+    parts = _Parts(directory, identities)
     uploads = plan_uploads(parts, manifest, limit, _Names(manifest.backup_id, {}))
     summary = RestoreSummary(api.connection.server, api.connection.app_id, True, len(uploads))
     for upload in uploads:

@@ -5,22 +5,31 @@ objects with the manifest's row count. Every type: its parts follow each other w
 gap or an overlap. Every reference resolves inside the backup: rooms' creators and
 participants are users, comments' rooms are rooms and creators users, and a reply's parent
 is a comment that comes before it (the order a restore imports them in). No key twice.
+
+An encrypted backup is checked without a key as far as a key is not needed: every file's
+size and sha256 (of the encrypted bytes) and the coverage of the days. With identities,
+each part is decrypted in memory as it is read (its hash taken on the way) and every check
+above runs on its plaintext.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from chatferry.client.download import file_digest
 from chatferry.client.manifest import RESOURCES, Manifest, Part, load_manifest
 from chatferry.client.progress import NullReporter, Reporter
+
+if TYPE_CHECKING:
+    from chatferry.client.crypto import Identity
 
 MAX_LISTED = 1000
 Row = dict[str, Any]
@@ -32,6 +41,8 @@ class VerifyReport:
     rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESOURCES, 0))
     problems: list[dict[str, str]] = field(default_factory=list)
     problem_count: int = 0
+    encrypted: bool = False
+    contents_checked: bool = True  # False: an encrypted backup checked without its key
 
     def add(self, where: str, message: str) -> None:
         self.problem_count += 1
@@ -49,6 +60,8 @@ class VerifyReport:
             "rows": self.rows,
             "problem_count": self.problem_count,
             "problems": self.problems,
+            "encrypted": self.encrypted,
+            "contents_checked": self.contents_checked,
         }
 
 
@@ -79,8 +92,7 @@ def check_coverage(manifest: Manifest, report: VerifyReport) -> None:
                 report.add(after.file, f"overlaps {before.file}: days would be restored twice")
 
 
-def read_part(directory: Path, part: Part, report: VerifyReport) -> list[Row] | None:
-    """The part's rows, if the file matches the manifest; else its problems are reported."""
+def _inside(directory: Path, part: Part, report: VerifyReport) -> Path | None:
     path = (directory / part.file).resolve()
     if directory.resolve() not in path.parents:
         report.add(part.file, "the file is outside the backup directory")
@@ -88,13 +100,19 @@ def read_part(directory: Path, part: Part, report: VerifyReport) -> list[Row] | 
     if not path.is_file():
         report.add(part.file, "the file is missing")
         return None
-    size, sha256 = file_digest(path)
+    return path
+
+
+def _check_digest(part: Part, size: int, sha256: str, report: VerifyReport) -> None:
     if size != part.bytes:
         report.add(part.file, f"the file has {size} bytes, the manifest says {part.bytes}")
     if sha256 != part.sha256:
         report.add(part.file, "the file's sha256 differs from the manifest's: it was changed")
+
+
+def _parse_rows(part: Part, data: bytes, report: VerifyReport) -> list[Row] | None:
     try:
-        rows = orjson.loads(path.read_bytes())
+        rows = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         report.add(part.file, f"the file is not valid JSON ({exc})")
         return None
@@ -104,6 +122,50 @@ def read_part(directory: Path, part: Part, report: VerifyReport) -> list[Row] | 
     if len(rows) != part.rows:
         report.add(part.file, f"the file has {len(rows)} rows, the manifest says {part.rows}")
     return rows
+
+
+def _decrypted(
+    path: Path, part: Part, identities: list[Identity], report: VerifyReport
+) -> bytes | None:
+    """The part's plaintext; a damaged file is a problem, a key that opens no part of
+    an intact file raises KeyProblem."""
+    from chatferry.client.crypto import CorruptFile, KeyProblem, decrypt_bytes
+
+    try:
+        data, size, sha256 = decrypt_bytes(path, identities)
+    except (CorruptFile, KeyProblem) as exc:
+        size, sha256 = file_digest(path)
+        if isinstance(exc, KeyProblem) and (size, sha256) == (part.bytes, part.sha256):
+            raise
+        _check_digest(part, size, sha256, report)
+        report.add(part.file, exc.message)
+        return None
+    _check_digest(part, size, sha256, report)
+    return data
+
+
+def read_part(
+    directory: Path, part: Part, report: VerifyReport, identities: list[Identity] | None = None
+) -> list[Row] | None:
+    """The part's rows, if the file matches the manifest; else its problems are reported.
+    An encrypted part is decrypted with ``identities``; without them only its size and
+    sha256 are checked (and no rows are returned)."""
+    path = _inside(directory, part, report)
+    if path is None:
+        return None
+    if part.file.endswith(".age") != report.encrypted:
+        state = "encrypted" if report.encrypted else "plain"
+        report.add(part.file, f"the file does not belong in a {state} backup")
+        return None
+    if report.encrypted and identities is None:
+        _check_digest(part, *file_digest(path), report)
+        return None
+    if report.encrypted and identities is not None:
+        decrypted = _decrypted(path, part, identities, report)
+        return None if decrypted is None else _parse_rows(part, decrypted, report)
+    data = path.read_bytes()
+    _check_digest(part, len(data), hashlib.sha256(data).hexdigest(), report)
+    return _parse_rows(part, data, report)
 
 
 def _where(part: Part, index: int) -> str:
@@ -177,21 +239,28 @@ def ordered_parts(manifest: Manifest) -> Iterator[Part]:
         yield from manifest.parts_of(resource)
 
 
-def verify_backup(directory: Path, reporter: Reporter | None = None) -> VerifyReport:
-    """Every check on ``directory``; the report lists each problem found."""
+def verify_backup(
+    directory: Path, reporter: Reporter | None = None, identities: list[Identity] | None = None
+) -> VerifyReport:
+    """Every check on ``directory``; the report lists each problem found. An encrypted
+    backup's contents are checked only with ``identities`` (KeyProblem if they open none)."""
     report = VerifyReport()
     try:
         manifest = load_manifest(directory)
     except Exception as exc:  # the manifest is the first thing a backup needs
         report.add("manifest.json", getattr(exc, "message", str(exc)))
         return report
+    report.encrypted = manifest.encrypted
+    report.contents_checked = not manifest.encrypted or identities is not None
     check_coverage(manifest, report)
     index = _Index()
     task = (reporter or NullReporter()).task("verify", total=len(manifest.parts))
     for done, part in enumerate(ordered_parts(manifest), 1):
-        rows = read_part(directory, part, report)
+        rows = read_part(directory, part, report, identities)
         report.parts += 1
-        if rows is not None:
+        if not report.contents_checked:
+            report.rows[part.type] += part.rows  # as the manifest says
+        elif rows is not None:
             report.rows[part.type] += len(rows)
             CHECKS[part.type](part, rows, index, report)
         task.update(done)
