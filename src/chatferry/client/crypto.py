@@ -325,7 +325,7 @@ def decrypt_into(
         reader = _HashingReader(handle)
         try:
             pyrage.decrypt_io(reader, _Sink(), identities)  # type: ignore[arg-type]
-        except pyrage.DecryptError as exc:
+        except (pyrage.DecryptError, OSError) as exc:  # OSError: a damaged payload
             raise _decrypt_problem(path, str(exc)) from None
     return reader.hashed.size, reader.hashed.hexdigest()
 

@@ -154,8 +154,8 @@ def read_part(
     if path is None:
         return None
     if part.file.endswith(".age") != report.encrypted:
-        state = "encrypted" if report.encrypted else "plain"
-        report.add(part.file, f"the file does not belong in a {state} backup")
+        kind = "an encrypted" if report.encrypted else "a plain"
+        report.add(part.file, f"the file does not belong in {kind} backup")
         return None
     if report.encrypted and identities is None:
         _check_digest(part, *file_digest(path), report)
