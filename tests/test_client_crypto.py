@@ -152,7 +152,7 @@ def test_a_failed_block_leaves_no_file_and_bad_files_are_named(tmp_path: Path) -
     damaged = bytearray(path.read_bytes())
     damaged[-5] ^= 1
     path.write_bytes(bytes(damaged))
-    with pytest.raises(crypto.CorruptFile, match="part.json.age cannot be decrypted"):
+    with pytest.raises(crypto.CorruptFile, match=r"part\.json\.age cannot be decrypted"):
         crypto.decrypt_bytes(path, crypto.load_identities(key))
     with (
         pytest.raises(crypto.CorruptFile),
