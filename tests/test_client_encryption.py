@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
+import signal
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -238,3 +240,36 @@ def test_plain_and_encrypted_never_mix(backups: Backups, tmp_path: Path) -> None
         done = run_client(env, "backup", "--out", str(directory), *args)
         assert_one_line_error(done, 1, message)
         assert (directory / "manifest.json").read_bytes() == before
+
+
+def test_a_killed_encrypted_backup_leaves_no_plaintext_and_resumes(
+    backups: Backups, tmp_path: Path
+) -> None:
+    """Killed at random moments: at no point does a file hold a part's JSON; the next
+    run removes the encrypted temporaries a kill left and finishes the backup."""
+    out = tmp_path / "killed"
+    args = ("backup", "--out", str(out), "--since", SINCE.isoformat(),
+            "--until", YESTERDAY.isoformat(), "--window-days", "4")  # fmt: skip
+    command = cli_command(*args, "--encrypt-to", backups.recipients[0])
+    rng = random.Random(19)
+    for _ in range(3):
+        process = subprocess.Popen(command, env=backups.env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            process.wait(timeout=rng.uniform(0.5, 2.0))
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        for path in out.rglob("*"):
+            if path.is_file() and path.name != "manifest.json":
+                assert not path.read_bytes().lstrip().startswith(b"["), path
+    (out / "comments").mkdir(mode=0o700, exist_ok=True)
+    stale = out / "comments" / ".2020-01-01_2020-01-01.json.age.1.2.tmp"
+    stale.write_bytes(b"age-encryption.org/v1 (cut)")
+    done = run_client(backups.env, *args)  # without --encrypt-to: the manifest's keys
+    assert done.returncode == 0, done.stderr
+    assert not stale.exists() and not list(out.rglob("*.tmp"))
+    assert (
+        run_client_json(backups.env, "verify", str(out), "--identity", str(backups.keys[0]))["rows"]
+        == run_client_json(backups.env, "verify", str(backups.plain))["rows"]
+    )

@@ -138,7 +138,7 @@ class Backup:
         with directory_lock(out, "backup"):
             self.manifest = self._open_manifest()
             self.manifest.timezone = server_timezone(self.api) or self.manifest.timezone
-            self._start_encryption()
+            self._prepare_run()
             warning = open_to_others(out)
             if warning:
                 self.reporter.note(warning)
@@ -183,17 +183,19 @@ class Backup:
         check_same_encryption(manifest, self.options)
         return manifest
 
-    def _start_encryption(self) -> None:
-        """The manifest's recipients, parsed; stale encrypted temporaries of a killed run
-        are removed."""
-        if not self.manifest.encrypted:
-            return
-        from chatferry.client.crypto import recipients_of
-
-        self._recipients = recipients_of(self.manifest.recipients)
+    def _prepare_run(self) -> None:
+        """The manifest's recipients, parsed; the temporary files a killed run left (of
+        the manifest, of encrypted parts) are removed."""
+        out = self.options.out
+        stale = [*out.glob(f".{MANIFEST_NAME}.*.tmp")]
         for resource in RESOURCES:
-            for stale in (self.options.out / resource).glob(".*.age.*.tmp"):
-                stale.unlink(missing_ok=True)
+            stale.extend((out / resource).glob(".*.age.*.tmp"))
+        for path in stale:
+            path.unlink(missing_ok=True)
+        if self.manifest.encrypted:
+            from chatferry.client.crypto import recipients_of
+
+            self._recipients = recipients_of(self.manifest.recipients)
 
     def _save(self) -> None:
         self.manifest.save(self.options.out)
