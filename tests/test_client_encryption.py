@@ -266,10 +266,25 @@ def test_a_killed_encrypted_backup_leaves_no_plaintext_and_resumes(
     (out / "comments").mkdir(mode=0o700, exist_ok=True)
     stale = out / "comments" / ".2020-01-01_2020-01-01.json.age.1.2.tmp"
     stale.write_bytes(b"age-encryption.org/v1 (cut)")
+    os.chmod(out, 0o755)
     done = run_client(backups.env, *args)  # without --encrypt-to: the manifest's keys
     assert done.returncode == 0, done.stderr
+    assert "open to other users of this machine (mode 755" in " ".join(done.stderr.split())
     assert not stale.exists() and not list(out.rglob("*.tmp"))
     assert (
         run_client_json(backups.env, "verify", str(out), "--identity", str(backups.keys[0]))["rows"]
         == run_client_json(backups.env, "verify", str(backups.plain))["rows"]
     )
+
+
+def test_downloaded_exports_are_private(source: Deployment, tmp_path: Path) -> None:
+    env = _no_identity(source.client(APP_ID, SECRET))
+    where = tmp_path / "downloads" / "users"
+    got = run_client_json(env, "export", "create", "--type", "users", "--download", str(where))
+    path = Path(got["file"]["path"])
+    assert path.parent == where and path.stat().st_size > 0
+    modes = [stat.S_IMODE(p.stat().st_mode) for p in (where.parent, where, path)]
+    assert modes == [0o700, 0o700, 0o600]
+    again = run_client_json(env, "export", "download", got["export"]["unique_id"],
+                            "-o", str(tmp_path / "u.json"))  # fmt: skip
+    assert stat.S_IMODE(Path(again["file"]["path"]).stat().st_mode) == 0o600
