@@ -275,3 +275,15 @@ def test_a_plain_file_in_an_encrypted_backup_is_a_problem(tmp_path: Path) -> Non
     problems = verify_backup(backup).problems
     assert {"where": first["file"],
             "problem": "the file does not belong in an encrypted backup"} in problems  # fmt: skip
+
+
+def test_a_converted_backup_is_private_too(tmp_path: Path, umask_022: None) -> None:
+    from convert_exports import write_mattermost
+
+    out = tmp_path / "converted"
+    export = write_mattermost(tmp_path / "mm")
+    done = run_client(_env(), "convert", "mattermost", str(export), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    paths = [out, *out.rglob("*")]
+    assert len(paths) > 5
+    assert {p: _mode(p) for p in paths} == {p: 0o700 if p.is_dir() else 0o600 for p in paths}

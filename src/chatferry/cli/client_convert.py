@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -53,6 +54,7 @@ DEFAULT_DOMAIN = "users.invalid"
 def _run(kind: str, export: Path, out: Path, options: Options, as_json: bool) -> None:
     from chatferry.convert.run import convert
 
+    os.umask(0o077)  # a backup directory: 0700 directories and 0600 files, as backup's
     report = convert(kind, export, out, options)
     if as_json:
         print_json(report.as_json())
