@@ -246,10 +246,11 @@ def restore(
     An encrypted backup needs --identity (exit 4, nothing imported, without a key that
     opens it)."""
     from chatferry.client.manifest import require_backup
-    from chatferry.client.restore import Restore, dry_run_restore
+    from chatferry.client.restore import Restore, dry_run_restore, require_key
 
     require_backup(directory)
     keys = _identities(identity)
+    require_key(directory, keys)  # before anything is sent
     with connect(server, app_id, secret, patient=True) as api, RichReporter() as reporter:
         _check_timezone(api, directory, ignore_timezone)
         try:

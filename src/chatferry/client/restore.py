@@ -175,18 +175,39 @@ def plan_uploads(
     return uploads
 
 
+def require_key(directory: Path, identities: list[Identity] | None) -> None:
+    """KeyProblem unless the backup is plain or ``identities`` open it (tried on its
+    smallest part; a damaged part is left to verify's report)."""
+    from chatferry.client.crypto import ENV_IDENTITY, KeyProblem, decrypt_into
+    from chatferry.client.download import file_digest
+
+    manifest = load_manifest(directory)
+    if not manifest.encrypted:
+        return
+    if identities is None:
+        raise KeyProblem(
+            f"the backup in {directory} is encrypted: give one of its identities with "
+            f"--identity FILE (or {ENV_IDENTITY}); nothing was restored"
+        )
+    parts = sorted((p for p in manifest.parts if (directory / p.file).is_file()),
+                   key=lambda p: p.bytes)  # fmt: skip
+    if not parts:
+        return
+    try:
+        decrypt_into(directory / parts[0].file, identities, lambda _: None)
+    except KeyProblem:
+        if file_digest(directory / parts[0].file) == (parts[0].bytes, parts[0].sha256):
+            raise
+    except ClientError:
+        return
+
+
 def check_backup(
     directory: Path, reporter: Reporter, identities: list[Identity] | None = None
 ) -> Manifest:
     """The manifest, once verify found nothing wrong with the backup (decrypted with
     ``identities`` if it is encrypted: KeyProblem without them or with wrong ones)."""
-    from chatferry.client.crypto import ENV_IDENTITY, KeyProblem
-
-    if identities is None and load_manifest(directory).encrypted:
-        raise KeyProblem(
-            f"the backup in {directory} is encrypted: give one of its identities with "
-            f"--identity FILE (or {ENV_IDENTITY}); nothing was restored"
-        )
+    require_key(directory, identities)
     report = verify_backup(directory, reporter, identities)
     if not report.ok:
         raise BackupProblems(
