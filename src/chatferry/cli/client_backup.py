@@ -71,6 +71,7 @@ RecipientsFileOption = Annotated[
     list[Path] | None,
     typer.Option(
         "--recipients-file",
+        metavar="FILE",
         help="A file of recipients, one a line (age's format); repeatable.",
         show_default=False,
         rich_help_panel=ENCRYPTION,
