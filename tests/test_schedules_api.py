@@ -313,6 +313,25 @@ def test_a_bad_run_at_gets_400_with_a_message(
     assert_error(response, 400, "run_at", *fragments)
 
 
+def test_run_at_refusals_speak_the_apps_time_zone_and_give_the_latest_time(
+    client: TestClient, new_app: NewApp
+) -> None:
+    creds = new_app(timezone="Asia/Jakarta")
+    far = "2999-01-01T00:00:00Z"  # 07:00 in Jakarta
+    response = client.post(EXPORTS, json={"type": "users", "run_at": far}, headers=creds.headers)
+    message = response.json()["error"]["message"]
+    assert "2999-01-01 07:00 Asia/Jakarta (UTC+07:00)" in message
+    assert message.startswith("the time to run the export (run_at), ")
+    latest = datetime.now(ZoneInfo("Asia/Jakarta")) + timedelta(days=366)
+    assert f"the latest allowed is {latest:%Y-%m-%d} " in message
+    assert "+00:00" not in message
+
+    past = "2020-01-01T00:00:00Z"
+    response = client.post(EXPORTS, json={"type": "users", "run_at": past}, headers=creds.headers)
+    message = response.json()["error"]["message"]
+    assert "2020-01-01 07:00 Asia/Jakarta" in message and "+07:00'" in message
+
+
 # --- PATCH and run now ----------------------------------------------------------------
 
 

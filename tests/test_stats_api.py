@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from chatferry.db.engine import transaction
-from chatferry.db.models import Export
+from chatferry.db.models import Export, User
 from chatferry.runtime import Runtime
 from support.apps import Credentials, create_test_app
 from support.exports import create_export, export_and_wait
 from support.http import API, EXPORTS, assert_error
-from support.rows import add_users
+from support.rows import add_users, app_pk
 
 STATS = f"{API}/stats/daily"
 
@@ -107,7 +108,7 @@ def test_the_answer_has_every_day_the_limit_and_the_spec_shape(
         "2024-03-01",
         "2024-03-02",
     ]
-    assert all(set(d) == {"date", "rows", "backed_up"} for d in results["days"])
+    assert all(set(d) == {"date", "rows", "backed_up", "changed"} for d in results["days"])
     assert results["limit"] == 5000
     assert stats(client, creds, type="users")["limit"] == 1000
     assert results["max_export_days"] == 30
@@ -120,6 +121,7 @@ def test_defaults_are_the_90_days_up_to_today_in_the_apps_timezone(
     today = datetime.now(ZoneInfo("Pacific/Kiritimati")).date()
     results = stats(client, creds, type="rooms")
     assert results["end_date"] == today.isoformat()
+    assert results["today"] == today.isoformat()
     assert results["start_date"] == (today - timedelta(days=89)).isoformat()
     assert len(results["days"]) == 90
     only_end = stats(client, creds, type="rooms", end_date="2024-12-31")
@@ -221,3 +223,85 @@ def test_a_deleted_export_no_longer_covers_its_days(client: TestClient, runtime:
         client.delete(f"{EXPORTS}/{record['unique_id']}", headers=creds.headers).status_code == 200
     )
     assert backed_up_days(stats(client, creds, type="comments", **day)) == []
+
+
+def changed_days(results: dict[str, Any]) -> list[str]:
+    return [day["date"] for day in results["days"] if day["changed"]]
+
+
+def test_a_day_whose_rows_changed_after_its_export_is_changed_not_backed_up(
+    client: TestClient, runtime: Runtime
+) -> None:
+    creds = create_test_app(runtime, "jakarta", "Asia/Jakarta")
+    add_users(runtime, creds.app_id, [utc("2024-04-02T05:00:00")] * 13)  # 12:00 in Jakarta
+    add_users(runtime, creds.app_id, [utc("2024-04-03T05:00:00")] * 2)
+    window = {"start_date": "2024-04-01", "end_date": "2024-04-04"}
+    export_and_wait(client, creds.headers, type="users", **window)
+    before = stats(client, creds, type="users", **window)
+    assert backed_up_days(before) == ["2024-04-01", "2024-04-02", "2024-04-03", "2024-04-04"]
+    assert changed_days(before) == []
+
+    # One more user on 04-02 (an import of a late row): that day's file holds 13 of 14.
+    add_users(runtime, creds.app_id, [utc("2024-04-02T06:00:00")])
+    after = stats(client, creds, type="users", **window)
+    assert backed_up_days(after) == ["2024-04-01", "2024-04-03", "2024-04-04"]
+    assert changed_days(after) == ["2024-04-02"]
+    assert rows_by_day(after)["2024-04-02"] == 14
+
+    # A new export of that day holds it as it is now: backed up, no longer changed.
+    day = {"start_date": "2024-04-02", "end_date": "2024-04-02"}
+    export_and_wait(client, creds.headers, type="users", **day)
+    again = stats(client, creds, type="users", **window)
+    assert backed_up_days(again) == window_days(window)
+    assert changed_days(again) == []
+
+
+def window_days(window: dict[str, str]) -> list[str]:
+    first, last = (datetime.fromisoformat(window[k]).date() for k in ("start_date", "end_date"))
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def test_an_export_keeps_its_rows_per_day_and_the_file_is_unchanged(
+    client: TestClient, runtime: Runtime
+) -> None:
+    creds = create_test_app(runtime)
+    add_users(runtime, creds.app_id, [utc("2024-07-01T10:00:00")] * 3)
+    add_users(runtime, creds.app_id, [utc("2024-07-03T10:00:00")])
+    record = export_and_wait(
+        client, creds.headers, type="users", start_date="2024-07-01", end_date="2024-07-03"
+    )
+    with transaction(runtime.sessions) as session:
+        stored = session.scalar(
+            select(Export.day_rows).where(Export.unique_id == record["unique_id"])
+        )
+    assert stored is not None and json.loads(stored) == [3, 0, 1]
+    assert record["total_rows"] == 4
+    assert "day_rows" not in record  # the record the spec shows is as it was
+
+
+def test_an_export_written_before_day_counts_were_kept_is_compared_as_a_whole(
+    client: TestClient, runtime: Runtime
+) -> None:
+    creds = create_test_app(runtime)
+    add_users(runtime, creds.app_id, [utc("2024-08-01T10:00:00")] * 2)
+    window = {"start_date": "2024-08-01", "end_date": "2024-08-02"}
+    record = export_and_wait(client, creds.headers, type="users", **window)
+    set_export(runtime, record["unique_id"], day_rows=None)
+    assert backed_up_days(stats(client, creds, type="users", **window)) == window_days(window)
+    add_users(runtime, creds.app_id, [utc("2024-08-02T10:00:00")])
+    results = stats(client, creds, type="users", **window)
+    assert backed_up_days(results) == []
+    assert changed_days(results) == window_days(window)
+
+
+def test_deleted_rows_make_a_day_changed(client: TestClient, runtime: Runtime) -> None:
+    creds = create_test_app(runtime)
+    add_users(runtime, creds.app_id, [utc("2024-09-01T10:00:00")] * 2)
+    day = {"start_date": "2024-09-01", "end_date": "2024-09-01"}
+    export_and_wait(client, creds.headers, type="users", **day)
+    with transaction(runtime.sessions) as session:
+        mine = select(User).where(User.app_pk == app_pk(runtime, creds.app_id))
+        first = session.scalars(mine.order_by(User.id)).first()
+        assert first is not None
+        session.delete(first)
+    assert changed_days(stats(client, creds, type="users", **day)) == ["2024-09-01"]

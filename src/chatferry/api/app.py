@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from chatferry import __version__
 from chatferry.api import exports, health, imports, schedules, stats
 from chatferry.api import quotas as quota_routes
+from chatferry.api.app_info import router as app_info_router
 from chatferry.api.console import install_console
 from chatferry.api.edge import EdgeMiddleware
 from chatferry.api.errors import install_error_handlers
@@ -54,5 +55,6 @@ def create_api(rt: Runtime, run_worker: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(stats.router)
     app.include_router(quota_routes.router)
+    app.include_router(app_info_router)
     install_console(app)
     return app

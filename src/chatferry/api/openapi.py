@@ -22,7 +22,9 @@ messages, wire-compatible with the vendor's "Data Backup (Export) and Import" AP
 existing scripts work by changing only the host.
 
 Every call under `/api/v2.1/rest` needs the app's credentials in the
-`QISCUS-SDK-APP-ID` and `QISCUS-SDK-SECRET` headers (use **Authorize** above).
+`QISCUS-SDK-APP-ID` and `QISCUS-SDK-SECRET` headers: enter them with the
+**Authorize** button below, then "Try it out" sends them. The web console is at
+[/console](/console).
 Answers are `{"results": ..., "status": 200}`; errors are
 `{"status": <code>, "error": {"message": "..."}}` with the same HTTP status.
 """
@@ -97,6 +99,7 @@ def install_openapi(app: FastAPI) -> None:
                         "description": "Rows per day and backup coverage (an extension).",
                     },
                     {"name": "quotas", "description": "The app's quotas and usage (an extension)."},
+                    {"name": "app", "description": "The app the credentials belong to."},
                     {"name": "operations", "description": "Health, readiness and metrics."},
                 ],
             )

@@ -22,7 +22,16 @@ class DayRecord(BaseModel):
     date: str = Field(description="YYYY-MM-DD, a whole day in the app's timezone.")
     rows: int = Field(ge=0, description="Rows of the type created that day.")
     backed_up: bool = Field(
-        description="A finished export of the type whose file is still stored covers the day."
+        description=(
+            "A finished export of the type whose file is still stored covers the day and "
+            "holds all of the day's rows as they are now."
+        )
+    )
+    changed: bool = Field(
+        description=(
+            "A kept export covers the day, but the day's rows changed after it was "
+            "written (rows added or removed): export the day again."
+        )
     )
 
 
@@ -33,6 +42,7 @@ class DailyStatsResults(BaseModel):
     start_date: str
     end_date: str
     timezone: str = Field(description="The app's timezone, which the days are in.")
+    today: str = Field(description="Today in the app's timezone (a day not over yet).")
     max_export_days: int = Field(description="The longest end_date - start_date of an export.")
 
 
@@ -45,7 +55,8 @@ Day = Annotated[str | None, Query(description="YYYY-MM-DD in the app's timezone.
     description=(
         f"At most {MAX_DAYS} days; `end_date` defaults to today and `start_date` to "
         f"`end_date` minus {DEFAULT_DAYS - 1} days. A day is backed up when a finished "
-        "export of the type whose file is still stored covers it."
+        "export of the type whose file is still stored covers it and holds all of its rows "
+        "as they are now; `changed` marks a covered day whose rows changed since."
     ),
     response_model=Envelope[DailyStatsResults],
     responses=errors(400, 401, 429),

@@ -198,6 +198,9 @@ class Export(Base):
     run_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Retention removed the file; the record is kept.
     expired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Rows per day of the window as the file holds them (a JSON list, the first day
+    # first), so coverage can tell a day whose rows changed since; NULL before 0007.
+    day_rows: Mapped[str | None] = mapped_column(Text)
 
 
 class Job(Base):

@@ -16,23 +16,38 @@ FIRST_DAY = date(1, 1, 2)
 LAST_DAY = date(9999, 12, 30)
 
 
+# What a field is, in words, with its API name for the scripts that send it.
+_WORDS = {
+    "start_date": "the first day (start_date)",
+    "end_date": "the last day (end_date)",
+    "run_at": "the time to run the export (run_at)",
+}
+
+
+def words(field: str) -> str:
+    """``start_date`` -> "the first day (start_date)"."""
+    return _WORDS.get(field, field)
+
+
 def parse_day(value: Any, field: str) -> date | None:
     """``YYYY-MM-DD`` to a date; absent, null or "" mean not given."""
     if value is None or value == "":
         return None
+    name = words(field)
     if not isinstance(value, str):
-        raise BadRequest(f"{field} must be a string in the format YYYY-MM-DD, got {show(value)}")
+        raise BadRequest(f"{name} must be a string in the format YYYY-MM-DD, got {show(value)}")
     try:
         if not _DAY_PATTERN.fullmatch(value):
             raise ValueError
         day = date.fromisoformat(value)
     except ValueError:
         raise BadRequest(
-            f"{field} {show(value)} is not a valid date: use the format YYYY-MM-DD, e.g. 2017-01-05"
+            f"{name}, {show(value)}, is not a valid date: use the format YYYY-MM-DD, "
+            "e.g. 2017-01-05"
         ) from None
     if not FIRST_DAY <= day <= LAST_DAY:
         raise BadRequest(
-            f"{field} {value} is out of range: use a day from {FIRST_DAY.isoformat()} "
+            f"{name}, {value}, is out of range: use a day from {FIRST_DAY.isoformat()} "
             f"to {LAST_DAY.isoformat()}"
         )
     return day
@@ -57,9 +72,10 @@ def parse_moment(value: Any, field: str) -> datetime | None:
     """An RFC 3339 time with a UTC offset, as aware UTC; absent, null or "" mean none."""
     if value is None or value == "":
         return None
+    name = words(field)
     if not isinstance(value, str) or not _RFC3339.fullmatch(value):
         raise BadRequest(
-            f"{field} {show(value)} is not an RFC 3339 time with a UTC offset: "
+            f"{name}, {show(value)}, is not an RFC 3339 time with a UTC offset: "
             f"use e.g. {example_run_at(datetime.now(UTC).date())!r}"
         )
     text = value.upper().replace("Z", "+00:00")
@@ -70,7 +86,7 @@ def parse_moment(value: Any, field: str) -> datetime | None:
     try:
         return datetime.fromisoformat(text).astimezone(UTC)
     except (ValueError, OverflowError):
-        raise BadRequest(f"{field} {show(value)} is not a valid date and time") from None
+        raise BadRequest(f"{name}, {show(value)}, is not a valid date and time") from None
 
 
 def _days_before(day: date, days: int) -> date:
@@ -84,19 +100,25 @@ def resolve_window(
     """Applies the defaults (end today, start end - max_days) and checks the range."""
     end = end or now.astimezone(ZoneInfo(timezone)).date()
     start = start or _days_before(end, max_days)
-    if start > end:
-        raise BadRequest(
-            f"start_date {start.isoformat()} is after end_date {end.isoformat()}: "
-            "swap them or pick an earlier start_date"
-        )
+    check_order(start, end)
     if (end - start).days > max_days:
         raise BadRequest(
-            f"the date range {start.isoformat()} to {end.isoformat()} spans "
+            f"the days {start.isoformat()} to {end.isoformat()} span "
             f"{(end - start).days} days, more than the maximum of {max_days}: "
-            "split it into several exports",
+            f"split them into several exports (the last day may be at most {max_days} "
+            f"days after the first, e.g. up to {(start + timedelta(days=max_days)).isoformat()})",
             {"code": "export_range_limit", "days": (end - start).days, "max_days": max_days},
         )
     return start, end
+
+
+def check_order(start: date, end: date) -> None:
+    """The first day must not come after the last."""
+    if start > end:
+        raise BadRequest(
+            f"the first day (start_date) {start.isoformat()} is after the last day "
+            f"(end_date) {end.isoformat()}: swap them or pick an earlier first day"
+        )
 
 
 def window_bounds_utc(start: date, end: date, timezone: str) -> tuple[datetime, datetime]:

@@ -8,16 +8,18 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
 
 from chatferry.apps.service import AppContext, app_context
 from chatferry.clock import utcnow
 from chatferry.db.models import App, Export, table_of
 from chatferry.errors import ChatferryError
 from chatferry.exports.dates import window_bounds_utc
-from chatferry.exports.formats import Piece, Window, count_rows
+from chatferry.exports.days import day_bounds, encode_day_rows, rows_per_day
+from chatferry.exports.formats import Piece, Window
 from chatferry.exports.halves import pieces_in_halves, window_snapshot
 from chatferry.exports.service import (
     JOB_KIND,
@@ -73,6 +75,8 @@ class ExportPlan:
     lower: datetime
     upper: datetime
     filename: str
+    start: date
+    end: date
 
     @property
     def window(self) -> Window:
@@ -94,6 +98,7 @@ class StreamTotals:
     rows: int = 0
     size: int = 0
     sha256: str = ""
+    day_rows: str | None = None
 
 
 def _load_plan(rt: Runtime, export_id: int) -> ExportPlan | None:
@@ -113,7 +118,22 @@ def _load_plan(rt: Runtime, export_id: int) -> ExportPlan | None:
     lower, upper = window_bounds_utc(export.start_date, export.end_date, ctx.timezone)
     resource = Resource(export.resource_name)
     filename = original_filename(export, ctx)
-    return ExportPlan(export.id, export.unique_id, resource, ctx, lower, upper, filename)
+    return ExportPlan(
+        export.id, export.unique_id, resource, ctx, lower, upper, filename, *_days(export)
+    )
+
+
+def _days(export: Row[Any]) -> tuple[date, date]:
+    return export.start_date, export.end_date
+
+
+def _count_days(conn: Connection, plan: ExportPlan, totals: StreamTotals) -> int:
+    """The window's rows per day, kept for the record (coverage compares them with the
+    days' rows later); their sum is the file's row count (the same snapshot)."""
+    bounds = day_bounds(plan.start, plan.end, plan.app.timezone)
+    counts = rows_per_day(conn, plan.resource, plan.app.pk, bounds)
+    totals.day_rows = encode_day_rows(counts)
+    return sum(counts)
 
 
 class _Progress:
@@ -166,7 +186,7 @@ class ExportJobHandler:
         try:
             # The count checked against the limit and the file's rows: one snapshot.
             with window_snapshot(rt.engine, plan.window) as snap:
-                rows = count_rows(snap.conn, plan.resource, plan.app.pk, plan.lower, plan.upper)
+                rows = _count_days(snap.conn, plan, totals)
                 if rows > plan.row_limit:
                     raise plan.over_limit(rows)
                 progress = _Progress(rt, plan, rows)
@@ -233,6 +253,7 @@ def _mark_finished(rt: Runtime, plan: ExportPlan, key: str, totals: StreamTotals
                 storage_key=key,
                 error_message="",
                 finished_at=utcnow(),
+                day_rows=totals.day_rows,
             )
         )
         finished_elsewhere = (

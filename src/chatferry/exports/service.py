@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, select
 from sqlalchemy.orm import Session
@@ -61,18 +62,25 @@ def row_limit_details(resource: str, rows: int, limit: int) -> dict[str, Any]:
     }
 
 
-def check_run_at(run_at: datetime | None, now: datetime) -> datetime | None:
-    """``run_at`` must lie in the future, at most MAX_RUN_AT_DAYS ahead."""
+def check_run_at(run_at: datetime | None, now: datetime, timezone: str) -> datetime | None:
+    """``run_at`` must lie in the future, at most MAX_RUN_AT_DAYS ahead; the refusals
+    give the times in the app's timezone and say which times are allowed."""
     if run_at is None:
         return None
-    example = (now + timedelta(hours=1)).replace(microsecond=0).isoformat()
+    latest = now + timedelta(days=MAX_RUN_AT_DAYS)
     if run_at <= now:
+        example = rfc3339_in_zone(now + timedelta(hours=1), timezone)
         raise BadRequest(
-            f"run_at {run_at.isoformat()} is not in the future: leave it out to export "
-            f"now, or give a later time like {example!r}"
+            f"the time to run the export (run_at), {in_words(run_at, timezone)}, is not in "
+            f"the future (it is now {in_words(now, timezone)}): leave it out to export now, "
+            f"or give a later time like {example!r}"
         )
-    if run_at > now + timedelta(days=MAX_RUN_AT_DAYS):
-        raise BadRequest(f"run_at {run_at.isoformat()} is more than {MAX_RUN_AT_DAYS} days ahead")
+    if run_at > latest:
+        raise BadRequest(
+            f"the time to run the export (run_at), {in_words(run_at, timezone)}, is more "
+            f"than {MAX_RUN_AT_DAYS} days ahead: the latest allowed is "
+            f"{in_words(latest, timezone)} ({rfc3339_in_zone(latest, timezone)!r})"
+        )
     return run_at
 
 
@@ -86,6 +94,13 @@ def ensure_storage_room(store: FileStore, settings: Settings) -> None:
             {"code": "storage_full"},
             {"Retry-After": "60"},
         )
+
+
+def in_words(moment: datetime, timezone: str) -> str:
+    """``2030-01-05 08:00 Asia/Jakarta (UTC+07:00)``: a time as a person reads it."""
+    local = moment.astimezone(ZoneInfo(timezone))
+    offset = rfc3339_in_zone(moment, timezone)[19:]
+    return f"{local:%Y-%m-%d %H:%M} {timezone} (UTC{offset})"
 
 
 def export_job(settings: Settings, app: AppContext, export: Export) -> JobSpec:
@@ -118,7 +133,7 @@ def create_export(
     """
     begin_write(session)
     now = now or utcnow()
-    run_at = check_run_at(request.run_at, now)
+    run_at = check_run_at(request.run_at, now, app.timezone)
     start, end = resolve_window(
         request.start_date, request.end_date, app.timezone, run_at or now, settings.export_max_days
     )

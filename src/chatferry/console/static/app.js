@@ -7,6 +7,7 @@ import * as exportsView from "./exports.js";
 import * as importsView from "./imports.js";
 import * as quotas from "./quotas.js";
 import * as schedules from "./schedules.js";
+import { setAppZone } from "./time.js";
 
 const VIEWS = {
   coverage,
@@ -58,6 +59,12 @@ function showSignIn(message) {
   byId(byId("signin-app-id").value ? "signin-secret" : "signin-app-id").focus();
 }
 
+/** The app's name and time zone (GET /app): every time the console shows is in it. */
+async function loadApp(creds) {
+  const results = await api("GET", "/app", { creds, quiet401: !credentials() });
+  setAppZone(results.app);
+}
+
 function showSignedIn(moveFocus) {
   const creds = credentials();
   byId("view-signin").hidden = true;
@@ -75,8 +82,8 @@ async function signIn(event) {
   button.disabled = true;
   say(byId("signin-error"), "");
   try {
-    // Any authenticated call checks the credentials; this one is the cheapest.
-    await api("GET", "/exports", { query: { limit: 1 }, creds: { appId, secret }, quiet401: true });
+    // Any authenticated call checks the credentials; this one also gives the time zone.
+    await loadApp({ appId, secret });
     saveCredentials(appId, secret);
     byId("signin-secret").value = "";
     showSignedIn(true);
@@ -90,6 +97,7 @@ async function signIn(event) {
 
 function signOut(message) {
   clearCredentials();
+  setAppZone(null);
   byId("signin-app-id").value = "";
   byId("signin-secret").value = "";
   for (const view of Object.values(VIEWS)) view.reset();
@@ -106,8 +114,13 @@ function start() {
   window.addEventListener("hashchange", () => {
     if (credentials()) showView(viewFromHash(), true);
   });
-  if (credentials()) showSignedIn(false);
-  else showSignIn("");
+  if (credentials()) {
+    loadApp(credentials()).then(() => showSignedIn(false), (error) => {
+      if (error.status !== 401) showSignIn(error.message);
+    });
+  } else {
+    showSignIn("");
+  }
 }
 
 start();

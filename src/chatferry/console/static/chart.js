@@ -27,14 +27,28 @@ function scaleFor(days, limit) {
   return { top: niceCeil(most * 1.1), limitOnScale: false };
 }
 
-export function dayState(day) {
+/**
+ * A day's state: "backed" (a kept export holds all its rows as they are now), "changed"
+ * (a kept export covers it, but its rows changed since), "open" (today or later: not over,
+ * never offered for export), "missing" (rows no export covers) or "empty" (no rows).
+ */
+export function dayState(day, today) {
   if (day.backed_up) return "backed";
+  if (day.changed) return "changed";
+  if (today && day.date >= today) return "open";
   return day.rows > 0 ? "missing" : "empty";
 }
 
-function stateText(day, type) {
-  const state = { backed: "backed up", missing: "not backed up", empty: "not backed up (no rows)" };
-  return `${day.date}: ${formatNumber(day.rows)} ${type}, ${state[dayState(day)]}`;
+export const STATE_TEXT = {
+  backed: "backed up",
+  changed: "changed since its export",
+  open: "not over yet",
+  missing: "not backed up",
+  empty: "no rows",
+};
+
+function stateText(day, type, today) {
+  return `${day.date}: ${formatNumber(day.rows)} ${type}, ${STATE_TEXT[dayState(day, today)]}`;
 }
 
 function yAxis(geometry, scale) {
@@ -65,18 +79,20 @@ function xLabels(geometry, days) {
   return labels;
 }
 
-function dayGroup(geometry, scale, day, index, type) {
+function dayGroup(geometry, scale, day, index, type, today) {
   const { left, slot, plotTop, plotBottom } = geometry;
   const x = left + index * slot;
   const barWidth = slot >= 4 ? slot * 0.78 : Math.max(slot - 0.5, 0.6);
   const barX = x + (slot - barWidth) / 2;
   const barHeight = Math.min(1, day.rows / scale.top) * (plotBottom - plotTop);
-  const state = dayState(day);
+  const state = dayState(day, today);
   return s("g", {
     class: `day day-${state}`,
-    dataset: { date: day.date, rows: String(day.rows), backedUp: String(day.backed_up) },
+    dataset: {
+      date: day.date, rows: String(day.rows), backedUp: String(day.backed_up), changed: String(Boolean(day.changed)),
+    },
   },
-  s("title", {}, stateText(day, type)),
+  s("title", {}, stateText(day, type, today)),
   s("rect", { class: "hit", x, y: plotTop, width: slot, height: plotBottom - plotTop + MARK_HEIGHT + 6 }),
   day.rows > 0
     ? s("rect", { class: `bar bar-${state}`, x: barX, y: plotBottom - barHeight, width: barWidth, height: Math.max(barHeight, 1) })
@@ -84,19 +100,25 @@ function dayGroup(geometry, scale, day, index, type) {
   s("rect", { class: `mark mark-${state}`, x: barX, y: plotBottom + 5, width: barWidth, height: MARK_HEIGHT }));
 }
 
+/** The export row limit: a dashed line where it is on the scale; far above it, only a
+ * label over the plot (a line there would sit just above the bars, as if it were near). */
 function limitLine(geometry, scale, limit) {
   const { left, right, plotTop, plotBottom } = geometry;
-  const y = scale.limitOnScale ? plotBottom - (limit / scale.top) * (plotBottom - plotTop) : plotTop - 8;
-  const text = scale.limitOnScale
-    ? `export row limit ${formatNumber(limit)}`
-    : `export row limit ${formatNumber(limit)} (far above this scale)`;
-  return s("g", { class: "limit", dataset: { limit: String(limit) } },
+  const data = { limit: String(limit), onScale: String(scale.limitOnScale) };
+  if (!scale.limitOnScale) {
+    return s("g", { class: "limit limit-off-scale", dataset: data },
+      s("text", { class: "limit-label", x: right - 4, y: plotTop - 8, "text-anchor": "end" },
+        `↑ export row limit ${formatNumber(limit)}, far above this scale`));
+  }
+  const y = plotBottom - (limit / scale.top) * (plotBottom - plotTop);
+  return s("g", { class: "limit", dataset: data },
     s("line", { class: "limit-line", x1: left, x2: right, y1: y, y2: y }),
-    s("text", { class: "limit-label", x: right - 4, y: y - 5, "text-anchor": "end" }, text));
+    s("text", { class: "limit-label", x: right - 4, y: y - 5, "text-anchor": "end" },
+      `export row limit ${formatNumber(limit)}`));
 }
 
-/** Draws the chart for `days` ([{date, rows, backed_up}]) into `container`. */
-export function drawChart(container, days, limit, type, summary) {
+/** Draws the chart for `days` ([{date, rows, backed_up, changed}]) into `container`. */
+export function drawChart(container, days, limit, type, summary, today) {
   const width = Math.max(280, Math.floor(container.clientWidth || 600));
   const geometry = {
     width,
@@ -119,7 +141,7 @@ export function drawChart(container, days, limit, type, summary) {
   s("title", { id: "chart-title" }, `${type} created per day, and days backed up`),
   s("desc", { id: "chart-desc" }, summary),
   yAxis(geometry, scale),
-  days.map((day, i) => dayGroup(geometry, scale, day, i, type)),
+  days.map((day, i) => dayGroup(geometry, scale, day, i, type, today)),
   limitLine(geometry, scale, limit),
   xLabels(geometry, days));
   container.replaceChildren(chart);

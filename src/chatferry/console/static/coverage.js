@@ -2,7 +2,7 @@
 // from GET /stats/daily; and a one-click backup of the days that are not covered.
 
 import { api } from "./api.js";
-import { drawChart, dayState } from "./chart.js";
+import { STATE_TEXT, dayState, drawChart } from "./chart.js";
 import { addDays, byId, cell, formatNumber, h, replaceChildren, say } from "./dom.js";
 import { planBackups } from "./plan.js";
 
@@ -26,44 +26,65 @@ function query() {
   return { type, start_date: addDays(end, -(count - 1)), end_date: end };
 }
 
+function plural(n, one, many = `${one}s`) {
+  return n === 1 ? one : many;
+}
+
+/** The whole days (before today) with rows: how many are backed up, changed or missing. */
 function summarize(results) {
-  const days = results.days;
-  const backed = days.filter((d) => d.backed_up).length;
-  const missing = days.filter((d) => dayState(d) === "missing");
-  const missingRows = missing.reduce((sum, d) => sum + d.rows, 0);
-  const empty = days.filter((d) => dayState(d) === "empty").length;
-  return { backed, missing, missingRows, empty, total: days.length };
+  const closed = results.days.filter((d) => d.date < results.today);
+  const withRows = closed.filter((d) => d.rows > 0);
+  const state = (name) => closed.filter((d) => dayState(d, results.today) === name);
+  const missing = state("missing");
+  return {
+    withRows: withRows.length,
+    backed: withRows.filter((d) => d.backed_up).length,
+    changed: state("changed"),
+    missing,
+    missingRows: missing.reduce((sum, d) => sum + d.rows, 0),
+    empty: state("empty").length,
+    today: results.days.find((d) => d.date === results.today) || null,
+  };
 }
 
 function summaryText(results, sums) {
   return `${results.start_date} to ${results.end_date} (${results.timezone}): `
-    + `${sums.backed} of ${sums.total} days backed up; `
+    + `${sums.backed} of ${sums.withRows} days with rows backed up; `
+    + `${sums.changed.length} changed since their export; `
     + `${sums.missing.length} days with ${formatNumber(sums.missingRows)} ${results.type} not backed up; `
     + `${sums.empty} days without rows.`;
 }
 
+function stat(name, count, text) {
+  return h("li", { class: `stat stat-${name}` }, h("strong", {}, formatNumber(count)), ` ${text}`);
+}
+
 function renderSummary(results, sums) {
+  const todayNote = sums.today
+    ? ` Today, ${sums.today.date}, is not over (${formatNumber(sums.today.rows)} ${results.type} so far): it is offered for export once it ends.`
+    : "";
   replaceChildren(
     byId("coverage-summary"),
-    h("p", {}, `${results.start_date} to ${results.end_date}, days in ${results.timezone}.`),
+    h("p", {}, `${results.start_date} to ${results.end_date}, days in ${results.timezone}.${todayNote}`),
     h("ul", { class: "stats" },
-      h("li", { class: "stat stat-backed" }, h("strong", {}, String(sums.backed)), ` of ${sums.total} days backed up`),
-      h("li", { class: "stat stat-missing" }, h("strong", {}, String(sums.missing.length)),
-        sums.missing.length
-          ? ` days with ${formatNumber(sums.missingRows)} ${results.type} not backed up`
-          : ` days with ${results.type} not backed up`),
-      h("li", { class: "stat stat-empty" }, h("strong", {}, String(sums.empty)), " days without rows")),
+      stat("backed", sums.backed, `of ${formatNumber(sums.withRows)} ${plural(sums.withRows, "day")} with rows backed up`),
+      stat("changed", sums.changed.length, `${plural(sums.changed.length, "day")} changed since ${plural(sums.changed.length, "its", "their")} export`),
+      stat("missing", sums.missing.length, sums.missing.length
+        ? `${plural(sums.missing.length, "day")} with ${formatNumber(sums.missingRows)} ${results.type} not backed up`
+        : `days with ${results.type} not backed up`),
+      stat("empty", sums.empty, `${plural(sums.empty, "day")} without rows`)),
   );
 }
 
+const TABLE_TEXT = { ...STATE_TEXT, backed: "yes", missing: "no", empty: "no rows", changed: "no: changed since its export" };
+
 function renderTable(results) {
-  const state = { backed: "yes", missing: "no", empty: "no (no rows)" };
   replaceChildren(
     byId("coverage-table").querySelector("tbody"),
     results.days.map((d) => h("tr", { dataset: { date: d.date } },
       cell("Day", d.date),
       cell("Rows", formatNumber(d.rows)),
-      cell("Backed up", state[dayState(d)]))),
+      cell("Backed up", TABLE_TEXT[dayState(d, results.today)]))),
   );
 }
 
@@ -73,27 +94,45 @@ function rangeText(window) {
 
 const LISTED_WINDOWS = 6;
 
-function planText(plan, results) {
+/** A list of days that never breaks inside a date: "a, b and 3 more". */
+function dayList(texts, more) {
+  const nodes = [];
+  texts.forEach((text, i) => {
+    if (i) nodes.push(", ");
+    nodes.push(h("span", { class: "nowrap" }, text));
+  });
+  if (more) nodes.push(` and ${more} more`);
+  return nodes;
+}
+
+function planText(plan, results, sums) {
   const parts = [];
   const n = plan.windows.length;
   if (n) {
     const days = plan.windows.map(rangeText);
-    const listed = n > LISTED_WINDOWS ? `${days.slice(0, LISTED_WINDOWS).join(", ")} and ${n - LISTED_WINDOWS} more` : days.join(", ");
-    parts.push(`${n} export${n > 1 ? "s" : ""} would back up the days with rows that are not covered `
-      + `(at most ${formatNumber(results.limit)} rows and ${results.max_export_days + 1} days each): ${listed}.`);
+    const changed = sums.changed.length
+      ? ` and the ${sums.changed.length} ${plural(sums.changed.length, "day")} changed since ${plural(sums.changed.length, "its", "their")} export`
+      : "";
+    parts.push(`${n} export${n > 1 ? "s" : ""} would back up the days with rows that are not backed up${changed} `
+      + `(at most ${formatNumber(results.limit)} rows and ${results.max_export_days + 1} days each): `,
+    dayList(days.slice(0, LISTED_WINDOWS), Math.max(0, n - LISTED_WINDOWS)), ". ");
   }
   if (plan.tooBig.length) {
-    parts.push(`${plan.tooBig.map((d) => `${d.date} (${formatNumber(d.rows)} rows)`).join(", ")} `
-      + `${plan.tooBig.length > 1 ? "have" : "has"} more rows than one export may hold `
+    parts.push(dayList(plan.tooBig.map((d) => `${d.date} (${formatNumber(d.rows)} rows)`), 0),
+      ` ${plan.tooBig.length > 1 ? "have" : "has"} more rows than one export may hold `
       + `(${formatNumber(results.limit)}): ask the operator to raise the limit.`);
   }
-  return parts.join(" ");
+  return parts;
+}
+
+function planFor(results) {
+  return planBackups(results.days, results.limit, results.max_export_days, results.today);
 }
 
 function renderPlan(results, sums) {
-  const plan = planBackups(results.days, results.limit, results.max_export_days);
-  byId("coverage-plan").hidden = sums.missing.length === 0;
-  byId("coverage-plan-text").textContent = planText(plan, results);
+  const plan = planFor(results);
+  byId("coverage-plan").hidden = sums.missing.length + sums.changed.length === 0;
+  replaceChildren(byId("coverage-plan-text"), planText(plan, results, sums));
   const button = byId("coverage-backup");
   const n = plan.windows.length;
   button.hidden = n === 0;
@@ -104,7 +143,7 @@ function render(results) {
   last = results;
   const sums = summarize(results);
   renderSummary(results, sums);
-  drawChart(byId("coverage-chart"), results.days, results.limit, results.type, summaryText(results, sums));
+  drawChart(byId("coverage-chart"), results.days, results.limit, results.type, summaryText(results, sums), results.today);
   renderTable(results);
   renderPlan(results, sums);
 }
@@ -117,7 +156,7 @@ async function load(fresh = true) {
   try {
     const results = await api("GET", "/stats/daily", { query: params });
     if (mine !== generation) return;
-    if (!params.end_date) appToday = results.end_date;
+    appToday = results.today;
     render(results);
   } catch (error) {
     if (mine === generation) say(byId("coverage-error"), error.message);
@@ -162,7 +201,7 @@ async function followExports(ids, status, mine) {
 async function backUp() {
   if (!last) return;
   const results = last;
-  const plan = planBackups(results.days, results.limit, results.max_export_days);
+  const plan = planFor(results);
   const status = byId("coverage-plan-status");
   const button = byId("coverage-backup");
   button.disabled = true;
@@ -189,7 +228,7 @@ function redraw() {
   resizeFrame = requestAnimationFrame(() => {
     if (visible && last) {
       const sums = summarize(last);
-      drawChart(byId("coverage-chart"), last.days, last.limit, last.type, summaryText(last, sums));
+      drawChart(byId("coverage-chart"), last.days, last.limit, last.type, summaryText(last, sums), last.today);
     }
   });
 }

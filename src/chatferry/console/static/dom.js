@@ -1,6 +1,8 @@
 // Small DOM helpers: elements are built with createElement and textContent only, so
 // nothing the API returns is ever parsed as HTML, and no inline style is ever set.
 
+import { appTimezone, formatMoment } from "./time.js";
+
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 function setAttributes(el, attrs) {
@@ -74,17 +76,10 @@ export function formatBytes(bytes) {
   return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
-/** "2024-03-10T09:30:00+07:00" -> "2024-03-10 09:30" (the API's time in the app's zone). */
-export function formatMoment(rfc3339) {
-  if (!rfc3339) return "";
-  const match = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d)/.exec(rfc3339);
-  return match ? `${match[1]} ${match[2]}` : rfc3339;
-}
-
-/** A <time> element showing formatMoment(value), the full value as its datetime. */
+/** A <time> element showing the API's time in the app's zone, the zone's name as its title. */
 export function momentCell(value) {
-  if (!value) return "";
-  return h("time", { datetime: value, title: value }, formatMoment(value));
+  if (!value) return "—";
+  return h("time", { datetime: value, title: `${value}, ${appTimezone()}`, class: "nowrap" }, formatMoment(value));
 }
 
 /** An ISO day (YYYY-MM-DD) moved by n days, computed in UTC so DST never shifts it. */
@@ -92,34 +87,6 @@ export function addDays(isoDay, n) {
   const [y, m, d] = isoDay.split("-").map(Number);
   const moved = new Date(Date.UTC(y, m - 1, d + n));
   return moved.toISOString().slice(0, 10);
-}
-
-export function todayInBrowser() {
-  const now = new Date();
-  const local = new Date(now.getTime() - now.getTimezoneOffset() * 60000);
-  return local.toISOString().slice(0, 10);
-}
-
-function pad(n) {
-  return String(Math.trunc(Math.abs(n))).padStart(2, "0");
-}
-
-/** An <input type=datetime-local> value (browser time) as RFC 3339 with its offset. */
-export function localInputToRfc3339(value) {
-  if (!value) return "";
-  const moment = new Date(value);
-  if (Number.isNaN(moment.getTime())) return value; // let the API say what is wrong
-  const offset = -moment.getTimezoneOffset();
-  const sign = offset >= 0 ? "+" : "-";
-  const date = `${moment.getFullYear()}-${pad(moment.getMonth() + 1)}-${pad(moment.getDate())}`;
-  const time = `${pad(moment.getHours())}:${pad(moment.getMinutes())}:${pad(moment.getSeconds())}`;
-  return `${date}T${time}${sign}${pad(offset / 60)}:${pad(offset % 60)}`;
-}
-
-/** The browser's UTC offset now, as "+07:00". */
-export function browserOffset() {
-  const offset = -new Date().getTimezoneOffset();
-  return `${offset >= 0 ? "+" : "-"}${pad(offset / 60)}:${pad(offset % 60)}`;
 }
 
 /**

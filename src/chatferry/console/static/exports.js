@@ -1,31 +1,25 @@
-// Exports: create (now or at a time), the list with live progress, download, cancel/delete.
+// Exports: create (now or at a time in the app's zone), the list with live progress,
+// download, cancel/delete.
 
 import { api } from "./api.js";
+import { byId, cell, h, momentCell, say } from "./dom.js";
 import {
-  Poller, browserOffset, byId, cell, formatBytes, formatNumber, h, localInputToRfc3339,
-  momentCell, replaceChildren, rowsOrEmpty, say,
-} from "./dom.js";
-import { PAGE_SIZE, renderPager } from "./pager.js";
+  RecordList, actionButton, actionsCell, countCell, dayRange, idCell, progressBar,
+  shortId, sizeCell, statusBadge,
+} from "./records.js";
+import { zonedInputToRfc3339 } from "./time.js";
 
 const RUNNING_POLL_MS = 1000;
 const SCHEDULED_POLL_MS = 5000;
-let page = 1;
-let visible = false;
-const poller = new Poller(refresh);
+const PENDING = ["started", "scheduled"];
+let announced = null; // { id, type, status } of the export the message speaks of
 
 function statusCell(record) {
-  const parts = [h("span", { class: `badge status-${record.status}` }, record.status)];
+  const parts = [statusBadge(record.status)];
   if (record.status === "started") {
-    parts.push(
-      h("progress", {
-        max: 100,
-        value: record.percentage,
-        "aria-label": `Export ${record.unique_id} progress`,
-      }),
-      h("span", { class: "percent" }, `${record.percentage}%`),
-    );
+    parts.push(progressBar(record, "Export"), h("span", { class: "percent" }, `${record.percentage}%`));
   } else if (record.status === "scheduled" && record.run_at) {
-    parts.push(h("span", { class: "note" }, " at ", momentCell(record.run_at)));
+    parts.push(h("span", { class: "note nowrap" }, "at ", momentCell(record.run_at)));
   } else if (record.error_message) {
     parts.push(h("span", { class: "note error-text" }, record.error_message));
   } else if (record.expired_at) {
@@ -34,39 +28,47 @@ function statusCell(record) {
   return cell("Status", ...parts);
 }
 
-function actionsCell(record) {
-  const actions = [];
+function describe(record) {
+  const days = record.start_date === record.end_date
+    ? record.start_date
+    : `${record.start_date} to ${record.end_date}`;
+  return `${record.resource_name} export ${days} (${shortId(record.unique_id)})`;
+}
+
+function typeCell(record) {
+  const mark = record.schedule_id
+    ? h("span", { class: "badge from-schedule", title: `Made by the schedule ${record.schedule_id}` }, "schedule")
+    : null;
+  return cell("Type", record.resource_name, mark ? " " : "", mark);
+}
+
+function actions(record) {
+  const list = [];
   if (record.download_url) {
-    actions.push(
-      h("a", { class: "button", href: record.download_url, download: record.original_filename }, "Download"),
-    );
+    list.push(h("a", {
+      class: "button", href: record.download_url, download: record.original_filename,
+      "aria-label": `Download ${describe(record)}`,
+    }, "Download"));
   }
-  const running = record.status === "started" || record.status === "scheduled";
-  actions.push(
-    h("button", {
-      type: "button",
-      class: "secondary",
-      "aria-label": `${running ? "Cancel" : "Delete"} export ${record.unique_id}`,
-      onclick: () => remove(record, running),
-    }, running ? "Cancel" : "Delete"),
-  );
-  return cell("", h("div", { class: "row-actions" }, actions));
+  const running = PENDING.includes(record.status);
+  const verb = running ? "Cancel" : "Delete";
+  list.push(actionButton(verb, `export ${record.unique_id}`, () => remove(record, running)));
+  return actionsCell(list);
 }
 
 function exportRow(record) {
-  const days = record.start_date === record.end_date
-    ? record.start_date
-    : `${record.start_date} – ${record.end_date}`;
+  const done = record.status === "finished";
   return h(
     "tr",
-    { dataset: { id: record.unique_id, status: record.status } },
+    { dataset: { id: record.unique_id, status: record.status, schedule: record.schedule_id || "" } },
+    idCell(record, "export", byId("exports-message")),
     cell("Created", momentCell(record.created_at)),
-    cell("Type", record.resource_name),
-    cell("Days", days),
+    typeCell(record),
+    cell("Days", dayRange(record.start_date, record.end_date)),
     statusCell(record),
-    cell("Rows", formatNumber(record.total_rows)),
-    cell("Size", formatBytes(record.size)),
-    actionsCell(record),
+    countCell("Rows", record.total_rows, done),
+    sizeCell(record.size, done),
+    actions(record),
   );
 }
 
@@ -76,36 +78,41 @@ function nextPoll(records) {
   return null;
 }
 
-async function refresh() {
-  try {
-    const results = await api("GET", "/exports", { query: { page, limit: PAGE_SIZE } });
-    const records = results.backup_histories;
-    const tbody = byId("exports-table").querySelector("tbody");
-    rowsOrEmpty(tbody, records.map(exportRow), 7, "No exports yet: create one above.");
-    renderPager(byId("exports-pager"), results.meta, (p) => { page = p; load(); });
-    return visible ? nextPoll(records) : null;
-  } catch (error) {
-    say(byId("exports-message"), error.message);
-    return visible ? RUNNING_POLL_MS * 5 : null;
-  }
+/** The message about the latest created export follows its status (never stale). */
+function followAnnounced(records) {
+  if (!announced) return;
+  const record = records.find((r) => r.unique_id === announced.id);
+  if (!record || record.status === announced.status) return;
+  announced.status = record.status;
+  list.message(`Export of ${record.resource_name} (${shortId(record.unique_id)}) ${record.status}.`);
+  if (!PENDING.includes(record.status)) announced = null;
 }
 
-async function load() {
-  poller.stop();
-  const next = await refresh();
-  if (visible && typeof next === "number") poller.schedule(next);
-}
+const list = new RecordList({
+  table: "exports-table",
+  pager: "exports-pager",
+  message: "exports-message",
+  path: "/exports",
+  key: "backup_histories",
+  row: exportRow,
+  columns: 8,
+  empty: "No exports yet: create one above.",
+  nextPoll,
+  errorPoll: RUNNING_POLL_MS * 5,
+  seen: followAnnounced,
+});
 
 async function remove(record, running) {
   const what = running ? "Cancel this export? It will not produce a file." : "Delete this export and its file?";
   if (!window.confirm(what)) return;
+  announced = null;
   try {
     await api("DELETE", `/exports/${encodeURIComponent(record.unique_id)}`);
-    say(byId("exports-message"), running ? "The export was cancelled." : "The export was deleted.");
+    list.message(running ? "The export was cancelled." : "The export was deleted.");
   } catch (error) {
-    say(byId("exports-message"), error.message);
+    list.message(error.message);
   }
-  load();
+  list.load();
 }
 
 async function create(event) {
@@ -113,17 +120,17 @@ async function create(event) {
   const body = { type: byId("export-type").value };
   const start = byId("export-start").value;
   const end = byId("export-end").value;
-  const runAt = localInputToRfc3339(byId("export-run-at").value);
+  const runAt = zonedInputToRfc3339(byId("export-run-at").value);
   if (start) body.start_date = start;
   if (end) body.end_date = end;
   if (runAt) body.run_at = runAt;
   say(byId("export-error"), "");
   try {
     const record = await api("POST", "/exports", { json: body });
-    say(byId("exports-message"), `Export of ${record.resource_name} ${record.status}.`);
+    announced = { id: record.unique_id, status: record.status };
+    list.message(`Export of ${record.resource_name} (${shortId(record.unique_id)}) ${record.status}.`);
     byId("export-run-at").value = "";
-    page = 1;
-    load();
+    list.first();
   } catch (error) {
     say(byId("export-error"), error.message);
   }
@@ -138,25 +145,20 @@ export function prefill(type, start, end) {
 
 export function init() {
   byId("export-form").addEventListener("submit", create);
-  byId("exports-refresh").addEventListener("click", load);
-  byId("export-offset").textContent = `UTC${browserOffset()}`;
+  byId("exports-refresh").addEventListener("click", () => list.load());
 }
 
 export function show() {
-  visible = true;
-  load();
+  list.show();
 }
 
 export function hide() {
-  visible = false;
-  poller.stop();
+  list.hide();
 }
 
 export function reset() {
-  hide();
-  page = 1;
-  replaceChildren(byId("exports-table").querySelector("tbody"));
-  say(byId("exports-message"), "");
+  list.reset();
+  announced = null;
   say(byId("export-error"), "");
   byId("export-form").reset();
 }

@@ -2,20 +2,17 @@
 // then "Import for real" uploads it again and follows the import to the end.
 
 import { api } from "./api.js";
-import {
-  Poller, byId, cell, formatBytes, formatNumber, h, momentCell, replaceChildren, rowsOrEmpty, say,
-} from "./dom.js";
-import { PAGE_SIZE, renderPager } from "./pager.js";
+import { byId, cell, formatBytes, formatNumber, h, momentCell, replaceChildren, say } from "./dom.js";
 import { problemTable } from "./problems.js";
+import {
+  EMPTY, RecordList, actionButton, actionsCell, idCell, progressBar, shortId, statusBadge,
+} from "./records.js";
 
 const FOLLOW_POLL_MS = 500;
 const LIST_POLL_MS = 2000;
 const TYPES = ["users", "rooms", "comments"];
 let chosen = null; // { file, type } of the last checked file
-let page = 1;
-let visible = false;
 let following = 0; // increases to abandon a follow loop (sign-out, new upload)
-const poller = new Poller(refresh);
 
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -59,15 +56,33 @@ async function follow(record, title) {
 
 function problemsOf(record) {
   const data = record.errors && Array.isArray(record.errors.Data) ? record.errors.Data : [];
-  const message = record.errors ? record.errors.Message : "";
+  // The summary names the API's list ("listed in Data"); here that list is the table below.
+  const message = record.errors && record.errors.Message
+    ? record.errors.Message.replace(/\blisted in Data\b/g, "listed below").replace(/\bin Data\b/g, "below")
+    : "";
   return { data, message };
+}
+
+/** How many rows the import checked: its total_rows, or (a failed import that did not
+ * count them) the "of N rows" of its summary; null if the record does not say. */
+export function checkedRows(record) {
+  if (record.total_rows > 0) return record.total_rows;
+  const match = /\bof ([\d,]+) rows?\b/.exec((record.errors && record.errors.Message) || "");
+  return match ? Number(match[1].replace(/,/g, "")) : null;
+}
+
+function problemCount(n) {
+  return `${formatNumber(n)} problem${n === 1 ? "" : "s"}`;
 }
 
 function showFailure(record, heading) {
   const { data, message } = problemsOf(record);
+  const checked = checkedRows(record);
   resultPanel(
     h("h2", {}, heading),
     h("p", { class: "error", role: "alert" }, message || "The import failed."),
+    checked === null ? null : h("p", { class: "checked" },
+      `${formatNumber(checked)} ${record.resource_name} rows checked${record.dry_run ? " (a dry run)" : ""}; nothing was written.`),
     data.length ? problemTable(data, `Problems in ${record.original_filename}`) : null,
   );
 }
@@ -183,50 +198,50 @@ function showProblems(record) {
   byId("import-result").scrollIntoView({ block: "nearest" });
 }
 
+function rowsCell(record) {
+  if (record.status === "finished") return cell("Rows", h("span", { class: "nowrap num" }, formatNumber(record.total_rows)));
+  const checked = record.status === "failed" ? checkedRows(record) : null;
+  if (checked === null) return cell("Rows", EMPTY);
+  return cell("Rows", h("span", { class: "nowrap num" }, `${formatNumber(checked)} checked`));
+}
+
 function importRow(record) {
   const { data } = problemsOf(record);
-  const status = [h("span", { class: `badge status-${record.status}` }, record.status)];
+  const status = [statusBadge(record.status)];
   if (record.dry_run) status.push(h("span", { class: "badge dry-run" }, "dry run"));
-  if (record.status === "started") {
-    status.push(h("progress", { max: 100, value: record.percentage, "aria-label": `Import ${record.unique_id} progress` }));
-  }
+  if (record.status === "started") status.push(progressBar(record, "Import"));
+  const text = data.length ? `Show ${problemCount(data.length)}` : "Show why";
   const actions = record.status === "failed"
-    ? h("button", {
-      type: "button", class: "secondary", onclick: () => showProblems(record),
-      "aria-label": `Show the problems of ${record.original_filename}`,
-    }, data.length ? `Show ${formatNumber(data.length)} problems` : "Show why")
-    : "";
+    ? [actionButton(text, `of ${record.original_filename} (${shortId(record.unique_id)})`, () => showProblems(record))]
+    : [];
   return h(
     "tr",
     { dataset: { id: record.unique_id, status: record.status } },
+    idCell(record, "import", byId("imports-message")),
     cell("Created", momentCell(record.created_at)),
     cell("Type", record.resource_name),
-    cell("File", record.original_filename),
+    cell("File", h("span", { class: "file-name" }, record.original_filename)),
     cell("Status", ...status),
-    cell("Rows", formatNumber(record.total_rows)),
-    cell("Size", formatBytes(record.size)),
-    cell("", actions),
+    rowsCell(record),
+    cell("Size", h("span", { class: "nowrap num" }, formatBytes(record.size))),
+    actionsCell(actions),
   );
 }
 
-async function refresh() {
-  try {
-    const results = await api("GET", "/imports", { query: { page, limit: PAGE_SIZE } });
-    const records = results.backup_histories;
-    const tbody = byId("imports-table").querySelector("tbody");
-    rowsOrEmpty(tbody, records.map(importRow), 7, "No imports yet.");
-    renderPager(byId("imports-pager"), results.meta, (p) => { page = p; load(); });
-    return visible && records.some((r) => r.status === "started") ? LIST_POLL_MS : null;
-  } catch (error) {
-    say(byId("imports-message"), error.message);
-    return null;
-  }
-}
+const list = new RecordList({
+  table: "imports-table",
+  pager: "imports-pager",
+  message: "imports-message",
+  path: "/imports",
+  key: "backup_histories",
+  row: importRow,
+  columns: 8,
+  empty: "No imports yet.",
+  nextPoll: (records) => (records.some((r) => r.status === "started") ? LIST_POLL_MS : null),
+});
 
-async function load() {
-  poller.stop();
-  const next = await refresh();
-  if (visible && typeof next === "number") poller.schedule(next);
+function load() {
+  list.load();
 }
 
 export function init() {
@@ -236,22 +251,18 @@ export function init() {
 }
 
 export function show() {
-  visible = true;
-  load();
+  list.show();
 }
 
 export function hide() {
-  visible = false;
-  poller.stop();
+  list.hide();
 }
 
 export function reset() {
-  hide();
+  list.reset();
   following += 1;
   chosen = null;
-  page = 1;
   resultPanel();
-  replaceChildren(byId("imports-table").querySelector("tbody"));
   say(byId("import-error"), "");
   byId("import-form").reset();
 }

@@ -2,10 +2,9 @@
 // Numbers go to the API as typed, so its own validation messages reach the person.
 
 import { api } from "./api.js";
-import { byId, cell, h, momentCell, replaceChildren, rowsOrEmpty, say } from "./dom.js";
-import { PAGE_SIZE, renderPager } from "./pager.js";
+import { byId, cell, h, momentCell, say } from "./dom.js";
+import { EMPTY, RecordList, actionButton, actionsCell } from "./records.js";
 
-let page = 1;
 let editing = null; // the schedule record being edited
 
 /** A number input's value for the API: an integer if it is one, else what was typed. */
@@ -20,7 +19,11 @@ function path(record, suffix = "") {
 }
 
 function message(text) {
-  say(byId("schedules-message"), text);
+  list.message(text);
+}
+
+function load() {
+  list.load();
 }
 
 async function act(task, done) {
@@ -62,13 +65,8 @@ function label(record) {
   return record.name ? `“${record.name}”` : `The ${record.type} schedule`;
 }
 
-function actionButton(text, record, onclick) {
-  return h("button", {
-    type: "button",
-    class: "secondary",
-    "aria-label": `${text} ${record.name || `${record.type} schedule ${record.unique_id}`}`,
-    onclick,
-  }, text);
+function scheduleButton(text, record, onclick) {
+  return actionButton(text, record.name || `${record.type} schedule ${record.unique_id}`, onclick);
 }
 
 function scheduleRow(record) {
@@ -78,34 +76,33 @@ function scheduleRow(record) {
     { dataset: { id: record.unique_id, paused: String(record.paused) } },
     cell("Name", record.name || h("span", { class: "muted" }, "(no name)")),
     cell("Type", record.type),
-    cell("When", h("code", {}, record.cron), h("span", { class: "note" }, ` ${record.timezone}`)),
+    cell("When", h("code", { class: "nowrap" }, record.cron)),
     cell("Days per run", String(record.window_days)),
     cell("Keep", String(record.keep_last)),
     cell("State", h("span", { class: `badge state-${state}` }, state)),
-    cell("Next run", record.paused ? "—" : momentCell(record.next_run_at)),
-    cell("Covered through", record.covered_through || "—"),
-    cell("", h("div", { class: "row-actions" },
-      actionButton("Run now", record, () => runNow(record)),
+    cell("Next run", record.paused ? EMPTY : momentCell(record.next_run_at)),
+    cell("Covered through", record.covered_through ? h("span", { class: "nowrap" }, record.covered_through) : EMPTY),
+    actionsCell(
+      scheduleButton("Run now", record, () => runNow(record)),
       record.paused
-        ? actionButton("Resume", record, () => setPaused(record, false))
-        : actionButton("Pause", record, () => setPaused(record, true)),
-      actionButton("Edit", record, () => openEditor(record)),
-      actionButton("Delete", record, () => remove(record)),
-    )),
+        ? scheduleButton("Resume", record, () => setPaused(record, false))
+        : scheduleButton("Pause", record, () => setPaused(record, true)),
+      scheduleButton("Edit", record, () => openEditor(record)),
+      scheduleButton("Delete", record, () => remove(record)),
+    ),
   );
 }
 
-async function load() {
-  try {
-    const results = await api("GET", "/export_schedules", { query: { page, limit: PAGE_SIZE } });
-    const records = results.export_schedules;
-    const tbody = byId("schedules-table").querySelector("tbody");
-    rowsOrEmpty(tbody, records.map(scheduleRow), 9, "No schedules yet: create one above.");
-    renderPager(byId("schedules-pager"), results.meta, (p) => { page = p; load(); });
-  } catch (error) {
-    message(error.message);
-  }
-}
+const list = new RecordList({
+  table: "schedules-table",
+  pager: "schedules-pager",
+  message: "schedules-message",
+  path: "/export_schedules",
+  key: "export_schedules",
+  row: scheduleRow,
+  columns: 9,
+  empty: "No schedules yet: create one above.",
+});
 
 async function create(event) {
   event.preventDefault();
@@ -122,8 +119,7 @@ async function create(event) {
     const results = await api("POST", "/export_schedules", { json: body });
     message(`${label(results.export_schedule)} created.`);
     byId("schedule-name").value = "";
-    page = 1;
-    load();
+    list.first();
   } catch (error) {
     say(byId("schedule-error"), error.message);
   }
@@ -176,19 +172,18 @@ export function init() {
 }
 
 export function show() {
-  load();
+  list.show();
 }
 
 export function hide() {
+  list.hide();
   if (byId("schedule-dialog").open) byId("schedule-dialog").close();
 }
 
 export function reset() {
   hide();
+  list.reset();
   editing = null;
-  page = 1;
-  replaceChildren(byId("schedules-table").querySelector("tbody"));
-  message("");
   say(byId("schedule-error"), "");
   byId("schedule-form").reset();
 }
