@@ -36,6 +36,7 @@ pytest_plugins = [
     "support.apps",
     "support.servers",
     "support.s3",
+    "support.browser",
 ]
 
 # Names this module used to define, for tests that still import them from here.

@@ -15,6 +15,26 @@
     firstTag.parentNode.insertBefore(heading, firstTag);
   }
 
+  // Names and keyboard access that Swagger UI's markup lacks (axe-core's button-name,
+  // scrollable-region-focusable, heading-order), set on its elements as they appear.
+  const FIXES = [
+    [".copy-to-clipboard > button:not([aria-label])", { "aria-label": "Copy to clipboard" }],
+    [".close-modal:not([aria-label])", { "aria-label": "Close" }],
+    [".microlight:not([tabindex]), .curl:not([tabindex])", { tabindex: "0" }],
+    [".modal-ux-header > h3:not([aria-level])", { role: "heading", "aria-level": "2" }],
+    [".modal-ux-content h4:not([aria-level])", { role: "heading", "aria-level": "3" }],
+  ];
+
+  function fixUp() {
+    for (const [selector, attributes] of FIXES) {
+      for (const el of root.querySelectorAll(selector)) {
+        for (const [name, value] of Object.entries(attributes)) el.setAttribute(name, value);
+      }
+    }
+  }
+
+  new MutationObserver(fixUp).observe(root, { childList: true, subtree: true });
+
   window.ui = SwaggerUIBundle({
     url: root.dataset.openapiUrl,
     dom_id: "#swagger-ui",
