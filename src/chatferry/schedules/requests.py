@@ -26,7 +26,7 @@ def _whole_number(value: Any, name: str, low: int, high: int, meaning: str) -> i
             f"{name} must be a whole number from {low} to {high} ({meaning}), got {show(value)}"
         )
     if not low <= value <= high:
-        raise BadRequest(f"{name} {value} is out of range: use {low} to {high} ({meaning})")
+        raise BadRequest(f"{name}, {value}, is out of range: use {low} to {high} ({meaning})")
     return value
 
 
@@ -36,7 +36,9 @@ def parse_window_days(value: Any) -> int:
             f"window_days is required: each run exports that many whole days before "
             f"the run's day, 1 to {MAX_WINDOW_DAYS}"
         )
-    return _whole_number(value, "window_days", 1, MAX_WINDOW_DAYS, _WINDOW_MEANING)
+    return _whole_number(
+        value, "the days per run (window_days)", 1, MAX_WINDOW_DAYS, _WINDOW_MEANING
+    )
 
 
 def parse_keep_last(value: Any) -> int:
@@ -45,7 +47,7 @@ def parse_keep_last(value: Any) -> int:
             "keep_last is required: how many finished exports of this schedule to keep "
             "(older ones are deleted with their files)"
         )
-    return _whole_number(value, "keep_last", 1, MAX_KEEP_LAST, _KEEP_MEANING)
+    return _whole_number(value, "keep last (keep_last)", 1, MAX_KEEP_LAST, _KEEP_MEANING)
 
 
 def parse_paused(value: Any) -> bool:
