@@ -31,10 +31,10 @@ def assert_no_internals(text: str) -> None:
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
-        ({"start_date": "9999-12-31"}, "start_date 9999-12-31 is out of range"),
-        ({"end_date": "9999-12-31"}, "end_date 9999-12-31 is out of range"),
-        ({"start_date": "0001-01-01"}, "start_date 0001-01-01 is out of range"),
-        ({"end_date": "0001-01-01"}, "end_date 0001-01-01 is out of range"),
+        ({"start_date": "9999-12-31"}, "the first day (start_date), 9999-12-31, is out of range"),
+        ({"end_date": "9999-12-31"}, "the last day (end_date), 9999-12-31, is out of range"),
+        ({"start_date": "0001-01-01"}, "the first day (start_date), 0001-01-01, is out of range"),
+        ({"end_date": "0001-01-01"}, "the last day (end_date), 0001-01-01, is out of range"),
         ({"run_at": "9999-12-31T23:59:59-23:59"}, "not a valid date and time"),
         ({"run_at": "0001-01-01T00:00:00+23:59"}, "not a valid date and time"),
     ],
