@@ -1,5 +1,5 @@
 """The console's "Usage" panel (issue 21): the app's quotas and what it uses, in a real
-browser against a real server (the fixtures and helpers of test_console_browser)."""
+browser against a real server (the fixtures and helpers of support/browser.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from support.browser import sign_in, snap
 from support.http import EXPORTS
-from test_console_browser import browser, open_console, sign_in, snap
-
-__all__ = ["browser", "open_console"]  # the fixtures this module uses
 
 pytestmark = [
     pytest.mark.slow,
