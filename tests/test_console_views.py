@@ -257,6 +257,24 @@ def test_every_time_is_in_the_apps_zone_named_and_run_at_is_read_in_it(
         "title", f"{run_at}, {ZONE}"
     )
 
+    # The offset is the zone's at that date, daylight saving time included.
+    sent = page.evaluate(ZONED, [[value, zone] for value, zone, _ in ZONED_CASES])
+    assert sent == [expected for _, _, expected in ZONED_CASES]
+
+
+ZONED = """async (cases) => {
+  const time = await import("/console/static/time.js");
+  return cases.map(([value, zone]) => time.zonedInputToRfc3339(value, zone));
+}"""
+ZONED_CASES = [
+    ("2026-07-01T09:30", "America/New_York", "2026-07-01T09:30:00-04:00"),
+    ("2026-12-01T09:30", "America/New_York", "2026-12-01T09:30:00-05:00"),
+    ("2026-11-01T01:30", "America/New_York", "2026-11-01T01:30:00-04:00"),  # repeated
+    ("2026-12-01T09:30", "Asia/Kolkata", "2026-12-01T09:30:00+05:30"),
+    ("2026-12-01T00:00", "Pacific/Kiritimati", "2026-12-01T00:00:00+14:00"),
+    ("2026-12-01T23:59", "UTC", "2026-12-01T23:59:00+00:00"),
+]
+
 
 # ---------------------------------------------------------------------------- small things
 

@@ -45,8 +45,9 @@ function offsetText(minutes) {
 
 /**
  * An <input type=datetime-local> value ("2030-01-05T02:00") read as a wall time in the
- * app's zone, as RFC 3339 with that zone's offset at that time ("...+07:00"). A time
- * that does not exist (skipped by a DST change) gets the offset after the change.
+ * app's zone, as RFC 3339 with that zone's offset at that time ("...+07:00"). A wall
+ * time that a DST change repeats gets the first of its two offsets; one that it skips,
+ * the offset before the change.
  */
 export function zonedInputToRfc3339(value, timezone = appTimezone()) {
   const match = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d))?/.exec(value || "");
