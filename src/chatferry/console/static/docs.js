@@ -39,7 +39,9 @@
     url: root.dataset.openapiUrl,
     dom_id: "#swagger-ui",
     layout: "BaseLayout",
-    deepLinking: false, // true makes each path a link inside its summary button (axe nested-interactive)
+    // Deep links make each path a link inside its expand button (axe-core's
+    // nested-interactive; upstream: https://github.com/swagger-api/swagger-ui/issues/9570).
+    deepLinking: false,
     showExtensions: true,
     showCommonExtensions: true,
     validatorUrl: null, // never send the document to an outside validator
