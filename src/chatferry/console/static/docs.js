@@ -40,7 +40,7 @@
     dom_id: "#swagger-ui",
     layout: "BaseLayout",
     // Deep links make each path a link inside its expand button (axe-core's
-    // nested-interactive; upstream: https://github.com/swagger-api/swagger-ui/issues/9570).
+    // nested-interactive; upstream issue swagger-api/swagger-ui 9570 on GitHub).
     deepLinking: false,
     showExtensions: true,
     showCommonExtensions: true,
