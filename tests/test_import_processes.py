@@ -257,7 +257,7 @@ def test_spec_example_files_imported_with_curl(
     # Rooms: the spec's example repeats its UniqueId; refused, naming the duplicate.
     refused = run("rooms", write("rooms.json", SPEC_ROOMS_FILE))
     data = _assert_errors_shape(refused)
-    assert [(p["row"], p["key"], p["field"]) for p in data] == [(1, DUPLICATE_ROOM, "UniqueId")]
+    assert [(p["row"], p["key"], p["field"]) for p in data] == [(2, DUPLICATE_ROOM, "UniqueId")]
     assert DUPLICATE_ROOM in data[0]["message"] and "row 1" in data[0]["message"]
     assert "nothing was imported" in refused["errors"]["Message"]
     assert refused["total_rows"] == 0
