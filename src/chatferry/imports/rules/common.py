@@ -98,9 +98,9 @@ class ProblemLog:
 
     def add(self, problem: Problem) -> None:
         self.total += 1
-        row = 0 if problem.row is None else problem.row
-        self._count_row(row)
-        entry = (-row, -self._rank.get(problem.field, len(self._rank)), -self.total, problem)
+        index = -1 if problem.index is None else problem.index
+        self._count_row(index + 1)
+        entry = (-index, -self._rank.get(problem.field, len(self._rank)), -self.total, problem)
         if len(self._heap) < self._keep:
             heapq.heappush(self._heap, entry)
         else:
