@@ -145,10 +145,10 @@ def _shown(record: dict[str, Any]) -> dict[str, Any]:
 def _import_problems(app: VendorApp, resource: str, rows: list[Any]) -> list[dict[str, Any]]:
     existing = {r[KEYS[resource]] for r in app.rows[resource]}
     problems = []
-    for index, row in enumerate(rows):
+    for number, row in enumerate(rows, start=1):  # the file's first object is row 1
         key = row.get(KEYS[resource]) if isinstance(row, dict) else None
         if key in existing:
-            problems.append({"row": index, "key": key, "field": KEYS[resource],
+            problems.append({"row": number, "key": key, "field": KEYS[resource],
                              "message": "already exists"})  # fmt: skip
         existing.add(key)
     return problems

@@ -10,6 +10,7 @@ axe-core found no violation.
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from playwright.sync_api import Page, expect
 from chatferry.db.engine import transaction
 from chatferry.demo.generate import DemoSpec, generate
 from chatferry.runtime import Runtime
+from client_helpers import assert_one_line_error, client_env, run_client
 from support.apps import Credentials
 from support.browser import STORAGE_KEY, Console, go_to, row, sign_in, snap
 from support.http import API
@@ -241,11 +243,13 @@ def test_import_bad_file_shows_problems_then_good_file_dry_run_then_for_real(
     expect(table_rows).to_have_count(len(record["errors"]["Data"]))
     for i, problem in enumerate(record["errors"]["Data"]):
         cells = table_rows.nth(i).locator("td")
-        expect(cells.nth(0)).to_have_text(str(problem["row"] + 1))
+        expect(cells.nth(0)).to_have_text(str(problem["row"]))
         expect(cells.nth(1)).to_have_text(problem["key"] or "—")
         expect(cells.nth(2)).to_have_text(problem["field"] or "—")
         expect(cells.nth(3)).to_have_text(problem["message"])
-    assert {problem["row"] for problem in record["errors"]["Data"]} == {1, 2}
+    # The 2nd and 3rd objects are bad: rows 2 and 3 in the API and in the table alike.
+    assert [problem["row"] for problem in record["errors"]["Data"]] == [2, 3]
+    expect(table_rows.locator("td:first-child")).to_have_text(["2", "3"])
     snap(page, "06-import-problems")
 
     # The good file is dropped on the drop zone.
@@ -280,6 +284,37 @@ def test_import_bad_file_shows_problems_then_good_file_dry_run_then_for_real(
     # The failed dry run's problems can be shown again from the list.
     statuses.nth(2).get_by_role("button", name="Show 2 problems").click()
     expect(result.locator("table tbody tr")).to_have_count(2)
+
+
+def test_the_third_object_is_row_3_in_the_api_the_cli_and_the_console(
+    start_server: Any, open_console: Any, new_app: Any, tmp_path: Path
+) -> None:
+    """errors.Data's row is the number a person reads (the file's first object is row
+    1), and the CLI's and the console's problem tables show it as it is."""
+    creds = new_app()
+    server = start_server()
+    path = tmp_path / "users.json"
+    path.write_bytes(users_file(user_row("a@x.com"), user_row("b@x.com"), user_row("c@x")))
+    env = client_env(dict(os.environ), server.base_url, creds.app_id, creds.secret)
+    checked = run_client(env, "import", str(path), "--type", "users", "--dry-run")
+    assert_one_line_error(checked, 3, "dry run", "ended failed")
+    assert "│ 3 │ c@x │ Email │" in " ".join(checked.stdout.split()), checked.stdout
+
+    console = open_console(server)
+    record = latest_import(console, creds)
+    assert [(p["row"], p["key"], p["field"]) for p in record["errors"]["Data"]] == [
+        (3, "c@x", "Email")
+    ]
+    page = console.page
+    sign_in(console, creds)
+    go_to(page, "Imports")
+    listed = page.locator("#imports-table tbody tr")
+    expect(listed).to_have_count(1)
+    listed.nth(0).get_by_role("button", name="Show 1 problem").click()
+    problem_rows = page.locator("#import-result table tbody tr")
+    expect(problem_rows.locator("td:first-child")).to_have_text(["3"])
+    expect(problem_rows.locator("td").nth(1)).to_have_text("c@x")
+    snap(page, "06b-import-problem-row-3")
 
 
 # ---------------------------------------------------------------------------- schedules

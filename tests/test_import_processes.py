@@ -257,10 +257,10 @@ def test_spec_example_files_imported_with_curl(
     # Rooms: the spec's example repeats its UniqueId; refused, naming the duplicate.
     refused = run("rooms", write("rooms.json", SPEC_ROOMS_FILE))
     data = _assert_errors_shape(refused)
-    assert [(p["row"], p["key"], p["field"]) for p in data] == [(1, DUPLICATE_ROOM, "UniqueId")]
+    assert [(p["row"], p["key"], p["field"]) for p in data] == [(2, DUPLICATE_ROOM, "UniqueId")]
     assert DUPLICATE_ROOM in data[0]["message"] and "row 1" in data[0]["message"]
     assert "nothing was imported" in refused["errors"]["Message"]
-    assert refused["total_rows"] == 0
+    assert refused["total_rows"] == 2  # a failed import records how many rows were checked
 
     # With the second id changed, the same file imports; then the room the comments use.
     head, _, tail = SPEC_ROOMS_FILE.rpartition(DUPLICATE_ROOM)
@@ -281,7 +281,7 @@ def test_spec_example_files_imported_with_curl(
         ("comments", "finished", 2),
         ("rooms", "finished", 1),
         ("rooms", "finished", 2),
-        ("rooms", "failed", 0),
+        ("rooms", "failed", 2),
         ("users", "finished", 3),
         ("users", "finished", 1),
     ]

@@ -91,7 +91,9 @@ def _check_outcome(
     assert "nothing was imported" in errors["Message"]
     shared = {row["Email"] for row in files[winner]} & {row["Email"] for row in files[loser]}
     expected = [
-        (i, row["Email"], "Email") for i, row in enumerate(files[loser]) if row["Email"] in shared
+        (number, row["Email"], "Email")
+        for number, row in enumerate(files[loser], start=1)
+        if row["Email"] in shared
     ]
     assert len(expected) in (len(SHARED), 3000)
     assert (

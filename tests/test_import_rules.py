@@ -130,8 +130,8 @@ def test_the_spec_examples_import_in_order(make_app: Any, runtime: Runtime) -> N
     )
     refused = run_job(runtime, app_id, "rooms", SPEC_ROOMS)
     duplicate = SPEC_ROOMS[0]["UniqueId"]
-    assert problems(refused) == [(1, duplicate, "UniqueId")]
-    assert messages(refused, 1, "UniqueId") == [f"UniqueId {duplicate!r} is also used by row 1"]
+    assert problems(refused) == [(2, duplicate, "UniqueId")]
+    assert messages(refused, 2, "UniqueId") == [f"UniqueId {duplicate!r} is also used by row 1"]
     assert counts(runtime, app_id)["rooms"] == 0
 
     fixed = [SPEC_ROOMS[0], {**SPEC_ROOMS[1], "UniqueId": "4e6c208b-3436-46a0-a6d7-add9b90dfc77"}]
@@ -188,27 +188,27 @@ def test_user_rules_report_every_problem(make_app: Any, runtime: Runtime) -> Non
     ]
     record = run_job(runtime, app_id, "users", rows)
     assert problems(record) == [
-        (1, "not-an-email", "Email"),
-        (2, "ok@x.com", "Email"),
-        (2, "ok@x.com", "AuthenticationToken"),
-        (3, "taken@x.com", "Email"),
-        (4, None, "Email"),
-        (5, "t@x.com", "AuthenticationToken"),
-        (6, "both@x.com", "Password"),
-        (7, "hash@x.com", "PasswordHash"),
-        (8, "av@x.com", "AvatarUrl"),
-        (9, "when@x.com", "CreateAt"),
-        (10, "num@x.com", "Name"),
+        (2, "not-an-email", "Email"),
+        (3, "ok@x.com", "Email"),
+        (3, "ok@x.com", "AuthenticationToken"),
+        (4, "taken@x.com", "Email"),
+        (5, None, "Email"),
+        (6, "t@x.com", "AuthenticationToken"),
+        (7, "both@x.com", "Password"),
+        (8, "hash@x.com", "PasswordHash"),
+        (9, "av@x.com", "AvatarUrl"),
+        (10, "when@x.com", "CreateAt"),
+        (11, "num@x.com", "Name"),
     ]
-    assert messages(record, 2, "Email") == ["Email 'ok@x.com' is also used by row 1"]
-    assert messages(record, 3, "Email") == [
+    assert messages(record, 3, "Email") == ["Email 'ok@x.com' is also used by row 1"]
+    assert messages(record, 4, "Email") == [
         "a user with Email 'taken@x.com' already exists in this app"
     ]
-    assert messages(record, 5, "AuthenticationToken") == [
+    assert messages(record, 6, "AuthenticationToken") == [
         "a user with this AuthenticationToken already exists in this app"
     ]
-    assert messages(record, 4, "Email") == ["Email is required"]
-    assert "RFC 3339" in messages(record, 9, "CreateAt")[0]
+    assert messages(record, 5, "Email") == ["Email is required"]
+    assert "RFC 3339" in messages(record, 10, "CreateAt")[0]
     assert "11 problems in 10 of 11 rows" in record["errors"]["Message"]
     assert "nothing was imported" in record["errors"]["Message"]
     assert counts(runtime, app_id)["users"] == 1
@@ -264,33 +264,33 @@ def test_room_rules_report_every_problem_then_options_are_stored(
     ]
     record = run_job(runtime, app_id, "rooms", rows)
     assert problems(record) == [
-        (1, "old", "UniqueId"),
-        (2, "r0", "UniqueId"),
-        (3, "r3", "CreatorEmail"),
-        (3, "r3", "ParticipantEmails"),
-        (4, "r4", "ParticipantEmails"),
-        (5, "r5", "CreatorEmail"),
-        (6, "r6", "Type"),
-        (7, "r7", "Options"),
-        (8, "r8", "AvatarUrl"),
-        (9, "r9", "ParticipantEmails"),
-        (10, None, "UniqueId"),
-        (11, "r11", "ParticipantEmails"),
-        (11, "r11", "CreatedAt"),
+        (2, "old", "UniqueId"),
+        (3, "r0", "UniqueId"),
+        (4, "r3", "CreatorEmail"),
+        (4, "r3", "ParticipantEmails"),
+        (5, "r4", "ParticipantEmails"),
+        (6, "r5", "CreatorEmail"),
+        (7, "r6", "Type"),
+        (8, "r7", "Options"),
+        (9, "r8", "AvatarUrl"),
+        (10, "r9", "ParticipantEmails"),
+        (11, None, "UniqueId"),
+        (12, "r11", "ParticipantEmails"),
+        (12, "r11", "CreatedAt"),
     ]
-    assert messages(record, 1, "UniqueId") == [
+    assert messages(record, 2, "UniqueId") == [
         "a room with UniqueId 'old' already exists in this app"
     ]
-    assert messages(record, 3, "CreatorEmail") == [
+    assert messages(record, 4, "CreatorEmail") == [
         "CreatorEmail 'ghost@x.com' is not a user of this app: import it first"
     ]
-    assert messages(record, 3, "ParticipantEmails") == [
+    assert messages(record, 4, "ParticipantEmails") == [
         "participant 'nobody@x.com' is not a user of this app: import it first"
     ]
-    assert messages(record, 4, "ParticipantEmails") == [
+    assert messages(record, 5, "ParticipantEmails") == [
         "a single room needs exactly 2 participants, this one has 3"
     ]
-    assert "must be one of the single room's participants" in messages(record, 5, "CreatorEmail")[0]
+    assert "must be one of the single room's participants" in messages(record, 6, "CreatorEmail")[0]
     assert counts(runtime, app_id)["rooms"] == 1
     _import_rooms_with_options(runtime, app_id)
 
@@ -327,22 +327,22 @@ def _reply(unique_id: str, room_id: str, parent: str, **extra: Any) -> dict[str,
 
 
 COMMENT_PROBLEMS = [
-    (1, "old", "UniqueId"),
-    (2, "c0", "UniqueId"),
-    (3, "c3", "RoomUniqueId"),
-    (3, "c3", "CreatorEmail"),
-    (4, "c4", "Type"),
-    (5, "c5", "DisableLinkPreview"),
-    (6, "c6", "ParentCommentUniqueId"),
-    (7, "c7", "ParentCommentUniqueId"),
-    (8, "c8", "ParentCommentUniqueId"),
-    (10, "c10", "Payload"),
-    (11, "c11", "Payload"),
-    (12, "c12", "ParentCommentUniqueId"),
-    (13, "c13", "ParentCommentUniqueId"),
-    (14, "c14", "ParentCommentUniqueId"),
-    (15, "c15", "CreatedAt"),
-    (16, "c16", "Payload"),
+    (2, "old", "UniqueId"),
+    (3, "c0", "UniqueId"),
+    (4, "c3", "RoomUniqueId"),
+    (4, "c3", "CreatorEmail"),
+    (5, "c4", "Type"),
+    (6, "c5", "DisableLinkPreview"),
+    (7, "c6", "ParentCommentUniqueId"),
+    (8, "c7", "ParentCommentUniqueId"),
+    (9, "c8", "ParentCommentUniqueId"),
+    (11, "c10", "Payload"),
+    (12, "c11", "Payload"),
+    (13, "c12", "ParentCommentUniqueId"),
+    (14, "c13", "ParentCommentUniqueId"),
+    (15, "c14", "ParentCommentUniqueId"),
+    (16, "c15", "CreatedAt"),
+    (17, "c16", "Payload"),
 ]
 
 
@@ -370,16 +370,16 @@ def test_comment_rules_report_every_problem(make_app: Any, runtime: Runtime) -> 
     ]
     record = run_job(runtime, app_id, "comments", rows)
     assert problems(record) == COMMENT_PROBLEMS
-    assert messages(record, 1, "UniqueId") == [
+    assert messages(record, 2, "UniqueId") == [
         "a comment with UniqueId 'old' already exists in this app"
     ]
-    assert "comes later in the file (row 10)" in messages(record, 6, "ParentCommentUniqueId")[0]
-    assert "is in another room" in messages(record, 7, "ParentCommentUniqueId")[0]
-    assert "no comment with UniqueId 'missing'" in messages(record, 8, "ParentCommentUniqueId")[0]
-    assert messages(record, 14, "ParentCommentUniqueId") == [
+    assert "comes later in the file (row 10)" in messages(record, 7, "ParentCommentUniqueId")[0]
+    assert "is in another room" in messages(record, 8, "ParentCommentUniqueId")[0]
+    assert "no comment with UniqueId 'missing'" in messages(record, 9, "ParentCommentUniqueId")[0]
+    assert messages(record, 15, "ParentCommentUniqueId") == [
         "the parent comment 'old2' is in another room"
     ]
-    assert "integer of at least 1" in messages(record, 10, "Payload")[0]
+    assert "integer of at least 1" in messages(record, 11, "Payload")[0]
     assert counts(runtime, app_id)["comments"] == 2
 
 
@@ -503,7 +503,7 @@ def _assert_each_row_has_its_problem(
     assert record["status"] == "failed"
     _assert_no_internals(record)
     data = record["errors"]["Data"]
-    for row, (_, field, fragment) in enumerate(cases):
+    for row, (_, field, fragment) in enumerate(cases, start=1):
         found = [p["message"] for p in data if p["row"] == row and p["field"] == field]
         assert found and fragment in found[0], (row, field, data)
     assert all(len(p["message"]) < 300 and len(p["key"] or "") < 330 for p in data)
@@ -576,13 +576,13 @@ def test_problems_past_the_first_1000_are_counted_not_kept(make_app: Any, runtim
     data = record["errors"]["Data"]
     assert len(data) == 1000
     assert [(p["row"], p["field"]) for p in data[:5]] == [
-        (0, "UniqueId"),
-        (0, "RoomUniqueId"),
-        (0, "CreatorEmail"),
-        (0, "Type"),
         (1, "UniqueId"),
+        (1, "RoomUniqueId"),
+        (1, "CreatorEmail"),
+        (1, "Type"),
+        (2, "UniqueId"),
     ]
-    assert data[-1]["row"] == 249
+    assert data[-1]["row"] == 250
 
 
 def test_thousands_of_look_ups_find_every_stored_row(make_app: Any, runtime: Runtime) -> None:
@@ -618,7 +618,7 @@ def test_one_bad_row_writes_nothing(make_app: Any, runtime: Runtime) -> None:
         ("comments", "CreatorEmail"),
     ):
         record = run_job(runtime, app_id, resource, rows[resource])
-        assert problems(record) == [(50, "bad", field)]
+        assert problems(record) == [(51, "bad", field)]
         assert counts(runtime, app_id) == before
 
 
@@ -698,7 +698,7 @@ def test_unique_constraints_decide_a_race_and_reruns_do_nothing(
         assert lost is not None
         assert lost.status == "failed"
         data = orjson.loads(lost.error_data or "null")
-    assert [(p["row"], p["key"], p["field"]) for p in data] == [(0, "new@x.com", "Email")]
+    assert [(p["row"], p["key"], p["field"]) for p in data] == [(1, "new@x.com", "Email")]
     assert "other@x.com" not in _users(runtime, app_id)
 
 

@@ -102,7 +102,7 @@ def test_dry_run_checks_everything_and_writes_nothing(
     assert_finished(good, 2)
     assert good["dry_run"] is True
     bad = run_import(client, creds, "users", [user("a@x.com"), user("a@x.com")], "true")
-    assert problems(bad) == [(1, "a@x.com", "Email")]
+    assert problems(bad) == [(2, "a@x.com", "Email")]
     assert bad["dry_run"] is True
     assert bad["total_rows"] == 2  # how many rows were checked, not 0
     assert bad["errors"]["Message"] == (
@@ -250,7 +250,7 @@ def test_elements_that_are_not_objects_are_each_listed(client: TestClient, new_a
     assert "every element of the array must be a JSON object" in record["errors"]["Message"]
     assert "4 of 5" in record["errors"]["Message"]
     data = record["errors"]["Data"]
-    assert [(p["row"], p["field"]) for p in data] == [(1, ""), (2, ""), (3, ""), (4, "")]
-    # The file's first object is row 1: the number (index 1) is its second object.
+    # The file's first object is row 1: the number is its second object, row 2.
+    assert [(p["row"], p["field"]) for p in data] == [(2, ""), (3, ""), (4, ""), (5, "")]
     assert data[0]["message"] == "row 2 is a number, not a JSON object"
     assert data[3]["message"] == "row 5 is null, not a JSON object"

@@ -176,11 +176,11 @@ def test_unique_ids_rooms_and_creators() -> None:
     ]
     _, log = check_rows(comments, parse_comment, rows, WORLD)
     assert [(p.row, p.key, p.field, p.message) for p in log.kept()] == [
-        (1, "old", "UniqueId", "a comment with UniqueId 'old' already exists in this app"),
-        (2, "c0", "UniqueId", "UniqueId 'c0' is also used by row 1"),
-        (3, "c3", "RoomUniqueId", "RoomUniqueId 'nope' is not a room of this app: import it first"),
+        (2, "old", "UniqueId", "a comment with UniqueId 'old' already exists in this app"),
+        (3, "c0", "UniqueId", "UniqueId 'c0' is also used by row 1"),
+        (4, "c3", "RoomUniqueId", "RoomUniqueId 'nope' is not a room of this app: import it first"),
         (
-            3,
+            4,
             "c3",
             "CreatorEmail",
             "CreatorEmail 'ghost@x.com' is not a user of this app: import it first",
@@ -202,24 +202,24 @@ def test_reply_parents_in_the_file_and_in_the_app() -> None:
     _, log = check_rows(comments, parse_comment, rows, WORLD)
     assert [(p.row, p.field, p.message) for p in log.kept()] == [
         (
-            1,
+            2,
             "ParentCommentUniqueId",
             "the parent comment 'c3' comes later in the file (row 4): "
             "put a parent before its replies",
         ),
-        (2, "ParentCommentUniqueId", "the parent comment 'c0' (row 1) is in another room"),
+        (3, "ParentCommentUniqueId", "the parent comment 'c0' (row 1) is in another room"),
         (
-            4,
+            5,
             "ParentCommentUniqueId",
             "no comment with UniqueId 'nowhere' exists in this app or earlier in the file",
         ),
-        (5, "ParentCommentUniqueId", "the parent comment 'elsewhere' is in another room"),
+        (6, "ParentCommentUniqueId", "the parent comment 'elsewhere' is in another room"),
         (
-            6,
+            7,
             "ParentCommentUniqueId",
             "the comment names itself as its parent comment: a reply's parent is another comment",
         ),
-        (7, "RoomUniqueId", "RoomUniqueId 'ghost-room' is not a room of this app: import it first"),
+        (8, "RoomUniqueId", "RoomUniqueId 'ghost-room' is not a room of this app: import it first"),
     ]
 
 
@@ -251,7 +251,7 @@ def test_a_parent_earlier_in_the_file_wins_over_a_stored_one() -> None:
     # checked against the stored comment's room.
     rows = [_comment("elsewhere"), _reply("re", "elsewhere")]
     _, log = check_rows(comments, parse_comment, rows, WORLD)
-    assert found(log.kept()) == [(0, "elsewhere", "UniqueId")]
+    assert found(log.kept()) == [(1, "elsewhere", "UniqueId")]
 
 
 @pytest.mark.parametrize("field", comments.FIELDS)

@@ -37,8 +37,8 @@ NOT_IN_PURE_RULES = (
 )
 
 
-def _problem(row: int | None, field: str = "Email", message: str = "m") -> Problem:
-    return Problem(row, None, field, message)
+def _problem(index: int | None, field: str = "Email", message: str = "m") -> Problem:
+    return Problem(index, None, field, message)
 
 
 def test_the_log_counts_every_problem_and_keeps_the_first_in_report_order() -> None:
@@ -54,9 +54,9 @@ def test_the_log_counts_every_problem_and_keeps_the_first_in_report_order() -> N
         log.add(problem)
     assert (log.total, log.rows, bool(log)) == (6, 4, True)
     assert [(p.row, p.field, p.message) for p in log.kept()] == [
-        (1, "Other", "m"),
-        (2, "Email", "m"),
-        (5, "Email", "b"),
+        (2, "Other", "m"),
+        (3, "Email", "m"),
+        (6, "Email", "b"),
     ]
 
 
@@ -68,17 +68,29 @@ def test_a_row_keeps_the_order_its_problems_were_found_in_within_a_field() -> No
 
 def test_the_log_of_a_huge_file_keeps_1000_and_sums_up_the_rest() -> None:
     log = ProblemLog(["Email"])
-    log.extend(_problem(row) for row in reversed(range(100_000)))
-    log.extend(_problem(row, "Name") for row in range(0, 100_000, 2))
+    log.extend(_problem(index) for index in reversed(range(100_000)))
+    log.extend(_problem(index, "Name") for index in range(0, 100_000, 2))
     kept = log.kept()
     assert len(kept) == 1000
-    assert [p.row for p in kept[:4]] == [0, 0, 1, 2]
+    assert [p.row for p in kept[:4]] == [1, 1, 2, 3]
     rejected = log.rejection(100_000)
     assert rejected.problems == kept
     assert rejected.message == (
         "the file has 150000 problems in 100000 of 100000 rows (only the first 1000 are "
         "listed); nothing was imported: correct those rows and upload the file again"
     )
+
+
+def test_a_problem_s_row_counts_from_1_and_a_file_level_problem_has_none() -> None:
+    # errors.Data's "row" is the number a person reads: the file's first object is row 1.
+    assert Problem(2, "k", "Email", "m").as_dict() == {
+        "row": 3,
+        "key": "k",
+        "field": "Email",
+        "message": "m",
+    }
+    assert Problem(0, None, "", "m").row == 1
+    assert Problem(None, None, "", "m").as_dict()["row"] is None
 
 
 def test_a_file_level_problem_counts_as_one_row() -> None:
@@ -202,10 +214,10 @@ def test_elements_that_are_not_objects_are_listed_up_to_1000() -> None:
     )
     assert len(problems) == 1000
     assert [(p.row, p.field, p.message) for p in problems[:4]] == [
-        (1, "", "row 2 is a number, not a JSON object"),
-        (2, "", "row 3 is a string, not a JSON object"),
-        (3, "", "row 4 is an array, not a JSON object"),
-        (4, "", "row 5 is null, not a JSON object"),
+        (2, "", "row 2 is a number, not a JSON object"),
+        (3, "", "row 3 is a string, not a JSON object"),
+        (4, "", "row 4 is an array, not a JSON object"),
+        (5, "", "row 5 is null, not a JSON object"),
     ]
 
 

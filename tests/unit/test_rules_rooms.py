@@ -179,10 +179,10 @@ def test_unique_ids_are_unique_in_the_file_and_new_to_the_app() -> None:
     rows = [{**VALID, "UniqueId": u} for u in ("r0", "old", "r0", "old", "r4")]
     _, log = check_rows(rooms, parse_room, rows, known)
     assert [(p.row, p.key, p.message) for p in log.kept()] == [
-        (1, "old", "a room with UniqueId 'old' already exists in this app"),
+        (2, "old", "a room with UniqueId 'old' already exists in this app"),
         # Rows are numbered as the file's reader counts them: the first object is row 1.
-        (2, "r0", "UniqueId 'r0' is also used by row 1"),
-        (3, "old", "UniqueId 'old' is also used by row 2"),
+        (3, "r0", "UniqueId 'r0' is also used by row 1"),
+        (4, "old", "UniqueId 'old' is also used by row 2"),
     ]
 
 
@@ -193,9 +193,9 @@ def test_creators_and_participants_must_be_users_of_the_app() -> None:
     ]
     _, log = check_rows(rooms, parse_room, rows, EVERYONE)
     assert found(log.kept()) == [
-        (0, "r1", "CreatorEmail"),
-        (1, "r2", "ParticipantEmails"),
-        (1, "r2", "ParticipantEmails"),
+        (1, "r1", "CreatorEmail"),
+        (2, "r2", "ParticipantEmails"),
+        (2, "r2", "ParticipantEmails"),
     ]
     assert [p.message for p in log.kept()][1:] == [
         "participant 'x@x.com' is not a user of this app: import it first",

@@ -210,11 +210,11 @@ def test_emails_and_tokens_are_unique_in_the_file() -> None:
     ]
     _, log = check_rows(users, parse_user, rows, NOBODY)
     assert found(log.kept()) == [
-        (1, "b@x.com", "AuthenticationToken"),
-        (2, "a@x.com", "Email"),
+        (2, "b@x.com", "AuthenticationToken"),
         (3, "a@x.com", "Email"),
-        (4, "bad", "Email"),
+        (4, "a@x.com", "Email"),
         (5, "bad", "Email"),
+        (6, "bad", "Email"),
     ]
     messages = [p.message for p in log.kept()]
     assert messages[:3] == [
@@ -230,10 +230,10 @@ def test_emails_and_tokens_are_new_to_the_app() -> None:
     rows = [_row("taken@x.com"), _row("taken@x.com"), _row("n@x.com", AuthenticationToken="used")]
     _, log = check_rows(users, parse_user, rows, known)
     assert [(p.row, p.field, p.message) for p in log.kept()] == [
-        (0, "Email", "a user with Email 'taken@x.com' already exists in this app"),
-        (1, "Email", "Email 'taken@x.com' is also used by row 1"),
+        (1, "Email", "a user with Email 'taken@x.com' already exists in this app"),
+        (2, "Email", "Email 'taken@x.com' is also used by row 1"),
         (
-            2,
+            3,
             "AuthenticationToken",
             "a user with this AuthenticationToken already exists in this app",
         ),

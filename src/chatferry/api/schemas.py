@@ -64,7 +64,8 @@ class ExportRecord(BaseModel):
 
 
 class Problem(BaseModel):
-    """One problem of an import file: its row (0-based), key, field and what is wrong."""
+    """One problem of an import file: its row (the file's first object being row 1; null
+    for a problem of the whole file), key, field and what is wrong."""
 
     row: int | None
     key: str | None

@@ -56,7 +56,8 @@ import_cli = typer.Typer(
 
 
 def show_problems(record: dict[str, Any]) -> None:
-    """The import's problems as a table: row (from 1), key, field, message."""
+    """The import's problems as a table: row (the API's number, from 1), key, field,
+    message."""
     from chatferry.client.imports import error_summary, problems
 
     rows = []
@@ -64,7 +65,7 @@ def show_problems(record: dict[str, Any]) -> None:
         row = problem.get("row")
         rows.append(
             [
-                row + 1 if isinstance(row, int) else "",
+                row if isinstance(row, int) else "",
                 problem.get("key") or "",
                 problem.get("field") or "",
                 problem.get("message") or "",

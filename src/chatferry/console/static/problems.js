@@ -2,9 +2,10 @@
 
 import { cell, h } from "./dom.js";
 
-/** Row numbers start at 1 here; the API's `row` is a 0-based index into the file. */
+/** The API's `row` is already the row number (the file's first object is row 1); null
+ * for a problem of the whole file. */
 export function rowNumber(problem) {
-  return Number.isInteger(problem.row) ? String(problem.row + 1) : "—";
+  return Number.isInteger(problem.row) ? String(problem.row) : "—";
 }
 
 export function problemTable(data, caption) {

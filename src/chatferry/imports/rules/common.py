@@ -37,13 +37,19 @@ def row_number(index: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """``row`` is the row's index in the file (0 for the first object); a message that
-    names a row says it with ``row_number``."""
+    """``index`` is the row's position in the file (0 for the first object, None for a
+    problem of the whole file); ``row`` is the number a person and the API see (1 for the
+    first object), and a message that names a row says it with ``row_number``."""
 
-    row: int | None
+    index: int | None
     key: str | None
     field: str
     message: str
+
+    @property
+    def row(self) -> int | None:
+        """The row number of errors.Data: the file's first object is row 1."""
+        return None if self.index is None else self.index + 1
 
     def as_dict(self) -> dict[str, Any]:
         return {"row": self.row, "key": self.key, "field": self.field, "message": self.message}
@@ -92,9 +98,9 @@ class ProblemLog:
 
     def add(self, problem: Problem) -> None:
         self.total += 1
-        row = -1 if problem.row is None else problem.row
-        self._count_row(row + 1)
-        entry = (-row, -self._rank.get(problem.field, len(self._rank)), -self.total, problem)
+        index = -1 if problem.index is None else problem.index
+        self._count_row(index + 1)
+        entry = (-index, -self._rank.get(problem.field, len(self._rank)), -self.total, problem)
         if len(self._heap) < self._keep:
             heapq.heappush(self._heap, entry)
         else:
