@@ -5,9 +5,9 @@
   database also joins the page's rows (``group_concat``), so a page comes back as ONE
   value: the driver does one step a page instead of one a row, and Python does no
   per-row work. A second, index-only query finds where the next page starts.
-- PostgreSQL: one statement over the whole window on a server-side cursor, fetched a
-  page at a time (binary results: bytes as they are). A single plan serves every row,
-  where a page query would look every page's users and rooms up afresh.
+- PostgreSQL: one statement over the whole window, streamed with ``COPY ... TO STDOUT``
+  (binary format: bytes as they are) and cut into pieces here. A single plan serves
+  every row, where a page query would look every page's users and rooms up afresh.
 
 The export job reads in one snapshot (db.engine.snapshot): the count it checks against
 the row limit and every row of the file come from the same committed data.
@@ -17,12 +17,15 @@ Both compile their statements once per export and run them on the DBAPI cursor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -249,9 +252,21 @@ class KeysetPages:
         }
 
 
-class StreamedRows:
-    """PostgreSQL: one statement over the window on a server-side cursor (it needs the
-    caller's transaction), fetched ``limit`` rows at a time and joined here."""
+# COPY ... (FORMAT binary): the stream's header (signature, flags, no extension), each
+# row's header (one field, its length), and the trailer (a field count of -1).
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_ROW_HEADER = 6
+_COPY_TRAILER = b"\xff\xff"
+
+
+class CopiedRows:
+    """PostgreSQL: ``COPY (the window's statement) TO STDOUT`` in the caller's snapshot.
+
+    The database streams the rows without waiting for the client (a server-side cursor
+    waited for each FETCH, and its plan was chosen for a fast first row), and plans the
+    statement as a whole (hash joins, parallel workers). Binary format: each row is the
+    rendered bytes behind a 6-byte header, so nothing is escaped or unescaped. psycopg
+    hands over one row per read (``Copy.read``: "an unparsed row")."""
 
     def __init__(self, dialect: Dialect, window: Window, limit: int) -> None:
         self._statement = _window_statement(window.resource, dialect)
@@ -265,15 +280,31 @@ class StreamedRows:
 
     def pieces(self, conn: Connection) -> Generator[Piece]:
         params = self._statement.driver_params(self._values)
-        # binary: bytea comes back as the bytes themselves, not as hex text.
+        statement = f"COPY ({self._statement.compiled.string}) TO STDOUT (FORMAT binary)"
         driver: Any = conn.connection.driver_connection  # a psycopg connection
-        cursor = driver.cursor(name="chatferry_export", binary=True)
-        try:
-            cursor.execute(self._statement.compiled.string, params)
-            while rows := cursor.fetchmany(self._limit):
-                yield Piece(b",\n".join([row for (row,) in rows]), len(rows))
-        finally:
-            cursor.close()
+        done = False
+        with driver.cursor() as cursor, cursor.copy(statement, params) as copy:
+            try:
+                yield from _copied_pieces(iter(copy), self._limit)
+                done = True
+            finally:
+                if not done:  # stopped early: end the statement instead of reading it all
+                    with suppress(psycopg.Error):  # a lost connection has nothing to end
+                        driver.cancel_safe()
+
+
+def _copied_pieces(messages: Iterator[Any], limit: int) -> Iterator[Piece]:
+    """Binary COPY messages (one a row, then the trailer) as pieces of ``limit`` rows."""
+    first = next(messages, None)
+    if first is None or bytes(first[: len(_COPY_HEADER)]) != _COPY_HEADER:
+        raise ValueError("COPY did not start with the binary format's header")
+    batch = [first[len(_COPY_HEADER) :], *islice(messages, limit - 1)]
+    while batch:
+        if len(batch[-1]) == len(_COPY_TRAILER):  # the last message: no more rows
+            batch.pop()
+        if batch:
+            yield Piece(b",\n".join([row[_ROW_HEADER:] for row in batch]), len(batch))
+        batch = list(islice(messages, limit))
 
 
 @dataclass(frozen=True)
@@ -286,9 +317,9 @@ class Window:
     upper: datetime
 
 
-READERS: dict[str, type[KeysetPages] | type[StreamedRows]] = {
+READERS: dict[str, type[KeysetPages] | type[CopiedRows]] = {
     "sqlite": KeysetPages,
-    "postgresql": StreamedRows,
+    "postgresql": CopiedRows,
 }
 
 
