@@ -149,4 +149,3 @@ def _copy_in(
                 copy.write_row(row)
     except psycopg.errors.IntegrityError as exc:
         raise IntegrityError(statement, None, exc) from exc
-
