@@ -1,5 +1,6 @@
-"""PostgreSQL exports stream a window with ``COPY (...) TO STDOUT (FORMAT binary)``
-(exports/formats.py, CopiedRows): the pieces are cut at the batch size with every row,
+"""PostgreSQL exports stream a window with ``COPY (...) TO STDOUT (FORMAT binary)``,
+the database joining each piece's rows (exports/formats.py, CopiedRows): the pieces are
+cut at the batch size, in keyset order, with every row,
 and an export stopped half-way ends the statement and leaves its connection usable.
 The file's bytes are tests/test_export_files.py's; the speed is bench/export_bench.py's.
 """
