@@ -23,6 +23,7 @@ from support.rows import app_pk, seed_comments
 
 ROWS = 1234
 START = datetime(2026, 1, 1, tzinfo=UTC)
+END = datetime(2026, 2, 1)
 
 
 class Stop(Exception):
@@ -30,26 +31,22 @@ class Stop(Exception):
 
 
 @pytest.fixture
-def postgres_runtime(runtime: Runtime) -> Runtime:
+def seeded(runtime: Runtime, new_app: NewApp) -> tuple[Window, list[dict[str, Any]]]:
+    """ROWS comments on PostgreSQL (SQLite reads in keyset pages: test_export_halves.py)."""
     if runtime.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite reads a window in keyset pages (tests/test_export_halves.py)")
-    return runtime
-
-
-@pytest.fixture
-def seeded(postgres_runtime: Runtime, new_app: NewApp) -> tuple[Window, list[dict[str, Any]]]:
+        pytest.skip("PostgreSQL only: SQLite reads a window in keyset pages")
     app_id = new_app("Copy").app_id
     moments = [START + timedelta(seconds=i // 3, microseconds=(i % 2) * 5) for i in range(ROWS)]
-    expected = seed_comments(postgres_runtime, app_id, moments)
-    pk = app_pk(postgres_runtime, app_id)
-    return Window(Resource.COMMENTS, pk, START.replace(tzinfo=None), datetime(2026, 2, 1)), expected
+    expected = seed_comments(runtime, app_id, moments)
+    window = Window(Resource.COMMENTS, app_pk(runtime, app_id), START.replace(tzinfo=None), END)
+    return window, expected
 
 
 def test_the_window_comes_in_pieces_of_the_batch_size_with_every_row(
-    postgres_runtime: Runtime, seeded: tuple[Window, list[dict[str, Any]]]
+    runtime: Runtime, seeded: tuple[Window, list[dict[str, Any]]]
 ) -> None:
     window, expected = seeded
-    with snapshot(postgres_runtime.engine) as conn:
+    with snapshot(runtime.engine) as conn:
         pieces = list(window_pieces(conn, window, 500))
     assert [p.rows for p in pieces] == [500, 500, 234]
     rows = [orjson.loads(line) for p in pieces for line in p.data.split(b",\n")]
@@ -58,19 +55,19 @@ def test_the_window_comes_in_pieces_of_the_batch_size_with_every_row(
 
 
 def test_an_empty_window_gives_no_piece(
-    postgres_runtime: Runtime, seeded: tuple[Window, list[dict[str, Any]]]
+    runtime: Runtime, seeded: tuple[Window, list[dict[str, Any]]]
 ) -> None:
     window, _ = seeded
     empty = Window(window.resource, window.app_pk, datetime(2025, 1, 1), datetime(2025, 2, 1))
-    with snapshot(postgres_runtime.engine) as conn:
+    with snapshot(runtime.engine) as conn:
         assert list(window_pieces(conn, empty, 500)) == []
 
 
 def test_stopping_half_way_ends_the_copy_and_the_connection_serves_the_next_export(
-    postgres_runtime: Runtime, seeded: tuple[Window, list[dict[str, Any]]]
+    runtime: Runtime, seeded: tuple[Window, list[dict[str, Any]]]
 ) -> None:
     window, expected = seeded
-    engine = postgres_runtime.engine
+    engine = runtime.engine
     engine.dispose()  # one pooled connection: the next export must get the same one
     with (
         pytest.raises(Stop),
