@@ -25,7 +25,7 @@ for bench in "${benches[@]}"; do
   sleep "$pause"
   echo "=== $bench $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
   if .venv/bin/python "bench/$bench.py" "${small[@]}" > "$out/$bench.log" 2>&1; then
-    grep -E '^overall|OK|ok\)|PASS|FAIL' "$out/$bench.log" | tail -1
+    grep -E '^overall|OK|ok\)|PASS|FAIL|judged' "$out/$bench.log" | tail -1
   else
     echo "$bench exited $?"; failed=1
   fi
