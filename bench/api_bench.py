@@ -40,6 +40,7 @@ from pathlib import Path
 
 import httpx
 
+import benchlib
 from benchlib import (
     API,
     Server,
@@ -47,7 +48,6 @@ from benchlib import (
     argument_parser,
     chatferry_env,
     headers,
-    load_average,
     postgres_schemas,
     process_tree,
     py_spy,
@@ -257,7 +257,7 @@ def throughput(
 ) -> None:
     print(
         f"--- rate limit off; {args.client} load, {args.connections} connections, "
-        f"{args.seconds:g} s a run; load {load_average()}"
+        f"{args.seconds:g} s a run; load {benchlib.load_average()}"
     )
     health: list[Load] = []
     exports: list[Load] = []
@@ -282,7 +282,7 @@ def throughput(
 def rate_limited(
     server: Server, export_path: str, args: argparse.Namespace, summary: Summary
 ) -> None:
-    print(f"--- rate limit at its default (200 requests/s per app); load {load_average()}")
+    print(f"--- rate limit at its default (200 requests/s per app); load {benchlib.load_average()}")
     load = measure(server, export_path, True, args)
     refused = sum(n for status, n in load.statuses.items() if status != 200) / load.seconds
     summary.note(
