@@ -32,30 +32,26 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+import benchlib
 from benchlib import (
     API,
     Server,
     Summary,
     argument_parser,
     chatferry_env,
-    fresh_schemas,
     headers,
-    load_average,
-    postgres_problem,
-    print_header,
+    postgres_schemas,
     process_tree,
     py_spy,
+    run_main,
     serve,
     top_frames,
 )
@@ -261,7 +257,7 @@ def throughput(
 ) -> None:
     print(
         f"--- rate limit off; {args.client} load, {args.connections} connections, "
-        f"{args.seconds:g} s a run; load {load_average()}"
+        f"{args.seconds:g} s a run; load {benchlib.load_average()}"
     )
     health: list[Load] = []
     exports: list[Load] = []
@@ -286,7 +282,7 @@ def throughput(
 def rate_limited(
     server: Server, export_path: str, args: argparse.Namespace, summary: Summary
 ) -> None:
-    print(f"--- rate limit at its default (200 requests/s per app); load {load_average()}")
+    print(f"--- rate limit at its default (200 requests/s per app); load {benchlib.load_average()}")
     load = measure(server, export_path, True, args)
     refused = sum(n for status, n in load.statuses.items() if status != 200) / load.seconds
     summary.note(
@@ -295,20 +291,9 @@ def rate_limited(
     )
 
 
-@contextmanager
-def database(args: argparse.Namespace) -> Iterator[str | None]:
-    if not args.postgres:
-        yield None
-        return
-    problem = postgres_problem(args.postgres)
-    if problem:
-        raise SystemExit(f"PostgreSQL at {args.postgres}: {problem}")
-    with fresh_schemas(args.postgres) as (url,):
-        yield url
-
-
 def run(args: argparse.Namespace, root: Path, summary: Summary) -> None:
-    with database(args) as url:
+    with postgres_schemas(args.postgres) as schemas:
+        url = schemas[0] if schemas else None
         fill(root, url)
         env = chatferry_env(root, url, rate_limit_app_requests_per_second=0)
         with serve(env, root / "serve.log") as server:
@@ -343,22 +328,5 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def main() -> None:
-    args = parse_args()
-    print_header("api_bench")
-    root = Path(tempfile.mkdtemp(prefix="chatferry-api-bench-"))
-    started = time.perf_counter()
-    summary = Summary("api_bench", judged=not args.small)
-    try:
-        run(args, root, summary)
-        summary.print()
-        print(f"bench took {time.perf_counter() - started:.0f} s")
-    finally:
-        if args.keep:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-
-
 if __name__ == "__main__":
-    main()
+    run_main("api_bench", parse_args, run)

@@ -15,9 +15,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -82,6 +83,29 @@ def argument_parser(doc: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(
         description=first, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
+
+
+def run_main(
+    title: str,
+    parse_args: Callable[[], argparse.Namespace],
+    body: Callable[[argparse.Namespace, Path, Summary], None],
+) -> None:
+    """A bench's main: its arguments, the header, a temporary directory for ``body``
+    (kept with ``--keep``), then the summary table and how long it all took."""
+    args = parse_args()
+    print_header(title)
+    root = Path(tempfile.mkdtemp(prefix=f"chatferry-{title.replace('_', '-')}-"))
+    started = time.perf_counter()
+    summary = Summary(title, judged=not args.small)
+    try:
+        body(args, root, summary)
+        summary.print()
+        print(f"bench took {time.perf_counter() - started:.0f} s")
+    finally:
+        if getattr(args, "keep", False):
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- verdicts and figures
@@ -253,6 +277,20 @@ def fresh_schemas(url: str, count: int = 1) -> Iterator[list[str]]:
         with psycopg.connect(url, autocommit=True) as conn:
             for name in names:
                 conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+@contextmanager
+def postgres_schemas(url: str | None, count: int = 1) -> Iterator[list[str]]:
+    """``count`` fresh schemas of the PostgreSQL at ``url`` (dropped after); none when
+    ``url`` is None; a clear exit when it does not answer."""
+    if url is None:
+        yield []
+        return
+    problem = postgres_problem(url)
+    if problem:
+        raise SystemExit(f"PostgreSQL at {url}: {problem} (or run the bench without it)")
+    with fresh_schemas(url, count) as urls:
+        yield urls
 
 
 def vacuum_analyze(url: str, tables: Iterable[str]) -> None:

@@ -1,6 +1,6 @@
 """Start-up benchmark: how long ``chatferry`` takes before it does anything.
 
-Run: ``.venv/bin/python bench/cli_startup_bench.py [--repeat 5] [--report-only]``
+Run: ``.venv/bin/python bench/cli_startup_bench.py [--repeat 5] [--report-only] [--small]``
 
 Times (best of N, wall clock, a fresh interpreter each time) ``chatferry --help``,
 ``chatferry export create --help``, and two client commands that run to the end without
@@ -13,7 +13,6 @@ show it imports no part of the server (SQLAlchemy, FastAPI, storage, Argon2).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -21,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchlib import argument_parser, print_header
 
 TARGET = 0.5
 IMPORT_FRAMEWORK = "import typer, rich.console"
@@ -64,12 +65,16 @@ def _slowest_imports(env: dict[str, str]) -> list[tuple[int, str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argument_parser(__doc__)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument(
         "--report-only", action="store_true", help="exit 0 over the target (a loaded CI box)"
     )
+    parser.add_argument("--small", action="store_true", help="--repeat 3 --report-only (CI)")
     args = parser.parse_args()
+    if args.small:
+        args.repeat, args.report_only = 3, True
+    print_header("cli_startup_bench")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHATFERRY_", "QISCUS_"))}
     env |= {"CHATFERRY_SERVER": "http://127.0.0.1:9", "QISCUS_SDK_APP_ID": "a",
             "QISCUS_SDK_SECRET": "s"}  # fmt: skip

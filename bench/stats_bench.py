@@ -1,7 +1,7 @@
 """Daily stats benchmark: GET /stats/daily over a million comments against a plain count.
 
 Run: ``.venv/bin/python bench/stats_bench.py [--comments 1000000] [--days 366]
-[--repeat 7] [--postgres]``
+[--repeat 7] [--postgres] [--small]``
 
 It fills one app (timezone America/New_York, so the range crosses two DST changes) with
 ``chatferry.demo`` data spread over the last ``--days`` days, adds finished exports that
@@ -32,10 +32,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from benchlib import DEFAULT_POSTGRES, argument_parser, postgres_schemas, print_header
 from chatferry.api.app import create_api
 from chatferry.apps.service import create_app
 from chatferry.clock import utcnow
@@ -55,18 +55,9 @@ OVERHEAD_ALLOWANCE_S = 0.05
 @contextmanager
 def database(postgres: bool, data_dir: Path) -> Iterator[str]:
     """A fresh database URL: a SQLite file, or a new PostgreSQL schema (dropped after)."""
-    if not postgres:
-        yield f"sqlite:///{data_dir / 'chatferry.db'}"
-        return
-    url = os.environ.get("CHATFERRY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{url}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    url = os.environ.get("CHATFERRY_TEST_POSTGRES_URL", DEFAULT_POSTGRES) if postgres else None
+    with postgres_schemas(url) as schemas:
+        yield schemas[0] if schemas else f"sqlite:///{data_dir / 'chatferry.db'}"
 
 
 def fill(rt: Runtime, comments: int, days: int) -> tuple[int, str, str, float]:
@@ -197,12 +188,17 @@ def measure(rt: Runtime, args: argparse.Namespace) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--comments", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=366)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--postgres", action="store_true", help="run on PostgreSQL")
-    raise SystemExit(run(parser.parse_args()))
+    parser.add_argument("--small", action="store_true", help="20,000 comments, 3 runs")
+    args = parser.parse_args()
+    if args.small:
+        args.comments, args.repeat = 20_000, 3
+    print_header("stats_bench")
+    raise SystemExit(run(args))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,12 @@ TRICKY_TEXTS = [
 CUSTOM_PAYLOAD = (
     '{"type": "card", "content": {"title": "Hi \\"there\\"", "items": [1, 2.5, null, true]}}'
 )
+# Stored as it came: newlines, tabs and carriage returns between tokens, escapes in strings
+# (backslashes, \n, \t, \u), raw unicode. The file must carry it byte for byte.
+SPACED_PAYLOAD = (
+    '{\n\t"path": "C:\\\\dir\\\\file \\\\N",\r\n  "text": "a\\nb\\tc \\u00e9 ü 🇮🇩",'
+    '\n\t"list": [ 1 ,\t2 ]\n}'
+)
 
 
 @pytest.fixture
@@ -165,6 +171,7 @@ def test_the_file_is_byte_for_byte_what_the_old_exporter_wrote(
     # The stored Payload keeps its own spacing (it is not re-rendered).
     if resource == "comments":
         assert CUSTOM_PAYLOAD.encode() in body
+        assert SPACED_PAYLOAD.encode() in body
 
 
 @pytest.mark.parametrize(
@@ -288,6 +295,17 @@ def tricky(runtime: Runtime, new_app: NewApp) -> tuple[Any, int]:
             "custom",
             type="custom",
             payload=CUSTOM_PAYLOAD,
+        )
+        add_comment(
+            session,
+            pk,
+            "msg-spaced",
+            group,
+            users[1],
+            base + timedelta(hours=3, minutes=2),
+            "tab\there \\N \\\\ back\\nslash",
+            type="custom",
+            payload=SPACED_PAYLOAD,
         )
     return creds, pk
 

@@ -1,9 +1,12 @@
-"""Bulk writes that skip SQLAlchemy's per-row work: reserved ids and driver executemany.
+"""Bulk writes that skip SQLAlchemy's per-row work: reserved ids, then the driver's
+fastest way in: ``COPY ... FROM STDIN`` on PostgreSQL, ``executemany`` on SQLite.
 
 SQLAlchemy's per-row parameter handling (and the ORM's bulk-insert bookkeeping) costs
-many times the database's own work for thousands of rows, so rows go to the driver's
-``executemany`` as tuples. The columns' bind processors (e.g. aware datetimes to naive
-UTC text on SQLite) still run, so stored values are exactly those SQLAlchemy would store.
+many times the database's own work for thousands of rows, so rows go to the driver as
+tuples. The columns' bind processors (e.g. aware datetimes to naive UTC text on SQLite)
+still run, so stored values are exactly those SQLAlchemy would store. COPY checks the
+same constraints as INSERT, in the caller's transaction; a unique violation is raised as
+SQLAlchemy's IntegrityError, as an INSERT's would be.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from datetime import UTC, datetime, timedelta, timezone
 from itertools import chain
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, Table, text
+from sqlalchemy.exc import IntegrityError
 
 from chatferry.db.types import UtcDateTime
 
-# Rows per multi-row INSERT on a server database (x 11 columns, far below the bind
-# limit of PostgreSQL). SQLite runs a prepared single-row INSERT per row fastest.
+# Rows per multi-row INSERT on a server database other than PostgreSQL (which COPYs);
+# SQLite runs a prepared single-row INSERT per row fastest.
 ROWS_PER_STATEMENT = 500
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
@@ -104,10 +109,13 @@ def _driver_values(
 def insert_many(
     conn: Connection, table: Table, keys: Sequence[str], rows: Sequence[tuple[Any, ...]]
 ) -> None:
-    """Inserts value tuples (in ``keys`` order) with the driver's executemany."""
+    """Inserts value tuples (in ``keys`` order): COPY on PostgreSQL, else executemany."""
     if not rows:
         return
     values = _driver_values(conn, table, keys, rows)
+    if conn.dialect.name == "postgresql":
+        _copy_in(conn, table, keys, values)
+        return
     per_statement = 1 if conn.dialect.name == "sqlite" else ROWS_PER_STATEMENT
     placeholder = _PLACEHOLDERS[conn.dialect.paramstyle]
     one_row = f"({', '.join(placeholder for _ in keys)})"
@@ -126,3 +134,18 @@ def insert_many(
             ]
         )
         conn.exec_driver_sql(sql, params)
+
+
+def _copy_in(
+    conn: Connection, table: Table, keys: Sequence[str], values: Sequence[tuple[Any, ...]]
+) -> None:
+    """PostgreSQL: the rows through ``COPY table (keys) FROM STDIN`` on the connection's
+    own transaction (psycopg adapts each value as it would for an INSERT)."""
+    statement = f"COPY {table.name} ({', '.join(keys)}) FROM STDIN"
+    driver: Any = conn.connection.driver_connection  # a psycopg connection
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in values:
+                copy.write_row(row)
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(statement, None, exc) from exc

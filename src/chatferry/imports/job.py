@@ -36,6 +36,7 @@ from chatferry.clock import utcnow
 from chatferry.db.engine import begin_write, transaction
 from chatferry.db.models import App, Import, table_of
 from chatferry.errors import new_reference
+from chatferry.imports.collector import collector_paused
 from chatferry.imports.passwords import hash_many
 from chatferry.imports.rules.common import MAX_KEPT_PROBLEMS, ImportRejected
 from chatferry.imports.rules.file import parse_file
@@ -171,8 +172,10 @@ def _write(rt: Runtime, plan: ImportPlan, checked: list[Any], hashes: list[str])
 
 def _run(rt: Runtime, plan: ImportPlan) -> int:
     """Checks and writes the file; returns its row count."""
-    rows = parse_file(_read_upload(rt, plan), rt.settings.import_max_rows)
-    checked = _check(rt, plan, rows)
+    data = _read_upload(rt, plan)
+    with collector_paused():
+        rows = parse_file(data, rt.settings.import_max_rows)
+        checked = _check(rt, plan, rows)
     IMPORT_RECORDS.set_progress(rt.engine, plan.import_id, 10)
     if plan.dry_run:
         _delete_upload(rt, plan)
@@ -182,7 +185,8 @@ def _run(rt: Runtime, plan: ImportPlan) -> int:
     hashes = _hash_passwords(rt, plan, checked)
     IMPORT_RECORDS.set_progress(rt.engine, plan.import_id, 90)
     try:
-        _write(rt, plan, checked, hashes)
+        with collector_paused():
+            _write(rt, plan, checked, hashes)
     except IntegrityError as exc:
         _lost_race(rt, plan, rows, exc)
     return len(checked)

@@ -2,7 +2,8 @@
 
 The rows' ids are reserved up front (see chatferry.db.bulk), so they follow the file's
 order and a reply written in the same file gets its parent's id and payload in the same
-INSERT; the rows then go in with the driver's own executemany.
+write; the rows then go in through db.bulk.insert_many (COPY on PostgreSQL,
+executemany on SQLite).
 """
 
 from __future__ import annotations
