@@ -122,7 +122,7 @@ def test_a_row_larger_than_the_upload_limit_is_refused_by_name(tmp_path: Path) -
     write_backup(tmp_path, {"users": [[user(0), big]]})
     with pytest.raises(ClientError, match=r"row 2 of users/.* is \d+ bytes"):
         chunk(
-            [("users/a.json", 0, 100), ("users/a.json", 1, 5100)],
+            [("users/a.json", 0, 100, "a"), ("users/a.json", 1, 5100, "b")],
             "users",
             1000,
             _Names("b", {}).of("users"),

@@ -342,6 +342,13 @@ def demo_data(
     comments: Annotated[int, typer.Option(min=0)] = 5000,
     days: Annotated[int, typer.Option(min=1, help="Spread rows over the last D days.")] = 30,
     seed: Annotated[int | None, typer.Option(help="Seed for repeatable data.")] = None,
+    files_base_url: Annotated[
+        str,
+        typer.Option(
+            metavar="URL",
+            help="Avatars and some file_attachment messages point at files under URL.",
+        ),
+    ] = "",
 ) -> None:
     """Fill an app with realistic users, rooms and messages."""
     from chatferry.apps import service as apps
@@ -352,7 +359,8 @@ def demo_data(
     with transaction(rt.sessions) as session:
         begin_write(session)  # it reads, then writes: take the write lock first
         app = apps.get_app(session, app_id)
-        counts = generate(session, app.id, DemoSpec(users, rooms, comments, days, seed))
+        spec = DemoSpec(users, rooms, comments, days, seed, files_base_url)
+        counts = generate(session, app.id, spec)
     _print_json({"app_id": app_id, **counts})
 
 

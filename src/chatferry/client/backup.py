@@ -10,6 +10,10 @@ later run on the same directory, exports only the days no part covers yet.
 An encrypted backup (recipients given to its first run, kept in the manifest) downloads
 each part straight into an age file (``<part>.json.age``); no plaintext reaches the disk.
 Every directory it creates is 0700 and every file 0600.
+
+With ``until_now`` the day in progress is exported too, as a provisional part (one per
+type) that the next run replaces. Then the attachments the rows point to are fetched
+(see ``chatferry.client.attachments``); the result lists those that could not be.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chatferry.client import exports, imports
+from chatferry.client.attachments.index import IndexWriter, fetch_attachments
+from chatferry.client.attachments.run import AttachmentOptions
 from chatferry.client.download import download_file
 from chatferry.client.errors import ApiError, ClientError, JobFailed
 from chatferry.client.files import directory_lock, open_to_others, private_dir
@@ -64,18 +70,22 @@ class BackupOptions:
     keep_exports: bool = False
     recipients: tuple[str, ...] = ()  # age or SSH public keys: an encrypted backup
     plain: bool = False  # asked for a plain backup (refused on an encrypted one)
+    until_now: bool = False
+    attachments: AttachmentOptions = field(default_factory=AttachmentOptions)
 
 
 @dataclass
 class BackupResult:
     manifest: Manifest
     new_parts: list[Part] = field(default_factory=list)
+    attachment_failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class _Job:
     window: Window
     export_id: str = ""
+    provisional: bool = False
 
 
 class _Stopped(Exception):
@@ -144,6 +154,7 @@ class Backup:
                 self.reporter.note(warning)
             self._offset = _parse_offset(self.manifest.utc_offset)
             until = self._until()
+            self._drop_provisional(until)
             since = _earliest(self.options.since, self.manifest.since)
             if since is not None and since > until:
                 raise ClientError(
@@ -157,8 +168,48 @@ class Backup:
                 self._run_windows(self._missing(since, until))
             until = self._extend_until(since, until)
             self._complete(since, until)
+            if self.options.until_now:
+                self._run_provisional(until + timedelta(days=1))
+            failed = self._attachments()
         self._overall.done()
-        return BackupResult(self.manifest, self._new_parts)
+        return BackupResult(self.manifest, self._new_parts, failed)
+
+    def _attachments(self) -> list[tuple[str, str]]:
+        if self.manifest.encrypted and self.options.attachments.mode != "none":
+            # Its parts cannot be read back here without an identity, and attachment files
+            # are not written encrypted yet: an encrypted backup keeps rows only for now.
+            self.reporter.note(
+                "the backup is encrypted: its attachments are not fetched (an encrypted "
+                "backup holds the rows only for now)"
+            )
+            return []
+        writer = IndexWriter(self.manifest, self._lock, self._save)
+        return fetch_attachments(
+            self.options.out, self.manifest, self.options.attachments, writer, self.reporter
+        )
+
+    # -- the day in progress ------------------------------------------------------------
+
+    def _drop_provisional(self, until: date) -> None:
+        """Forgets the provisional parts this run replaces (all with --until now, else
+        those of days now over) and exports of days not over that a killed run left."""
+        with self._lock:
+            replaced = self.options.until_now
+            stale = [p for p in self.manifest.parts
+                     if p.provisional and (replaced or p.end_date <= until)]  # fmt: skip
+            self.manifest.parts = [p for p in self.manifest.parts if p not in stale]
+            unfinished = [p for p in self.manifest.pending if p.window.end > until]
+            self.manifest.pending = [p for p in self.manifest.pending if p not in unfinished]
+            self._save()
+        for part in stale:
+            (self.options.out / part.file).unlink(missing_ok=True)
+        for pending in unfinished:
+            self._delete_quietly(pending.export_id)
+
+    def _run_provisional(self, today: date) -> None:
+        """Exports today up to now, one provisional part per type."""
+        jobs = [_Job(Window(today, today, r), provisional=True) for r in self.options.types]
+        self._run_jobs(jobs)
 
     # -- the manifest -------------------------------------------------------------------
 
@@ -342,14 +393,21 @@ class Backup:
         if record is None:
             created = self._create(window)
             if isinstance(created, list):
+                if job.provisional:
+                    raise ClientError(
+                        f"the server refused the export of {window.label()} so far: "
+                        "the day in progress cannot be split; back up without --until now"
+                    )
                 return [_Job(w) for w in created]
             record = created
             # A .part left by an earlier export of this window holds other bytes.
             _part_file(self.options.out / _relative(window, False)).unlink(missing_ok=True)
             self._set_pending(window, str(record.get("unique_id")))
-        self._check_over(window, record)
+        if not job.provisional:
+            self._check_over(window, record)
         record = self._wait(window, record)
         part = self._download(window, record)
+        part.provisional = job.provisional
         self._record(part)
         if not self.options.keep_exports:
             self._delete_quietly(part.export_id)

@@ -9,13 +9,15 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_JOB_FAILED = 3
 EXIT_PROBLEMS = 4
+EXIT_ATTACHMENTS = 5
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 error (the server refused a request, the network, the"
     " configuration, a local file); 2 usage (a bad option or argument); 3 an export or"
     " import ended failed or cancelled; 4 verify (or restore's check) found problems in"
-    " a backup; 130 interrupted."
+    " a backup; 5 backup: every row is in, some attachments could not be fetched;"
+    " 130 interrupted."
 )
 
 
@@ -62,3 +64,9 @@ class BackupProblems(ClientError):
     def __init__(self, message: str, problems: list[dict[str, str]]) -> None:
         super().__init__(message)
         self.problems = problems
+
+
+class AttachmentsMissing(ClientError):
+    """Every row is backed up, but some attachments could not be fetched."""
+
+    exit_code = EXIT_ATTACHMENTS

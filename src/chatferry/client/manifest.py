@@ -5,8 +5,11 @@ Keys: ``server``, ``app_id``, ``client_version``, ``created_at``, ``backup_id``,
 ``utc_offset`` (the app's, as its records showed it), ``timezone`` (the app's IANA zone,
 when a chatferry server named it), ``parts`` (each ``type``,
 ``start_date``, ``end_date``, ``rows``, ``bytes``, ``sha256``, ``file``, plus the export's
-id and timings) and ``pending`` (exports created but not yet downloaded, which the next run
-picks up instead of creating them again).
+id and timings; ``provisional`` marks the part of the day in progress that ``--until now``
+took, which the next run replaces), ``pending`` (exports created but not yet downloaded,
+which the next run picks up instead of creating them again) and ``attachments`` (per URL
+its ``sha256``, ``bytes``, ``content_type`` and ``fetched_at``, or the ``error`` that kept
+it out and ``failed_at``; the files are ``attachments/<sha256>``).
 
 An encrypted backup adds ``encryption`` (``format``, and the ``recipients`` every file of
 the backup is encrypted to, which later runs reuse); its parts' files end in ``.age`` and
@@ -62,6 +65,7 @@ class Part:
     download_seconds: float | None = None
     sha256_from_server: bool = False
     original_filename: str = ""  # the export's own name (its file is named by its window)
+    provisional: bool = False
 
     @property
     def window(self) -> Window:
@@ -90,6 +94,7 @@ class Part:
             download_seconds=_seconds(data.get("download_seconds")),
             sha256_from_server=data.get("sha256_from_server") is True,
             original_filename=str(data.get("original_filename") or ""),
+            provisional=data.get("provisional") is True,
         )
         if part.type not in RESOURCES or part.start_date > part.end_date:
             raise ValueError(f"part {part.file}: bad type or dates")
@@ -138,6 +143,8 @@ class Manifest:
     def encrypted(self) -> bool:
         return bool(self.recipients)
 
+    attachments: dict[str, dict[str, Any]] = field(default_factory=dict)
+
     @classmethod
     def new(cls, server: str, app_id: str) -> Manifest:
         from chatferry import __version__
@@ -163,6 +170,7 @@ class Manifest:
             "parts": [p.as_json() for p in sorted(self.parts, key=_part_order)],
             "pending": [p.as_json() for p in self.pending],
             **self._encryption(),
+            "attachments": dict(sorted(self.attachments.items())),
         }
 
     def _encryption(self) -> dict[str, Any]:
@@ -243,6 +251,7 @@ def manifest_from_json(data: Any) -> Manifest:
         parts=[Part.from_json(p) for p in data.get("parts") or []],
         pending=[Pending.from_json(p) for p in data.get("pending") or []],
         recipients=_recipients(data),
+        attachments=_attachments(data.get("attachments")),
     )
 
 
@@ -255,6 +264,14 @@ def require_backup(directory: Path) -> None:
             f"there is no backup in {directory}: it holds no {MANIFEST_NAME} "
             f"(make one with: chatferry backup --out {directory})"
         )
+
+
+def _attachments(value: Any) -> dict[str, dict[str, Any]]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ValueError("attachments is not an object of objects")
+    return {str(url): entry for url, entry in value.items()}
 
 
 def load_manifest(directory: Path) -> Manifest:

@@ -12,12 +12,19 @@ sending it twice.
 An encrypted backup is restored only with one of its identities: every part is decrypted
 in memory (as it is verified, then as its uploads are built); nothing of its plaintext is
 written to disk. Without a key that opens it, nothing is imported.
+
+A provisional part (the day in progress, ``backup --until now``) is cut into uploads of
+its own, which remember the keys of their rows. When a later backup run replaces the
+part (the state records each planned file's sha256), uploads of the old part that were
+not imported are dropped, the keys of those that were are kept, and the new parts'
+rows with those keys are left out: a restore run again after the backup grew imports
+each row once, with no "already exists" error.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,15 +35,17 @@ from chatferry.client import imports
 from chatferry.client.errors import ApiError, BackupProblems, ClientError
 from chatferry.client.files import directory_lock, now_rfc3339, read_json, write_json_atomic
 from chatferry.client.http import Api
-from chatferry.client.manifest import RESOURCES, Manifest, load_manifest
+from chatferry.client.manifest import RESOURCES, Manifest, Part, load_manifest
 from chatferry.client.progress import NullReporter, Reporter, Task
 from chatferry.client.records import Record
+from chatferry.client.scope import key_of
 from chatferry.client.verify import ordered_parts, verify_backup
 
 if TYPE_CHECKING:
     from chatferry.client.crypto import Identity
 
 STATE_NAME = "restore-state.json"
+Rewrite = Callable[[dict[str, Any]], dict[str, Any]]
 SPEC_UPLOAD_LIMIT = 4_000_000  # "4 MB": under both 4,000,000 and 4 MiB
 _FRAME = 4  # "[\n" and "\n]"
 _SEPARATOR = 2  # ",\n"
@@ -53,13 +62,14 @@ class Upload:
     bytes: int
     status: str = "planned"  # planned, sent (outcome unknown until looked up), imported
     import_id: str = ""
+    keys: list[str] = field(default_factory=list)  # a provisional part's rows, by key
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Upload:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 @dataclass
@@ -73,24 +83,37 @@ class RestoreSummary:
     rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESOURCES, 0))
     checked_on_server: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    diff: dict[str, Any] | None = None
+    rehosted: dict[str, int] | None = None
+    server_dry_run: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
 class _Parts:
-    """Part files parsed on demand; the last few stay in memory."""
+    """Part files parsed on demand (each row through ``rewrite``, e.g. re-hosted URLs);
+    the last few stay in memory."""
 
-    def __init__(self, directory: Path, identities: list[Identity] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        identities: list[Identity] | None = None,
+        rewrite: Rewrite | None = None,
+    ) -> None:
         self.directory = directory
         self.identities = identities
+        self.rewrite = rewrite
         self._cache: dict[str, list[Any]] = {}
 
     def rows(self, file: str) -> list[Any]:
         if file not in self._cache:
             if len(self._cache) >= 3:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[file] = orjson.loads(self._read(self.directory / file))
+            rows = orjson.loads(self._read(self.directory / file))
+            if self.rewrite is not None:
+                rows = [self.rewrite(r) if isinstance(r, dict) else r for r in rows]
+            self._cache[file] = rows
         return self._cache[file]
 
     def _read(self, path: Path) -> bytes:
@@ -101,25 +124,41 @@ class _Parts:
         return decrypt_bytes(path, self.identities or [])[0]
 
 
+Ref = tuple[str, int, int, str]  # file, row index, encoded size, key
+
+
+def row_key(resource: str, row: Any) -> str:
+    return key_of(resource, row) if isinstance(row, dict) else ""
+
+
 def row_refs(
-    parts: _Parts, manifest: Manifest, resource: str, skip: Mapping[str, int] | None = None
-) -> Iterator[tuple[str, int, int]]:
-    """(file, row index, encoded size) of every row of ``resource``, in restore order;
-    ``skip`` gives, per file, how many of its first rows to leave out (planned already)."""
+    parts: _Parts,
+    manifest: Manifest,
+    resource: str,
+    provisional: bool = False,
+    skip: frozenset[str] = frozenset(),
+    first_rows: Mapping[str, int] | None = None,
+) -> Iterator[Ref]:
+    """(file, row index, encoded size, key) of every row of ``resource`` in the regular
+    (or the provisional) parts, in restore order, leaving out the keys in ``skip`` and,
+    per file, the ``first_rows`` planned already."""
     for part in ordered_parts(manifest):
-        if part.type == resource:
-            first = (skip or {}).get(part.file, 0)
+        if part.type == resource and part.provisional == provisional:
+            first = (first_rows or {}).get(part.file, 0)
             for index, row in enumerate(parts.rows(part.file)[first:], first):
-                yield part.file, index, len(orjson.dumps(row))
+                key = row_key(resource, row)
+                if key not in skip or not key:
+                    yield part.file, index, len(orjson.dumps(row)), key
 
 
 def chunk(
-    refs: Iterable[tuple[str, int, int]], resource: str, limit: int, names: Iterator[str]
+    refs: Iterable[Ref], resource: str, limit: int, names: Iterator[str], keyed: bool = False
 ) -> list[Upload]:
-    """Cuts rows into uploads of at most ``limit`` bytes, keeping their order."""
+    """Cuts rows into uploads of at most ``limit`` bytes, keeping their order (``keyed``:
+    each upload lists its rows' keys)."""
     uploads: list[Upload] = []
     current: Upload | None = None
-    for file, index, size in refs:
+    for file, index, size, key in refs:
         if _FRAME + size > limit:
             raise ClientError(
                 f"row {index + 1} of {file} is {size} bytes, more than the server's upload "
@@ -135,6 +174,8 @@ def chunk(
             current.segments.append([file, index, 1])
         current.rows += 1
         current.bytes += _SEPARATOR + size
+        if keyed:
+            current.keys.append(key)
     return uploads
 
 
@@ -166,12 +207,16 @@ def plan_uploads(
     manifest: Manifest,
     limit: int,
     names: _Names,
-    skip: Mapping[str, int] | None = None,
+    skip: dict[str, frozenset[str]] | None = None,
+    first_rows: Mapping[str, int] | None = None,
 ) -> list[Upload]:
+    """Every type's regular rows, then its provisional ones, in uploads of their own."""
     uploads: list[Upload] = []
     for resource in RESOURCES:
-        refs = row_refs(parts, manifest, resource, skip)
-        uploads.extend(chunk(refs, resource, limit, names.of(resource)))
+        for provisional in (False, True):
+            left_out = (skip or {}).get(resource, frozenset())
+            refs = row_refs(parts, manifest, resource, provisional, left_out, first_rows)
+            uploads.extend(chunk(refs, resource, limit, names.of(resource), provisional))
     return uploads
 
 
@@ -203,12 +248,17 @@ def require_key(directory: Path, identities: list[Identity] | None) -> None:
 
 
 def check_backup(
-    directory: Path, reporter: Reporter, identities: list[Identity] | None = None
+    directory: Path,
+    reporter: Reporter,
+    identities: list[Identity] | None = None,
+    attachments: bool = False,
 ) -> Manifest:
     """The manifest, once verify found nothing wrong with the backup (decrypted with
-    ``identities`` if it is encrypted: KeyProblem without them or with wrong ones)."""
+    ``identities`` if it is encrypted: KeyProblem without them or with wrong ones). Its
+    attachments are checked only when asked: a restore that does not re-host them does
+    not read them."""
     require_key(directory, identities)
-    report = verify_backup(directory, reporter, identities)
+    report = verify_backup(directory, reporter, identities, None if attachments else 0.0)
     if not report.ok:
         raise BackupProblems(
             f"the backup in {directory} has {report.problem_count} problem(s): nothing was "
@@ -232,12 +282,15 @@ class Restore:
         reporter: Reporter | None = None,
         upload_limit: int = SPEC_UPLOAD_LIMIT,
         identities: list[Identity] | None = None,
+        check: bool = True,
+        rewrite: Rewrite | None = None,
     ) -> None:
         self.api = api
+        self.check = check
         self.directory = directory
         self.reporter = reporter or NullReporter()
         self.identities = identities
-        self.parts = _Parts(directory, identities)
+        self.parts = _Parts(directory, identities, rewrite)
         self.summary = RestoreSummary(api.connection.server, api.connection.app_id, False)
         self._default_limit = upload_limit
         self._state: dict[str, Any] = {}
@@ -260,13 +313,15 @@ class Restore:
             state["restores"][key] = target
         self._target = target
         self.uploads = [Upload.from_json(u) for u in target["uploads"]]
+        self._retire_replaced(manifest)
         self.uploads.extend(self._plan_new_parts(manifest))
         self._save()
 
     def _plan_new_parts(self, manifest: Manifest) -> list[Upload]:
         """Uploads for parts a later backup run added after this restore was planned, and
         for rows added at the end of a part since (a conversion run again on a grown export
-        appends to its parts): only the rows after those already planned."""
+        appends to its parts): only the rows after those already planned, without the rows
+        of replaced provisional parts imported already."""
         planned: dict[str, int] = {}
         for upload in self.uploads:
             for file, first, count in upload.segments:
@@ -275,14 +330,45 @@ class Restore:
         if not new:
             return []
         self._target["finished_at"] = ""
+        self._remember_files(new)
         names = _Names(manifest.backup_id, self._target.setdefault("counters", {}))
         limit = int(self._target.get("upload_limit") or self._default_limit)
-        return plan_uploads(self.parts, replace(manifest, parts=new), limit, names, planned)
+        skip = {t: frozenset(k) for t, k in self._target.get("imported_keys", {}).items()}
+        return plan_uploads(self.parts, replace(manifest, parts=new), limit, names, skip, planned)
+
+    def _remember_files(self, parts: list[Part]) -> None:
+        self._target.setdefault("files", {}).update({p.file: p.sha256 for p in parts})
+
+    def _retire_replaced(self, manifest: Manifest) -> None:
+        """Drops the uploads of provisional parts a later backup replaced, keeping the keys
+        of the rows they imported (a regular part that grew keeps its uploads)."""
+        current = {p.file: p.sha256 for p in manifest.parts}
+        files: dict[str, str] = self._target.setdefault("files", {})
+        keyed = {
+            segment[0] for upload in self.uploads if upload.keys for segment in upload.segments
+        }
+        gone = {f for f, sha256 in files.items() if current.get(f) != sha256 and f in keyed}
+        if not gone:
+            return
+        kept: list[Upload] = []
+        imported: dict[str, list[str]] = self._target.setdefault("imported_keys", {})
+        for upload in self.uploads:
+            if not any(segment[0] in gone for segment in upload.segments):
+                kept.append(upload)
+                continue
+            if upload.status == "sent":
+                self._settle(upload)
+            if upload.status == "imported":
+                imported.setdefault(upload.type, []).extend(upload.keys)
+        self.uploads = kept
+        for file in gone:
+            files.pop(file)
 
     def _new_target(self, manifest: Manifest) -> dict[str, Any]:
         names = _Names(manifest.backup_id, {})
         uploads = plan_uploads(self.parts, manifest, self._default_limit, names)
         return {
+            "files": {p.file: p.sha256 for p in manifest.parts if p.rows},
             "server": self.api.connection.server,
             "app_id": self.api.connection.app_id,
             "upload_limit": self._default_limit,
@@ -301,7 +387,10 @@ class Restore:
     def run(self) -> RestoreSummary:
         started = time.monotonic()
         with directory_lock(self.directory, "restore"):
-            manifest = check_backup(self.directory, self.reporter, self.identities)
+            if self.check:
+                manifest = check_backup(self.directory, self.reporter, self.identities)
+            else:
+                manifest = load_manifest(self.directory)
             self._load_state(manifest)
             self._open_tasks()
             index = 0
@@ -388,17 +477,20 @@ class Restore:
         names = _Names(str(self._state["backup_id"]), counters)
         rest: list[Upload] = []
         for resource in RESOURCES:
-            refs = self._refs_of([u for u in self.uploads[index:] if u.type == resource])
-            rest.extend(chunk(refs, resource, limit, names.of(resource)))
+            for keyed in (False, True):
+                mine = [
+                    u for u in self.uploads[index:] if u.type == resource and bool(u.keys) == keyed
+                ]
+                rest.extend(chunk(self._refs_of(mine), resource, limit, names.of(resource), keyed))
         self.uploads[index:] = rest
         self._target["upload_limit"] = limit
         self._save()
 
-    def _refs_of(self, uploads: list[Upload]) -> Iterator[tuple[str, int, int]]:
+    def _refs_of(self, uploads: list[Upload]) -> Iterator[Ref]:
         for upload in uploads:
             for file, first, count in upload.segments:
                 for offset, row in enumerate(self.parts.rows(file)[first : first + count]):
-                    yield file, first + offset, len(orjson.dumps(row))
+                    yield file, first + offset, len(orjson.dumps(row)), row_key(upload.type, row)
 
     # -- progress ---------------------------------------------------------------------
 
@@ -413,7 +505,8 @@ class Restore:
 
     def _progress(self, upload: Upload) -> None:
         self.summary.rows[upload.type] = self._done_rows(upload.type)
-        self._tasks[upload.type].update(self._done_rows(upload.type), label=upload.type)
+        if upload.type in self._tasks:
+            self._tasks[upload.type].update(self._done_rows(upload.type), label=upload.type)
 
     def _close_tasks(self) -> None:
         for task in self._tasks.values():
@@ -428,12 +521,14 @@ def dry_run_restore(
     reporter: Reporter | None = None,
     limit: int = SPEC_UPLOAD_LIMIT,
     identities: list[Identity] | None = None,
+    on_server: bool = True,
 ) -> tuple[RestoreSummary, list[Upload]]:
     """Checks the backup offline, plans the uploads and, on a chatferry server, dry-runs
     the users' uploads against the app. Imports nothing; writes nothing.
 
     Rooms and comments refer to users and rooms that only the real restore creates, so
     the server can check them only then: each is dry-run right before it is imported.
+    ``on_server=False`` (the target holds some of the users already) plans only.
     """
     reporter = reporter or NullReporter()
     manifest = check_backup(directory, reporter, identities)
@@ -442,7 +537,7 @@ def dry_run_restore(
     summary = RestoreSummary(api.connection.server, api.connection.app_id, True, len(uploads))
     for upload in uploads:
         summary.rows[upload.type] += upload.rows
-    if api.has_extensions():
+    if on_server and api.has_extensions():
         for upload in (u for u in uploads if u.type == "users"):
             content = content_of(parts, upload)
             record = imports.upload(api, "users", upload.name, content, dry_run=True)

@@ -10,6 +10,8 @@ An encrypted backup is checked without a key as far as a key is not needed: ever
 size and sha256 (of the encrypted bytes) and the coverage of the days. With identities,
 each part is decrypted in memory as it is read (its hash taken on the way) and every check
 above runs on its plaintext.
+Every attachment in the index (or a random ``sample`` percent of them) is stored under its
+sha256 with that size and hash; attachments that could not be fetched are counted.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from chatferry.client.attachments.check import check_files, sample, stored_files
 from chatferry.client.download import file_digest
 from chatferry.client.manifest import RESOURCES, Manifest, Part, load_manifest
 from chatferry.client.progress import NullReporter, Reporter
@@ -43,6 +46,9 @@ class VerifyReport:
     problem_count: int = 0
     encrypted: bool = False
     contents_checked: bool = True  # False: an encrypted backup checked without its key
+    attachments: int = 0
+    attachments_checked: int = 0
+    attachments_failed: int = 0
 
     def add(self, where: str, message: str) -> None:
         self.problem_count += 1
@@ -58,6 +64,9 @@ class VerifyReport:
             "ok": self.ok,
             "parts": self.parts,
             "rows": self.rows,
+            "attachments": self.attachments,
+            "attachments_checked": self.attachments_checked,
+            "attachments_failed": self.attachments_failed,
             "problem_count": self.problem_count,
             "problems": self.problems,
             "encrypted": self.encrypted,
@@ -239,11 +248,26 @@ def ordered_parts(manifest: Manifest) -> Iterator[Part]:
         yield from manifest.parts_of(resource)
 
 
+def check_attachments(
+    directory: Path, manifest: Manifest, report: VerifyReport, percent: float | None
+) -> None:
+    files = stored_files(manifest.attachments, report.add)
+    chosen = sample(sorted(files), percent)
+    check_files(directory, files, chosen, report.add)
+    report.attachments = len(files)
+    report.attachments_checked = len(chosen)
+    report.attachments_failed = sum("sha256" not in e for e in manifest.attachments.values())
+
+
 def verify_backup(
-    directory: Path, reporter: Reporter | None = None, identities: list[Identity] | None = None
+    directory: Path,
+    reporter: Reporter | None = None,
+    identities: list[Identity] | None = None,
+    sample_percent: float | None = None,
 ) -> VerifyReport:
     """Every check on ``directory``; the report lists each problem found. An encrypted
-    backup's contents are checked only with ``identities`` (KeyProblem if they open none)."""
+    backup's contents are checked only with ``identities`` (KeyProblem if they open none).
+    ``sample_percent``: a random share of the attachments (0: none of them)."""
     report = VerifyReport()
     try:
         manifest = load_manifest(directory)
@@ -266,4 +290,6 @@ def verify_backup(
         task.update(done)
     task.done()
     check_parents(index, report)
+    if sample_percent != 0:  # 0: the attachments are not checked at all
+        check_attachments(directory, manifest, report, sample_percent)
     return report

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import orjson
 
+from chatferry.client.attachments import store
 from chatferry.client.errors import ClientError
 from chatferry.client.files import read_json, write_json_atomic
 from chatferry.client.manifest import MANIFEST_NAME, RESOURCES, Part, manifest_from_json
@@ -97,20 +98,12 @@ class Attachments:
     """Files whose bytes the export holds, stored as ``attachments/<sha256>``."""
 
     def __init__(self, out: Path, previous: dict[str, Any]) -> None:
-        self.directory = out / "attachments"
+        self.out = out
         self.index: dict[str, dict[str, Any]] = dict(previous)
 
     def add(self, url: str, stream: IO[bytes], content_type: str, fetched_at: str) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        temporary = self.directory / f".incoming-{os.getpid()}"
-        digest, size = hashlib.sha256(), 0
-        with temporary.open("wb") as handle:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-                size += len(block)
-                handle.write(block)
-        sha256 = digest.hexdigest()
-        os.replace(temporary, self.directory / sha256)
+        # Through the client's attachment store, like every attachment a backup keeps.
+        sha256, size = store.store_stream(self.out, stream)
         self.index.setdefault(
             url,
             {

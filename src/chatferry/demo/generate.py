@@ -110,6 +110,9 @@ class DemoSpec:
     comments: int
     days: int
     seed: int | None = None
+    # Avatars and one text message in ten (as file_attachment) point at files under this
+    # URL; without it, rows carry no URL to fetch (a backup of demo data needs no network).
+    files_base_url: str = ""
 
 
 # Rows per INSERT ... executemany: large enough to amortise the statement, small enough
@@ -203,11 +206,18 @@ def _generate(conn: Connection, app_pk: int, spec: DemoSpec) -> dict[str, int]:
 
     user_ids = reserve_ids(conn, _users, spec.users)
     users = _make_users(rng, app_pk, user_ids, tag, start, span, password_hash)
+    base = spec.files_base_url.rstrip("/")
+    if base:
+        for i, user in enumerate(users):
+            user["avatar_url"] = f"{base}/avatars/{tag}/{i}.png"
     _insert_rows(conn, _users, users)
     emails = {u["id"]: u["email"] for u in users}
 
     room_ids = reserve_ids(conn, _rooms, spec.rooms)
     rooms, members = _make_rooms(rng, app_pk, room_ids, tag, user_ids, emails, start, span)
+    if base:
+        for i, room in enumerate(rooms):
+            room["avatar_url"] = f"{base}/rooms/{tag}/{i}.png" if i % 2 == 0 else ""
     _insert_rows(conn, _rooms, rooms)
     participants = [
         {"room_id": rid, "position": pos, "user_id": uid}
@@ -219,7 +229,7 @@ def _generate(conn: Connection, app_pk: int, spec: DemoSpec) -> dict[str, int]:
     room_members = dict(zip(room_ids, members, strict=True))
 
     comments = _insert_comments(
-        conn, rng, app_pk, spec.comments, tag, room_times, room_members, now
+        conn, rng, app_pk, spec.comments, tag, room_times, room_members, now, base
     )
     return {"users": len(users), "rooms": len(rooms), "comments": comments}
 
@@ -242,7 +252,7 @@ def _make_users(
                 "app_pk": app_pk,
                 "email": f"user{i}.{tag}@example.com",
                 "name": f"{first} {last}",
-                "avatar_url": f"https://avatars.example.com/{tag}/{i}.png",
+                "avatar_url": "",
                 "authentication_token": secrets.token_hex(16),
                 "password_hash": password_hash,
                 "created_at": _moment(rng, start, span, 0.0, 0.3),
@@ -276,7 +286,7 @@ def _make_rooms(
                 "type": "single" if single else "group",
                 "options": "" if rng.random() < 0.7 else '{"color":"teal","pinned":true}',
                 "creator_id": creator,
-                "avatar_url": "" if single else f"https://avatars.example.com/rooms/{i}.png",
+                "avatar_url": "",
                 "created_at": _moment(rng, start, span, 0.3, 0.5),
             }
         )
@@ -322,6 +332,7 @@ def _insert_comments(
     room_times: dict[int, datetime],
     room_members: dict[int, list[int]],
     now: datetime,
+    files: str = "",
 ) -> int:
     """Inserts in time order with ascending ids; replies point at an earlier message."""
     plan = _comment_plan(rng, count, room_times, now) if room_times else []
@@ -339,6 +350,8 @@ def _insert_comments(
                 )
             )
             earlier.append(comment_id)
+        if files:
+            rows = [_with_file(row, files, tag) for row in rows]
         _insert_rows(conn, _comments, rows)
     return len(plan)
 
@@ -374,3 +387,12 @@ def _comment_row(
         "parent_id": reply_to,
         "created_at": moment,
     }
+
+
+def _with_file(row: Row, files: str, tag: str) -> Row:
+    """One text message in ten as a file_attachment whose url is under ``files``."""
+    if row["type"] != "text" or row["id"] % 10 != 3:
+        return row
+    url = f"{files}/files/{tag}/{row['unique_id']}.jpg"
+    payload = orjson.dumps({"url": url, "caption": row["message"]}).decode()
+    return {**row, "type": "file_attachment", "payload": payload}

@@ -1,0 +1,174 @@
+"""One attachment download: redirects checked hop by hop, retries with backoff, resumed
+with ``Range`` after a cut, streamed to disk under a size cap, hashed on the way."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from chatferry.client.attachments import store
+from chatferry.client.attachments.addresses import RefusedAddress, UnresolvedHost
+
+MAX_REDIRECTS = 5
+MAX_WAIT_SECONDS = 60.0
+DEFAULT_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    max_bytes: int
+    retries: int = DEFAULT_RETRIES
+    backoff_seconds: float = 0.5
+
+
+@dataclass(frozen=True)
+class Fetched:
+    sha256: str
+    bytes: int
+    content_type: str
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.wait = reason, wait
+
+
+class Failed(Exception):
+    """The URL cannot be fetched; ``reason`` says why (it goes into the manifest)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (a number or an HTTP date), at most MAX_WAIT_SECONDS."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_WAIT_SECONDS)
+
+
+class Download:
+    """Fetches one URL into the backup directory's attachment store."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        directory: Path,
+        settings: FetchSettings,
+        progress: Callable[[int], None] = lambda _: None,
+    ) -> None:
+        self.client = client
+        self.directory = directory
+        self.settings = settings
+        self.progress = progress
+
+    def fetch(self, url: str) -> Fetched:
+        """The stored attachment; Failed (with the reason) once retries are spent."""
+        key = store.partial_key(url)
+        attempt = 0
+        while True:
+            try:
+                return self._follow(url, key)
+            except _Retry as retry:
+                attempt += 1
+                if attempt > self.settings.retries:
+                    raise Failed(retry.reason) from None
+                time.sleep(self._backoff(attempt) if retry.wait is None else retry.wait)
+            except Failed:
+                store.discard(self.directory, key)
+                raise
+
+    def _backoff(self, attempt: int) -> float:
+        return float(self.settings.backoff_seconds * 2 ** (attempt - 1) * random.uniform(1, 1.5))
+
+    def _follow(self, url: str, key: str) -> Fetched:
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            if urlsplit(current).scheme not in ("http", "https"):
+                raise Failed(f"redirected to a URL that is not http(s): {current}")
+            offset = store.partial_size(self.directory, key)
+            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            try:
+                with self.client.stream("GET", current, headers=headers) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        current = urljoin(current, response.headers["location"])
+                        continue
+                    return self._receive(response, key, offset)
+            except (RefusedAddress, UnresolvedHost) as exc:
+                raise Failed(exc.reason) from None
+            except httpx.TimeoutException:
+                raise _Retry("timeout") from None
+            except httpx.TransportError as exc:
+                raise _Retry(f"connection failed ({exc.__class__.__name__}: {exc})") from None
+        raise Failed(f"more than {MAX_REDIRECTS} redirects")
+
+    def _receive(self, response: httpx.Response, key: str, offset: int) -> Fetched:
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise _Retry(f"HTTP {status}", retry_after(response.headers.get("retry-after")))
+        if status == 416 and offset:
+            store.discard(self.directory, key)
+            raise _Retry("HTTP 416 (the partial download was started over)", 0.0)
+        if status not in (200, 206):
+            raise Failed(f"HTTP {status}")
+        resumed = status == 206 and _range_start(response) == offset
+        if status == 206 and not resumed:
+            store.discard(self.directory, key)
+            raise _Retry("HTTP 206 for another range (started over)", 0.0)
+        start = offset if resumed else 0
+        length = response.headers.get("content-length")
+        if length is not None and length.isdigit():
+            self._check_size(start + int(length))
+        return self._write(response, key, start)
+
+    def _check_size(self, size: int, more: bool = False) -> None:
+        cap = self.settings.max_bytes
+        if size > cap:
+            raise Failed(f"too large ({size}{'+' if more else ''} bytes > {cap})")
+
+    def _write(self, response: httpx.Response, key: str, start: int) -> Fetched:
+        hasher: Any = store.partial_hash(self.directory, key) if start else _new_hash()
+        size = start
+        with store.open_for_write(self.directory, key, append=start > 0) as handle:
+            for chunk in response.iter_raw():
+                size += len(chunk)
+                self._check_size(size, more=True)
+                hasher.update(chunk)
+                handle.write(chunk)
+                self.progress(len(chunk))
+        sha256 = hasher.hexdigest()
+        store.finalize(self.directory, key, sha256)
+        content_type = response.headers.get("content-type", "")
+        return Fetched(sha256, size, content_type.split(";")[0].strip())
+
+
+def _new_hash() -> Any:
+    import hashlib
+
+    return hashlib.sha256()
+
+
+def _range_start(response: httpx.Response) -> int | None:
+    """The first byte of a ``Content-Range: bytes A-B/N`` answer."""
+    value = response.headers.get("content-range", "")
+    if not value.startswith("bytes ") or "-" not in value:
+        return None
+    first = value[6:].split("-", 1)[0]
+    return int(first) if first.isdigit() else None

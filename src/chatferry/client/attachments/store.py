@@ -1,0 +1,122 @@
+"""Every read and write of attachment files goes through here.
+
+Layout: ``DIR/attachments/<sha256 hex of the bytes>`` (no extension), one file per
+distinct content, 0600 in a 0700 directory. A download in progress lives in
+``DIR/attachments/.partial/<key>`` (the key is derived from the URL) until
+:func:`finalize` moves it under its content name. Wrapping these few functions (for
+example to encrypt what is stored) changes how every attachment is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import IO, BinaryIO
+
+from chatferry.client.files import sync_dir
+
+ATTACHMENTS_DIR = "attachments"
+PARTIAL_DIR = ".partial"
+_CHUNK = 1 << 20
+
+
+def attachments_dir(directory: Path) -> Path:
+    path = directory / ATTACHMENTS_DIR
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def stored_path(directory: Path, sha256: str) -> Path:
+    """Where the attachment with these bytes is kept (whether or not it is there)."""
+    return directory / ATTACHMENTS_DIR / sha256
+
+
+def partial_key(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+def partial_path(directory: Path, key: str) -> Path:
+    partial = attachments_dir(directory) / PARTIAL_DIR
+    partial.mkdir(mode=0o700, exist_ok=True)
+    return partial / key
+
+
+def partial_size(directory: Path, key: str) -> int:
+    path = partial_path(directory, key)
+    return path.stat().st_size if path.is_file() else 0
+
+
+def open_for_write(directory: Path, key: str, append: bool) -> BinaryIO:
+    """The partial file of a download: appended to when resuming, else started over."""
+    path = partial_path(directory, key)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    return os.fdopen(os.open(path, flags, 0o600), "ab" if append else "wb")
+
+
+def partial_hash(directory: Path, key: str) -> hashlib._Hash:
+    """The sha256 state of the bytes a partial file holds (to go on from when resuming)."""
+    digest = hashlib.sha256()
+    path = partial_path(directory, key)
+    if path.is_file():
+        with path.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+    return digest
+
+
+def discard(directory: Path, key: str) -> None:
+    partial_path(directory, key).unlink(missing_ok=True)
+
+
+def finalize(directory: Path, key: str, sha256: str) -> Path:
+    """Moves a finished download under its content name (dropped if that is there already:
+    the same bytes under another URL are stored once)."""
+    source = partial_path(directory, key)
+    target = stored_path(directory, sha256)
+    with source.open("rb") as handle:
+        os.fsync(handle.fileno())
+    if target.is_file() and target.stat().st_size == source.stat().st_size:
+        source.unlink()
+    else:
+        os.replace(source, target)
+        sync_dir(target.parent)
+    return target
+
+
+def is_stored(directory: Path, sha256: str) -> bool:
+    return stored_path(directory, sha256).is_file()
+
+
+def open_for_read(directory: Path, sha256: str) -> BinaryIO:
+    """The stored bytes of an attachment (FileNotFoundError if it is missing)."""
+    return stored_path(directory, sha256).open("rb")
+
+
+def digest(directory: Path, sha256: str) -> tuple[int, str]:
+    """(size, sha256) of the stored attachment's bytes."""
+    hasher, size = hashlib.sha256(), 0
+    with open_for_read(directory, sha256) as handle:
+        while chunk := handle.read(_CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+    return size, hasher.hexdigest()
+
+
+def store_stream(directory: Path, source: IO[bytes]) -> tuple[str, int]:
+    """Stores the bytes of an open file (e.g. a converter's export) under their sha256;
+    returns (sha256, size). The same bytes already stored are kept once."""
+    key = f"stream-{os.getpid()}-{id(source)}"
+    hasher, size = hashlib.sha256(), 0
+    try:
+        with open_for_write(directory, key, append=False) as handle:
+            while chunk := source.read(_CHUNK):
+                hasher.update(chunk)
+                handle.write(chunk)
+                size += len(chunk)
+        sha256 = hasher.hexdigest()
+        finalize(directory, key, sha256)
+    except BaseException:
+        discard(directory, key)
+        raise
+    return sha256, size

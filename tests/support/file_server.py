@@ -1,0 +1,109 @@
+"""A stand-in for a CDN: an HTTP file server on 127.0.0.1 in a thread of the test.
+
+Each path answers from a :class:`Route`: the bytes, and how to misbehave (a status first,
+a delay, a cut after some bytes). Every request is logged (path and headers), so a test
+can assert what a client asked for, or that it asked for nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    status: int = 200
+    content_type: str = "application/octet-stream"
+    first_statuses: list[int] = field(default_factory=list)  # answered once each, in order
+    retry_after: str = ""
+    delay: float = 0.0
+    cut_first_after: int | None = None  # the first answer stops after this many bytes
+    redirect_to: str = ""
+
+
+@dataclass
+class FileServer:
+    routes: dict[str, Route] = field(default_factory=dict)
+    default: Route | None = None  # answers every path not in routes
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    base_url: str = ""
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def hits(self, path: str) -> list[dict[str, str]]:
+        return [headers for seen, headers in self.requests if seen == path]
+
+
+def _handler(server: FileServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+        def do_GET(self) -> None:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            server.requests.append((self.path, headers))
+            route = server.routes.get(self.path, server.default)
+            if route is None:
+                self._plain(404)
+            elif route.first_statuses:
+                self._plain(route.first_statuses.pop(0), route.retry_after)
+            elif route.redirect_to:
+                self.send_response(302)
+                self.send_header("Location", route.redirect_to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            else:
+                time.sleep(route.delay)
+                self._body(route, headers.get("range", ""))
+
+        def _plain(self, status: int, retry_after: str = "") -> None:
+            self.send_response(status)
+            if retry_after:
+                self.send_header("Retry-After", retry_after)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def _body(self, route: Route, wanted: str) -> None:
+            start = int(wanted[6:].split("-")[0]) if wanted.startswith("bytes=") else 0
+            body = route.body[start:]
+            self.send_response(206 if start else route.status)
+            if start:
+                self.send_header(
+                    "Content-Range", f"bytes {start}-{len(route.body) - 1}/{len(route.body)}"
+                )
+            self.send_header("Content-Type", route.content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if route.cut_first_after is not None:
+                cut, route.cut_first_after = route.cut_first_after, None
+                self.wfile.write(body[:cut])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.wfile.write(body)
+
+    return Handler
+
+
+@contextmanager
+def file_server() -> Iterator[FileServer]:
+    state = FileServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd.daemon_threads = True
+    state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
