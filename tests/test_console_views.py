@@ -96,6 +96,8 @@ def test_coverage_shows_a_changed_day_never_offers_today_and_counts_days_with_ro
     expect(plan).to_contain_text(old.isoformat())
     expect(plan).to_contain_text(changed.isoformat())
     expect(plan).not_to_contain_text(today.isoformat())
+    # What a whole-app backup holds beyond these exports (issue 18).
+    expect(page.locator("#coverage-plan-holds")).to_contain_text("attachments")
     page.get_by_text("Show the days as a table").click()
     cells = page.locator(f"#coverage-table tr[data-date='{changed.isoformat()}'] td")
     expect(cells).to_have_text([changed.isoformat(), "2", "no: changed since its export"])
