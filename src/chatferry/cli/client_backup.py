@@ -227,13 +227,19 @@ def show_attachments(result: BackupResult, as_json: bool) -> None:
     """The attachment summary; exit 5 when some could not be fetched."""
     from chatferry.client.errors import AttachmentsMissing
 
-    index = result.manifest.attachments
+    index = result.attachment_index
     stored = {e["sha256"] for e in index.values() if "sha256" in e}
     failed = result.attachment_failures
     if not as_json:
         if failed:
             show_rows(("url", "why it could not be fetched"), [list(f) for f in failed[:100]])
         note(f"attachments: {len(stored)} file(s) stored for {len(index) - len(failed)} URL(s)")
+    if failed and result.manifest.encrypted:
+        raise AttachmentsMissing(
+            f"{len(failed)} attachment(s) could not be fetched (listed above and in the "
+            "backup's encrypted index); every row is in the backup; a later run retries them "
+            "only when given the backup's --identity (it cannot read its index without it)"
+        )
     if failed:
         raise AttachmentsMissing(
             f"{len(failed)} attachment(s) could not be fetched (listed above and in "
@@ -265,6 +271,7 @@ def backup(
     max_attachment_bytes: MaxAttachmentBytesOption = 1 << 30,
     attachment_timeout: AttachmentTimeoutOption = 30.0,
     allow_private_urls: AllowPrivateOption = False,
+    identity: IdentityOption = None,
     server: ServerOption = None,
     app_id: AppIdOption = None,
     secret: SecretOption = None,
@@ -276,7 +283,9 @@ def backup(
     Without --since a new backup starts at the app's oldest data (it walks back until a
     year without any row). --until defaults to yesterday, the last whole day. With
     --encrypt-to or --recipients-file every file is written encrypted with age; later runs
-    encrypt to the same recipients. Exit 5: every row is in, some attachments are not.
+    encrypt to the same recipients; an encrypted backup given --identity also retries
+    the attachments earlier runs could not fetch. Exit 5: every row is in, some
+    attachments are not.
     """
     from chatferry.client.backup import BackupOptions, run_backup
 
@@ -287,6 +296,7 @@ def backup(
     options = BackupOptions(
         out, parse_types(types), _day(since), last, concurrency, window_days, keep_exports,
         recipients=recipients, plain=plain, until_now=until_now, attachments=fetching,
+        identities=tuple(_identities(identity) or ()),
     )  # fmt: skip
     with connect(server, app_id, secret, patient=True) as api, RichReporter() as reporter:
         result = run_backup(api, options, reporter)
@@ -497,13 +507,18 @@ def _rehosting(
     directory: Path, rehost: tuple[str, str], reporter: Reporter, keys: list[Identity] | None
 ) -> tuple[Rewrite, dict[str, int]]:
     """Uploads the attachments of a verified backup; the row rewriter that points at them."""
-    from chatferry.client.attachments.rehost import upload_attachments, url_rewriter
+    from chatferry.client.attachments.rehost import (
+        attachment_index,
+        upload_attachments,
+        url_rewriter,
+    )
     from chatferry.client.restore import check_backup
 
     manifest = check_backup(directory, reporter, keys, attachments=True)
-    done = upload_attachments(directory, manifest, rehost[0], reporter)
+    index = attachment_index(directory, manifest, keys)
+    done = upload_attachments(directory, index, rehost[0], reporter, keys)
     counts = {"uploaded": done.uploaded, "already_there": done.already}
-    return url_rewriter(manifest, rehost[1]), counts
+    return url_rewriter(index, rehost[1]), counts
 
 
 def _restore(
@@ -517,9 +532,11 @@ def _restore(
     keys: list[Identity] | None = None,
 ) -> tuple[RestoreSummary, list[Upload]]:
     from chatferry.client.restore import Restore, RestoreSummary, dry_run_restore
-    from chatferry.client.scoped import dry_run_diff, scoped_restore
+    from chatferry.client.scoped import dry_run_diff, refuse_encrypted, scoped_restore
 
     if not dry_run:
+        if not scope.whole:
+            refuse_encrypted(directory)  # before anything is re-hosted
         rewrite, rehosted = (
             _rehosting(directory, rehost, reporter, keys) if rehost else (None, None)
         )

@@ -25,11 +25,21 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from chatferry.client import exports, imports
-from chatferry.client.attachments.index import IndexWriter, fetch_attachments
+from chatferry.client.attachments.index import (
+    IndexWriter,
+    SealedIndexWriter,
+    fetch_attachments,
+    fetch_sealed,
+    retry_sealed,
+)
 from chatferry.client.attachments.run import AttachmentOptions
+from chatferry.client.attachments.sealed import stale_temporaries
+from chatferry.client.attachments.urls import row_urls
 from chatferry.client.download import download_file
 from chatferry.client.errors import ApiError, ClientError, JobFailed
 from chatferry.client.files import directory_lock, open_to_others, private_dir
@@ -49,7 +59,7 @@ from chatferry.client.records import Record, seconds_between, utc_offset
 from chatferry.client.timezones import server_timezone
 
 if TYPE_CHECKING:
-    from chatferry.client.crypto import Recipient
+    from chatferry.client.crypto import Identity, Recipient
 
 DEFAULT_WINDOW_DAYS = 30
 DEFAULT_CONCURRENCY = 3
@@ -72,6 +82,9 @@ class BackupOptions:
     plain: bool = False  # asked for a plain backup (refused on an encrypted one)
     until_now: bool = False
     attachments: AttachmentOptions = field(default_factory=AttachmentOptions)
+    # An encrypted backup's identities: its earlier attachment index is read, and what
+    # earlier runs could not fetch is retried
+    identities: tuple[Identity, ...] = ()
 
 
 @dataclass
@@ -79,6 +92,8 @@ class BackupResult:
     manifest: Manifest
     new_parts: list[Part] = field(default_factory=list)
     attachment_failures: list[tuple[str, str]] = field(default_factory=list)
+    # URL -> entry: the whole index of a plain backup, this run's of an encrypted one
+    attachment_index: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -141,6 +156,8 @@ class Backup:
         self._planned = 0
         self._finished = 0
         self._recipients: list[Recipient] = []
+        self._urls: dict[str, None] = {}  # of the parts this run downloaded, in order
+        self._run_index: dict[str, dict[str, Any]] = {}
 
     def run(self) -> BackupResult:
         out = self.options.out
@@ -172,21 +189,30 @@ class Backup:
                 self._run_provisional(until + timedelta(days=1))
             failed = self._attachments()
         self._overall.done()
-        return BackupResult(self.manifest, self._new_parts, failed)
+        index = self._run_index if self.manifest.encrypted else self.manifest.attachments
+        return BackupResult(self.manifest, self._new_parts, failed, index)
 
     def _attachments(self) -> list[tuple[str, str]]:
-        if self.manifest.encrypted and self.options.attachments.mode != "none":
-            # Its parts cannot be read back here without an identity, and attachment files
-            # are not written encrypted yet: an encrypted backup keeps rows only for now.
-            self.reporter.note(
-                "the backup is encrypted: its attachments are not fetched (an encrypted "
-                "backup holds the rows only for now)"
-            )
-            return []
+        if self.manifest.encrypted:
+            return self._sealed_attachments()
         writer = IndexWriter(self.manifest, self._lock, self._save)
         return fetch_attachments(
             self.options.out, self.manifest, self.options.attachments, writer, self.reporter
         )
+
+    def _sealed_attachments(self) -> list[tuple[str, str]]:
+        """Those of the parts this run downloaded, encrypted (earlier parts cannot be read
+        without a key)."""
+        if self.options.attachments.mode == "none":
+            return []
+        out, identities = self.options.out, self.options.identities
+        writer = SealedIndexWriter(self.manifest, self._lock, self._save, out, self._recipients)
+        self._run_index = writer.entries
+        if identities:
+            return retry_sealed(out, self.manifest, identities, self.options.attachments,
+                                writer, self.reporter)  # fmt: skip
+        urls = list(self._urls)
+        return fetch_sealed(out, urls, self.options.attachments, writer, self.reporter)
 
     # -- the day in progress ------------------------------------------------------------
 
@@ -241,6 +267,7 @@ class Backup:
         stale = [*out.glob(f".{MANIFEST_NAME}.*.tmp")]
         for resource in RESOURCES:
             stale.extend((out / resource).glob(".*.age.*.tmp"))
+        stale.extend(stale_temporaries(out))
         for path in stale:
             path.unlink(missing_ok=True)
         if self.manifest.encrypted:
@@ -476,6 +503,7 @@ class Backup:
                 progress=lambda done, total: self._advance(task, done, total),
                 refresh=self._refresher(export_id),
                 recipients=self._recipients,
+                on_plaintext=lambda data: self._collect_urls(window.resource, data),
             )
         finally:
             task.done()
@@ -493,6 +521,17 @@ class Backup:
             sha256_from_server=got.sha256_checked,
             original_filename=str(record.get("original_filename") or ""),
         )
+
+    def _collect_urls(self, resource: str, data: bytes) -> None:
+        """The attachment URLs of a part's plaintext (an encrypted backup cannot read its
+        parts back later without a key)."""
+        mode = self.options.attachments.mode
+        if mode == "none":
+            return
+        found = [u for row in orjson.loads(data) if isinstance(row, dict)
+                 for u in row_urls(resource, row, mode)]  # fmt: skip
+        with self._lock:
+            self._urls.update(dict.fromkeys(found))
 
     def _advance(self, task: Task, done: int, total: int | None) -> None:
         if self._stop.is_set():

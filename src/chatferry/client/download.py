@@ -267,11 +267,16 @@ def _download_sealed(
     label: str,
     progress: Progress | None = None,
     refresh: Callable[[], str] | None = None,
+    on_plaintext: Callable[[bytes], None] | None = None,
 ) -> tuple[int, str, int]:
-    """An encrypted download: one fresh try after a body that differs from the record."""
+    """An encrypted download: one fresh try after a body that differs from the record.
+    ``on_plaintext`` sees the checked plaintext (in memory) before the file gets its name."""
 
     def check(data: bytes) -> int:
-        return _check(data, expected, label, dest.name)[2]
+        rows = _check(data, expected, label, dest.name)[2]
+        if on_plaintext is not None:
+            on_plaintext(data)
+        return rows
 
     for attempt in (1, 2):
         try:
@@ -289,10 +294,11 @@ def download_file(
     progress: Progress | None = None,
     refresh: Callable[[], str] | None = None,
     recipients: Sequence[Recipient] = (),
+    on_plaintext: Callable[[bytes], None] | None = None,
 ) -> Downloaded:
     """Downloads the finished export ``record`` to ``dest``, verified; resumes a ``.part``.
     With ``recipients``, ``dest`` is written encrypted to them (and its size and sha256 are
-    the encrypted file's)."""
+    the encrypted file's), and ``on_plaintext`` gets the checked plaintext in memory."""
     url = record.get("download_url")
     label = f"export {record.get('unique_id')}"
     if not isinstance(url, str) or not url:
@@ -302,7 +308,7 @@ def download_file(
     started = time.monotonic()
     if recipients:
         size, sha256, rows = _download_sealed(
-            api, url, dest, recipients, expected, label, progress, refresh
+            api, url, dest, recipients, expected, label, progress, refresh, on_plaintext
         )
     else:
         size, sha256, rows = _download_plain(api, url, dest, expected, label, progress, refresh)

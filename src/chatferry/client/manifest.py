@@ -13,7 +13,10 @@ it out and ``failed_at``; the files are ``attachments/<sha256>``).
 
 An encrypted backup adds ``encryption`` (``format``, and the ``recipients`` every file of
 the backup is encrypted to, which later runs reuse); its parts' files end in ``.age`` and
-their ``bytes`` and ``sha256`` are the encrypted files' (see docs/encryption.md).
+their ``bytes`` and ``sha256`` are the encrypted files' (see docs/encryption.md). It has
+no ``attachments`` (URLs are user data): its URL index is sealed in
+``attachments/index/*.json.age``, and ``encrypted_files`` maps every encrypted attachment
+and index file to the ``bytes`` and ``sha256`` of its encrypted bytes.
 """
 
 from __future__ import annotations
@@ -144,6 +147,7 @@ class Manifest:
         return bool(self.recipients)
 
     attachments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    encrypted_files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def new(cls, server: str, app_id: str) -> Manifest:
@@ -170,13 +174,15 @@ class Manifest:
             "parts": [p.as_json() for p in sorted(self.parts, key=_part_order)],
             "pending": [p.as_json() for p in self.pending],
             **self._encryption(),
-            "attachments": dict(sorted(self.attachments.items())),
         }
 
     def _encryption(self) -> dict[str, Any]:
         if not self.recipients:
-            return {}
-        return {"encryption": {"format": ENCRYPTION_FORMAT, "recipients": self.recipients}}
+            return {"attachments": dict(sorted(self.attachments.items()))}
+        return {
+            "encryption": {"format": ENCRYPTION_FORMAT, "recipients": self.recipients},
+            "encrypted_files": dict(sorted(self.encrypted_files.items())),
+        }
 
     def save(self, directory: Path) -> None:
         from chatferry import __version__
@@ -252,6 +258,7 @@ def manifest_from_json(data: Any) -> Manifest:
         pending=[Pending.from_json(p) for p in data.get("pending") or []],
         recipients=_recipients(data),
         attachments=_attachments(data.get("attachments")),
+        encrypted_files=_encrypted_files(data.get("encrypted_files")),
     )
 
 
@@ -272,6 +279,15 @@ def _attachments(value: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
         raise ValueError("attachments is not an object of objects")
     return {str(url): entry for url, entry in value.items()}
+
+
+def _encrypted_files(value: Any) -> dict[str, dict[str, Any]]:
+    files = _attachments(value)
+    for name, entry in files.items():
+        size, sha256 = entry.get("bytes"), entry.get("sha256")
+        if not isinstance(size, int) or isinstance(size, bool) or not isinstance(sha256, str):
+            raise ValueError(f"encrypted_files gives {name} no bytes and sha256")
+    return files
 
 
 def load_manifest(directory: Path) -> Manifest:

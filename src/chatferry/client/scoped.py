@@ -150,6 +150,16 @@ def dry_run_diff(
     return diff_against(api, directory, manifest, scope, reporter, identities)
 
 
+def refuse_encrypted(directory: Path) -> None:
+    """A scoped restore writes the rows it picks (and their keys, in its restore state) to
+    disk in plain: not for an encrypted backup."""
+    if load_manifest(directory).encrypted:
+        raise ClientError(
+            f"the backup in {directory} is encrypted, and a scoped restore would write "
+            "the rows it picks to disk unencrypted: restore it whole (or --dry-run it)"
+        )
+
+
 def scoped_restore(
     api: Api,
     directory: Path,
@@ -161,11 +171,7 @@ def scoped_restore(
     """Restores the rows of ``scope`` the target lacks (conflicts are left out, listed).
     Not for an encrypted backup: the rows to restore would be written out in plain."""
     with directory_lock(directory, "restore"):
-        if load_manifest(directory).encrypted:
-            raise ClientError(
-                f"the backup in {directory} is encrypted, and a scoped restore would write "
-                "the rows it picks to disk unencrypted: restore it whole (or --dry-run it)"
-            )
+        refuse_encrypted(directory)
         manifest = check_backup(directory, reporter)
         diff = diff_against(api, directory, manifest, scope, reporter)
         sub = write_scoped(directory, manifest, scope, diff)

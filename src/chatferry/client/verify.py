@@ -11,7 +11,8 @@ size and sha256 (of the encrypted bytes) and the coverage of the days. With iden
 each part is decrypted in memory as it is read (its hash taken on the way) and every check
 above runs on its plaintext.
 Every attachment in the index (or a random ``sample`` percent of them) is stored under its
-sha256 with that size and hash; attachments that could not be fetched are counted.
+sha256 with that size and hash; attachments that could not be fetched are counted. An
+encrypted backup's attachments: see ``chatferry.client.attachments.sealed_check``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from chatferry.client.attachments.check import check_files, sample, stored_files
+from chatferry.client.attachments.sealed_check import check_with_key, check_without_key
 from chatferry.client.download import file_digest
 from chatferry.client.manifest import RESOURCES, Manifest, Part, load_manifest
 from chatferry.client.progress import NullReporter, Reporter
@@ -249,14 +251,40 @@ def ordered_parts(manifest: Manifest) -> Iterator[Part]:
 
 
 def check_attachments(
-    directory: Path, manifest: Manifest, report: VerifyReport, percent: float | None
+    directory: Path,
+    manifest: Manifest,
+    report: VerifyReport,
+    percent: float | None,
+    identities: list[Identity] | None = None,
 ) -> None:
+    if manifest.encrypted:
+        check_sealed_attachments(directory, manifest, report, percent, identities)
+        return
     files = stored_files(manifest.attachments, report.add)
     chosen = sample(sorted(files), percent)
     check_files(directory, files, chosen, report.add)
     report.attachments = len(files)
     report.attachments_checked = len(chosen)
     report.attachments_failed = sum("sha256" not in e for e in manifest.attachments.values())
+
+
+def check_sealed_attachments(
+    directory: Path,
+    manifest: Manifest,
+    report: VerifyReport,
+    percent: float | None,
+    identities: list[Identity] | None,
+) -> None:
+    """An encrypted backup's: the encrypted files' sizes and hashes, and with identities
+    the plaintext of each attachment against the sealed index."""
+    files = manifest.encrypted_files
+    if identities is None:
+        counts = check_without_key(directory, files, percent, report.add)
+    else:
+        counts = check_with_key(directory, files, identities, percent, report.add)
+    report.attachments = counts.files
+    report.attachments_checked = counts.checked
+    report.attachments_failed = counts.failed
 
 
 def verify_backup(
@@ -291,5 +319,5 @@ def verify_backup(
     task.done()
     check_parents(index, report)
     if sample_percent != 0:  # 0: the attachments are not checked at all
-        check_attachments(directory, manifest, report, sample_percent)
+        check_attachments(directory, manifest, report, sample_percent, identities)
     return report

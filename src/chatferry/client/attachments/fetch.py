@@ -1,5 +1,9 @@
 """One attachment download: redirects checked hop by hop, retries with backoff, resumed
-with ``Range`` after a cut, streamed to disk under a size cap, hashed on the way."""
+with ``Range`` after a cut, streamed to disk under a size cap, hashed on the way.
+
+Into an encrypted backup (a :class:`SealedStore`) the body is encrypted as it streams in,
+hashed and size-capped on the way; such a download starts over after a cut (an encrypted
+file is not a prefix to continue), and no plaintext reaches the disk."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import httpx
 
 from chatferry.client.attachments import store
 from chatferry.client.attachments.addresses import RefusedAddress, UnresolvedHost
+from chatferry.client.attachments.sealed import SealedStore
 
 MAX_REDIRECTS = 5
 MAX_WAIT_SECONDS = 60.0
@@ -34,6 +39,10 @@ class Fetched:
     sha256: str
     bytes: int
     content_type: str
+    file: str = ""  # encrypted: the age file's name, and its bytes and sha256
+    encrypted_bytes: int = 0
+    encrypted_sha256: str = ""
+    stored_now: bool = True  # False: the same bytes were stored already in this run
 
 
 class _Retry(Exception):
@@ -73,11 +82,13 @@ class Download:
         directory: Path,
         settings: FetchSettings,
         progress: Callable[[int], None] = lambda _: None,
+        sealed: SealedStore | None = None,
     ) -> None:
         self.client = client
         self.directory = directory
         self.settings = settings
         self.progress = progress
+        self.sealed = sealed
 
     def fetch(self, url: str) -> Fetched:
         """The stored attachment; Failed (with the reason) once retries are spent."""
@@ -92,7 +103,8 @@ class Download:
                     raise Failed(retry.reason) from None
                 time.sleep(self._backoff(attempt) if retry.wait is None else retry.wait)
             except Failed:
-                store.discard(self.directory, key)
+                if self.sealed is None:
+                    store.discard(self.directory, key)
                 raise
 
     def _backoff(self, attempt: int) -> float:
@@ -103,7 +115,7 @@ class Download:
         for _ in range(MAX_REDIRECTS + 1):
             if urlsplit(current).scheme not in ("http", "https"):
                 raise Failed(f"redirected to a URL that is not http(s): {current}")
-            offset = store.partial_size(self.directory, key)
+            offset = 0 if self.sealed else store.partial_size(self.directory, key)
             headers = {"Range": f"bytes={offset}-"} if offset else {}
             try:
                 with self.client.stream("GET", current, headers=headers) as response:
@@ -136,12 +148,33 @@ class Download:
         length = response.headers.get("content-length")
         if length is not None and length.isdigit():
             self._check_size(start + int(length))
+        if self.sealed is not None:
+            return self._seal(response, self.sealed)
         return self._write(response, key, start)
 
     def _check_size(self, size: int, more: bool = False) -> None:
         cap = self.settings.max_bytes
         if size > cap:
             raise Failed(f"too large ({size}{'+' if more else ''} bytes > {cap})")
+
+    def _receive_into(self, response: httpx.Response, write: Callable[[bytes], Any]) -> Any:
+        """Streams the body into ``write`` under the size cap; its sha256 state and size."""
+        hasher, size = _new_hash(), 0
+        for chunk in response.iter_raw():
+            size += len(chunk)
+            self._check_size(size, more=True)
+            hasher.update(chunk)
+            write(chunk)
+            self.progress(len(chunk))
+        return hasher, size
+
+    def _seal(self, response: httpx.Response, sealed: SealedStore) -> Fetched:
+        with sealed.writer() as (writer, name):
+            hasher, size = self._receive_into(response, writer.write)
+        sha256 = hasher.hexdigest()
+        kept, new = sealed.keep(sha256, name)
+        content_type = response.headers.get("content-type", "").split(";")[0].strip()
+        return Fetched(sha256, size, content_type, kept, writer.size, writer.sha256, new)
 
     def _write(self, response: httpx.Response, key: str, start: int) -> Fetched:
         hasher: Any = store.partial_hash(self.directory, key) if start else _new_hash()

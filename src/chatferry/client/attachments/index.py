@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from chatferry.client.attachments import store
 from chatferry.client.attachments.run import AttachmentOptions, Entry, Fetcher, to_fetch
+from chatferry.client.attachments.sealed import SealedStore, index_name, new_run_id, read_index
 from chatferry.client.attachments.urls import collect
+from chatferry.client.files import private_dir
 from chatferry.client.manifest import Manifest
 from chatferry.client.progress import Reporter
+
+if TYPE_CHECKING:
+    from chatferry.client.crypto import Identity, Recipient
 
 SAVE_EVERY_SECONDS = 1.0
 
@@ -46,14 +51,112 @@ class IndexWriter:
 
     def record(self, url: str, entry: Entry) -> None:
         with self.lock:
-            self.manifest.attachments[url] = entry
+            self._keep(url, entry)
             if time.monotonic() - self._saved >= SAVE_EVERY_SECONDS:
-                self.save()
+                self._persist()
                 self._saved = time.monotonic()
 
     def flush(self) -> None:
         with self.lock:
-            self.save()
+            self._persist()
+
+    def _keep(self, url: str, entry: Entry) -> None:
+        self.manifest.attachments[url] = entry
+
+    def _persist(self) -> None:
+        self.save()
+
+
+class SealedIndexWriter(IndexWriter):
+    """An encrypted backup's: this run's entries sealed in its own index file (rewritten
+    atomically), every encrypted file's size and sha256 in the manifest."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        lock: threading.Lock,
+        save: Callable[[], None],
+        directory: Path,
+        recipients: Sequence[Recipient],
+    ) -> None:
+        super().__init__(manifest, lock, save)
+        self.directory = directory
+        self.recipients = recipients
+        self.entries: dict[str, Entry] = {}
+        self.name = index_name(new_run_id())
+
+    def _keep(self, url: str, entry: Entry) -> None:
+        encrypted = entry.pop("encrypted", None)
+        if encrypted is not None:
+            self.manifest.encrypted_files[entry["file"]] = encrypted
+        self.entries[url] = entry
+
+    def _persist(self) -> None:
+        from chatferry.client.crypto import encrypt_bytes
+
+        if self.entries:
+            path = self.directory / self.name
+            private_dir(path.parent)
+            sealed = encrypt_bytes(path, orjson.dumps(self.entries), self.recipients)
+            self.manifest.encrypted_files[self.name] = {
+                "bytes": sealed.size,
+                "sha256": sealed.sha256,
+            }
+        self.save()
+
+
+def sealed_rows(
+    directory: Path, manifest: Manifest, identities: Sequence[Identity]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(type, row) of every row of an encrypted backup's parts, decrypted in memory."""
+    from chatferry.client.crypto import decrypt_bytes
+
+    for part in manifest.parts:
+        for row in orjson.loads(decrypt_bytes(directory / part.file, identities)[0]):
+            if isinstance(row, dict):
+                yield part.type, row
+
+
+def retry_sealed(
+    directory: Path,
+    manifest: Manifest,
+    identities: Sequence[Identity],
+    options: AttachmentOptions,
+    writer: SealedIndexWriter,
+    reporter: Reporter,
+) -> list[tuple[str, str]]:
+    """With the key: the URLs of every part, against every run's index (new URLs, earlier
+    failures, files gone missing are fetched; stored bytes are not stored again)."""
+    urls = collect(sealed_rows(directory, manifest, identities), options.mode)
+    earlier = read_index(directory, manifest.encrypted_files, identities)
+    present = {u: e for u, e in earlier.items()
+               if "sha256" in e and (directory / str(e.get("file"))).is_file()}  # fmt: skip
+    wanted = [u for u in urls if u not in present]
+    known = {e["sha256"]: str(e["file"]) for e in present.values()}
+    fetch_sealed(directory, wanted, options, writer, reporter, known)
+    merged = {**earlier, **writer.entries}
+    return [(u, str(merged.get(u, {}).get("error", "not fetched"))) for u in urls
+            if "sha256" not in merged.get(u, {})]  # fmt: skip
+
+
+def fetch_sealed(
+    directory: Path,
+    urls: list[str],
+    options: AttachmentOptions,
+    writer: SealedIndexWriter,
+    reporter: Reporter,
+    known: dict[str, str] | None = None,
+) -> list[tuple[str, str]]:
+    """Fetches ``urls`` (those of the parts this run downloaded) encrypted; returns the
+    (url, reason) of those that could not be. ``known``: plaintext sha256 -> the file
+    that holds those bytes already."""
+    sealed = SealedStore(directory, writer.recipients, known)
+    try:
+        Fetcher(directory, options, writer.record, reporter, sealed).run(urls)
+    finally:
+        writer.flush()
+    return [(u, str(e.get("error", "not fetched"))) for u, e in writer.entries.items()
+            if "sha256" not in e]  # fmt: skip
 
 
 def fetch_attachments(

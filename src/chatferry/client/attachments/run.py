@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from chatferry.client.attachments.addresses import AddressPins, pinned_client
-from chatferry.client.attachments.fetch import Download, Failed, FetchSettings
+from chatferry.client.attachments.fetch import Download, Failed, Fetched, FetchSettings
+from chatferry.client.attachments.sealed import SealedStore
 from chatferry.client.files import now_rfc3339
 from chatferry.client.progress import NullReporter, Reporter
 
@@ -51,7 +52,9 @@ class Fetcher:
         options: AttachmentOptions,
         record: Callable[[str, Entry], None],
         reporter: Reporter | None = None,
+        sealed: SealedStore | None = None,
     ) -> None:
+        self.sealed = sealed
         self.directory = directory
         self.options = options
         self.record = record
@@ -101,13 +104,25 @@ class Fetcher:
             return
         with self._host_slot(url):
             try:
-                got = Download(client, self.directory, self.settings, self._count).fetch(url)
+                download = Download(client, self.directory, self.settings, self._count, self.sealed)
+                got = download.fetch(url)
             except Failed as failed:
                 self.record(url, {"error": failed.reason, "failed_at": now_rfc3339()})
                 return
-        self.record(url, {
-            "sha256": got.sha256,
-            "bytes": got.bytes,
-            "content_type": got.content_type,
-            "fetched_at": now_rfc3339(),
-        })  # fmt: skip
+        self.record(url, entry_of(got))
+
+
+def entry_of(got: Fetched) -> Entry:
+    """The index entry of a fetched attachment (an encrypted one names its file; when this
+    fetch stored it, ``encrypted`` gives the age file's bytes and sha256)."""
+    entry: Entry = {
+        "sha256": got.sha256,
+        "bytes": got.bytes,
+        "content_type": got.content_type,
+        "fetched_at": now_rfc3339(),
+    }
+    if got.file:
+        entry["file"] = got.file
+    if got.file and got.stored_now:
+        entry["encrypted"] = {"bytes": got.encrypted_bytes, "sha256": got.encrypted_sha256}
+    return entry

@@ -95,8 +95,13 @@ def open_for_read(directory: Path, sha256: str) -> BinaryIO:
 
 def digest(directory: Path, sha256: str) -> tuple[int, str]:
     """(size, sha256) of the stored attachment's bytes."""
+    return path_digest(stored_path(directory, sha256))
+
+
+def path_digest(path: Path) -> tuple[int, str]:
+    """(size, sha256) of a file's bytes, read in chunks (FileNotFoundError if missing)."""
     hasher, size = hashlib.sha256(), 0
-    with open_for_read(directory, sha256) as handle:
+    with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
             hasher.update(chunk)
             size += len(chunk)
