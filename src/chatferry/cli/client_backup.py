@@ -283,21 +283,17 @@ def backup(
     Without --since a new backup starts at the app's oldest data (it walks back until a
     year without any row). --until defaults to yesterday, the last whole day. With
     --encrypt-to or --recipients-file every file is written encrypted with age; later runs
-    encrypt to the same recipients; an encrypted backup given --identity also retries
-    the attachments earlier runs could not fetch. Exit 5: every row is in, some
-    attachments are not.
-    """
+    encrypt to the same recipients (and retry failed attachments only given --identity).
+    Exit 5: every row is in, some attachments are not."""
     from chatferry.client.backup import BackupOptions, run_backup
 
     recipients = _recipients(encrypt_to or [], recipients_file or [], plain)
-    last, until_now = parse_until(until)
-    fetching = attachment_options(no_attachments, attachments, attachment_concurrency,
-        max_attachment_bytes, attachment_timeout, allow_private_urls)  # fmt: skip
+    keys, (last, until_now) = tuple(_identities(identity) or ()), parse_until(until)
     options = BackupOptions(
         out, parse_types(types), _day(since), last, concurrency, window_days, keep_exports,
-        recipients=recipients, plain=plain, until_now=until_now, attachments=fetching,
-        identities=tuple(_identities(identity) or ()),
-    )  # fmt: skip
+        recipients=recipients, plain=plain, until_now=until_now, identities=keys,
+        attachments=attachment_options(no_attachments, attachments, attachment_concurrency,
+            max_attachment_bytes, attachment_timeout, allow_private_urls))  # fmt: skip
     with connect(server, app_id, secret, patient=True) as api, RichReporter() as reporter:
         result = run_backup(api, options, reporter)
     show_backup(result, out, as_json)
