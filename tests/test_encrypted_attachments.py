@@ -275,3 +275,15 @@ def test_a_run_given_the_key_retries_what_earlier_runs_could_not_fetch(
     run_client(sealed.env, "keygen", "--out", str(wrong))
     refused = _backup(sealed.env, copy, "--identity", str(wrong))
     assert refused.returncode == 4 and "does not open" in refused.stderr, refused.stderr
+
+
+def test_a_dry_run_compares_with_the_key_and_imports_nothing(sealed: Sealed) -> None:
+    """Against the source app itself: every row is there already (the target's rows are
+    exported encrypted to the backup's recipients and compared in memory)."""
+    planned = run_client_json(sealed.env, "restore", str(sealed.out), "--dry-run",
+                              "--identity", str(sealed.key))  # fmt: skip
+    assert planned["diff"]["counts"] == {
+        "users": {"new": 0, "present": 3, "conflict": 0},
+        "rooms": {"new": 0, "present": 2, "conflict": 0},
+        "comments": {"new": 0, "present": 5, "conflict": 0},
+    }

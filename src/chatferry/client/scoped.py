@@ -57,21 +57,30 @@ def _export(
     types: tuple[str, ...],
     days: tuple[date, date] | None,
     reporter: Reporter,
+    identities: list[Identity] | None = None,
 ) -> dict[str, list[Row]]:
+    """The target's rows, exported into ``work`` (encrypted to the backup's recipients
+    when the backup is encrypted: no plaintext of them on disk either)."""
     first = min(p.start_date for p in manifest.parts)
     last = max(p.end_date for p in manifest.parts)
     since, until = days or (first, last)
     provisional = any(p.provisional for p in manifest.parts) and until >= last
     if provisional:
         until = last - timedelta(days=1)
+    recipients = tuple(manifest.recipients) if identities else ()
     options = BackupOptions(work, types, since, None if provisional else until,
-                            until_now=provisional, attachments=NONE)  # fmt: skip
+                            recipients=recipients, until_now=provisional,
+                            attachments=NONE)  # fmt: skip
     result = run_backup(api, options, reporter)
-    return rows_of(work, result.manifest)
+    return rows_of(work, result.manifest, identities)
 
 
 def target_rows(
-    api: Api, manifest: Manifest, days: tuple[date, date] | None, reporter: Reporter
+    api: Api,
+    manifest: Manifest,
+    days: tuple[date, date] | None,
+    reporter: Reporter,
+    identities: list[Identity] | None = None,
 ) -> dict[str, dict[str, Row]]:
     """The target's rows over the backup's days (comments: over ``days``), by type and key."""
     held: dict[str, dict[str, Row]] = {t: {} for t in RESOURCES}
@@ -81,7 +90,7 @@ def target_rows(
     try:
         for types in (("users", "rooms"), ("comments",)):
             span = days if types == ("comments",) else None
-            got = _export(api, manifest, work / types[0], types, span, reporter)
+            got = _export(api, manifest, work / types[0], types, span, reporter, identities)
             for resource in types:
                 held[resource] = {key_of(resource, r): r for r in got[resource]}
     finally:
@@ -101,7 +110,7 @@ def diff_against(
     assert offset is not None
     selected = select(rows_of(directory, manifest, identities), scope, offset)
     days = comment_days(selected["comments"], offset) if not scope.whole else None
-    held = target_rows(api, manifest, days, reporter)
+    held = target_rows(api, manifest, days, reporter, identities)
     diff = Diff()
     for resource in RESOURCES:
         compare(resource, selected[resource], held[resource], diff)
