@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -145,6 +146,8 @@ def test_every_attachment_is_stored_encrypted_and_nothing_is_readable(
     assert len(stored) == 3
     assert {f"attachments/{p.name}" for p in stored} | set(indexes) == set(listed)
     assert not list(sealed.out.rglob("*.tmp")) and not list(sealed.out.rglob(".partial"))
+    for path in [sealed.out, *sealed.out.rglob("*")]:
+        assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path
 
     secrets = {files.base_url.encode(), b"a.png", b"doc.pdf", b"later.bin", b"files.example",
                b"plain-text-comment", b"a file f-doc.pdf", PICTURE[:64], DOCUMENT[:64]}  # fmt: skip

@@ -142,7 +142,8 @@ class Download:
             raise Failed(f"HTTP {status}")
         resumed = status == 206 and _range_start(response) == offset
         if status == 206 and not resumed:
-            store.discard(self.directory, key)
+            if self.sealed is None:
+                store.discard(self.directory, key)
             raise _Retry("HTTP 206 for another range (started over)", 0.0)
         start = offset if resumed else 0
         length = response.headers.get("content-length")
