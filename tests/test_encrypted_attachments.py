@@ -290,3 +290,31 @@ def test_a_dry_run_compares_with_the_key_and_imports_nothing(sealed: Sealed) -> 
         "rooms": {"new": 0, "present": 2, "conflict": 0},
         "comments": {"new": 0, "present": 5, "conflict": 0},
     }
+
+
+def test_the_restore_state_of_an_encrypted_backup_keeps_no_row_key_in_plain(
+    sealed: Sealed, app: Deployment, target: Deployment, tmp_path: Path
+) -> None:
+    """The keys a provisional part's uploads remember (emails here) are HMACs under a
+    secret kept encrypted; a restore run again still imports nothing twice."""
+    today = {"Email": "today@files.example", "Name": "Today", "AvatarUrl": "",
+             "Password": "not-a-real-password-1", "AuthenticationToken": "tok-today",
+             "CreateAt": moment(0)}  # fmt: skip
+    (tmp_path / "uploads").mkdir()
+    import_rows(sealed.env, tmp_path / "uploads", "users", [today])
+    copy = tmp_path / "copy"
+    shutil.copytree(sealed.out, copy)
+    done = _backup(sealed.env, copy, "--until", "now")
+    assert done.returncode == 0, done.stderr
+    created = target.cli("apps", "create", "--name", "Provisional from sealed")
+    env = target.client(created["app_id"], created["secret"])
+    first = run_client_json(env, "restore", str(copy), "--identity", str(sealed.key))
+    assert first["rows"]["users"] == 4, first
+    state = (copy / "restore-state.json").read_bytes()
+    assert b"files.example" not in state and b"f-doc.pdf" not in state
+    restores = json.loads(state)["restores"].values()
+    keys = [k for r in restores for u in r["uploads"] for k in u["keys"]]
+    assert keys and all(len(k) == 64 and int(k, 16) >= 0 for k in keys), keys
+    assert b"age-encryption.org/v1" in (copy / "restore-state.key.age").read_bytes()[:30]
+    again = run_client_json(env, "restore", str(copy), "--identity", str(sealed.key))
+    assert again["imported_now"] == 0, again

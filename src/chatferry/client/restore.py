@@ -18,11 +18,16 @@ its own, which remember the keys of their rows. When a later backup run replaces
 part (the state records each planned file's sha256), uploads of the old part that were
 not imported are dropped, the keys of those that were are kept, and the new parts'
 rows with those keys are left out: a restore run again after the backup grew imports
-each row once, with no "already exists" error.
+each row once, with no "already exists" error. An encrypted backup's state keeps those
+keys (emails, ids: user data) only as HMAC-SHA256 under a random secret kept encrypted
+to the backup's recipients in ``restore-state.key.age``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -45,6 +50,7 @@ if TYPE_CHECKING:
     from chatferry.client.crypto import Identity
 
 STATE_NAME = "restore-state.json"
+STATE_SECRET_NAME = "restore-state.key.age"
 Rewrite = Callable[[dict[str, Any]], dict[str, Any]]
 SPEC_UPLOAD_LIMIT = 4_000_000  # "4 MB": under both 4,000,000 and 4 MiB
 _FRAME = 4  # "[\n" and "\n]"
@@ -104,7 +110,15 @@ class _Parts:
         self.directory = directory
         self.identities = identities
         self.rewrite = rewrite
+        self.secret = b""  # set: row keys are given as HMACs under it
         self._cache: dict[str, list[Any]] = {}
+
+    def key(self, resource: str, row: Any) -> str:
+        """The row's key as the restore state keeps it."""
+        key = row_key(resource, row)
+        if not self.secret or not key:
+            return key
+        return hmac.new(self.secret, key.encode(), hashlib.sha256).hexdigest()
 
     def rows(self, file: str) -> list[Any]:
         if file not in self._cache:
@@ -146,7 +160,7 @@ def row_refs(
         if part.type == resource and part.provisional == provisional:
             first = (first_rows or {}).get(part.file, 0)
             for index, row in enumerate(parts.rows(part.file)[first:], first):
-                key = row_key(resource, row)
+                key = parts.key(resource, row)
                 if key not in skip or not key:
                     yield part.file, index, len(orjson.dumps(row)), key
 
@@ -218,6 +232,19 @@ def plan_uploads(
             refs = row_refs(parts, manifest, resource, provisional, left_out, first_rows)
             uploads.extend(chunk(refs, resource, limit, names.of(resource), provisional))
     return uploads
+
+
+def state_secret(directory: Path, manifest: Manifest, identities: list[Identity] | None) -> bytes:
+    """The secret an encrypted backup's restore state hashes row keys under: random, kept
+    encrypted to the backup's recipients (made on the first restore)."""
+    from chatferry.client.crypto import decrypt_bytes, encrypt_bytes, recipients_of
+
+    path = directory / STATE_SECRET_NAME
+    if path.is_file():
+        return decrypt_bytes(path, identities or [])[0]
+    secret = secrets.token_bytes(32)
+    encrypt_bytes(path, secret, recipients_of(manifest.recipients))
+    return secret
 
 
 def require_key(directory: Path, identities: list[Identity] | None) -> None:
@@ -391,6 +418,8 @@ class Restore:
                 manifest = check_backup(self.directory, self.reporter, self.identities)
             else:
                 manifest = load_manifest(self.directory)
+            if manifest.encrypted:
+                self.parts.secret = state_secret(self.directory, manifest, self.identities)
             self._load_state(manifest)
             self._open_tasks()
             index = 0
@@ -490,7 +519,8 @@ class Restore:
         for upload in uploads:
             for file, first, count in upload.segments:
                 for offset, row in enumerate(self.parts.rows(file)[first : first + count]):
-                    yield file, first + offset, len(orjson.dumps(row)), row_key(upload.type, row)
+                    key = self.parts.key(upload.type, row)
+                    yield file, first + offset, len(orjson.dumps(row)), key
 
     # -- progress ---------------------------------------------------------------------
 
