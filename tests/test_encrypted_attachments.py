@@ -243,17 +243,32 @@ def test_restore_rehosts_the_decrypted_files_and_rewrites_every_url(
     assert not list(sealed.out.rglob("*.tmp"))
 
 
-def test_a_scoped_restore_of_an_encrypted_backup_is_refused_before_anything_moves(
-    sealed: Sealed, target: Deployment, tmp_path: Path
+def test_a_scoped_restore_writes_its_rows_encrypted_and_rehosts(
+    sealed: Sealed, target: Deployment, files: FileServer, tmp_path: Path
 ) -> None:
     created = target.cli("apps", "create", "--name", "Scoped from sealed")
     env = target.client(created["app_id"], created["secret"])
     cdn = tmp_path / "cdn"
-    done = run_client(env, "restore", str(sealed.out), "--identity", str(sealed.key),
-                      "--rooms", "room-1", "--rehost-attachments", cdn.as_uri(),
-                      "--attachments-base-url", NEW_BASE)  # fmt: skip
-    assert done.returncode != 0 and "restore it whole" in done.stderr, done.stderr
-    assert not cdn.exists() and not (sealed.out / "scoped").exists()
+    summary = run_client_json(env, "restore", str(sealed.out), "--identity", str(sealed.key),
+                              "--rooms", "room-1", "--rehost-attachments", cdn.as_uri(),
+                              "--attachments-base-url", NEW_BASE)  # fmt: skip
+    assert summary["rows"] == {"users": 3, "rooms": 1, "comments": 5}, summary
+    scoped = [p for p in (sealed.out / "scoped").rglob("*") if p.is_file()]
+    parts = {f"{t}.json.age" for t in ("users", "rooms", "comments")}
+    kept = {"manifest.json", "restore-state.json", "restore-state.key.age", ".chatferry.lock"}
+    assert {p.name for p in scoped} == parts | kept
+    for path in scoped:
+        data = path.read_bytes()
+        assert b"files.example" not in data and files.base_url.encode() not in data, path
+        assert b"room-1" not in data and b"plain-text-comment" not in data, path
+    copy = tmp_path / "restored"
+    done = run_client(env, "backup", "--out", str(copy), "--since", _day(6), "--no-attachments")
+    assert done.returncode == 0, done.stderr
+    urls = {r["UniqueId"]: (r["Payload"] or {}).get("url") for r in backup_rows(copy, "comments")}
+    assert urls["f-doc.pdf"] == f"{NEW_BASE}/{hashlib.sha256(DOCUMENT).hexdigest()}"
+    again = run_client_json(env, "restore", str(sealed.out), "--identity", str(sealed.key),
+                            "--rooms", "room-1")  # fmt: skip
+    assert again["rows"] == {"users": 0, "rooms": 0, "comments": 0}, again
 
 
 def test_a_run_given_the_key_retries_what_earlier_runs_could_not_fetch(

@@ -528,18 +528,16 @@ def _restore(
     keys: list[Identity] | None = None,
 ) -> tuple[RestoreSummary, list[Upload]]:
     from chatferry.client.restore import Restore, RestoreSummary, dry_run_restore
-    from chatferry.client.scoped import dry_run_diff, refuse_encrypted, scoped_restore
+    from chatferry.client.scoped import dry_run_diff, scoped_restore
 
     if not dry_run:
-        if not scope.whole:
-            refuse_encrypted(directory)  # before anything is re-hosted
         rewrite, rehosted = (
             _rehosting(directory, rehost, reporter, keys) if rehost else (None, None)
         )
         if scope.whole:
             summary = Restore(api, directory, reporter, limit, keys, rewrite=rewrite).run()
         else:
-            summary = scoped_restore(api, directory, scope, reporter, limit, rewrite)
+            summary = scoped_restore(api, directory, scope, reporter, limit, rewrite, keys)
         summary.rehosted = rehosted
         return summary, []
     diff = dry_run_diff(api, directory, scope, reporter, keys)

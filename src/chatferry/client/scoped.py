@@ -8,6 +8,8 @@ a backup deletes them). The rows are compared by key (:mod:`chatferry.client.sco
 A scoped restore writes the rows the target lacks as a small backup of their own in
 ``DIR/scoped/<scope id>/`` and restores that with the usual resumable restore (its own
 ``restore-state.json``, its own upload names); a run again recomputes what is missing.
+Of an encrypted backup, those parts (and the target's exports) are age files to the
+backup's recipients, read back with the restore's identities: no plaintext on disk.
 """
 
 from __future__ import annotations
@@ -24,10 +26,9 @@ import orjson
 
 from chatferry.client.attachments.run import AttachmentOptions
 from chatferry.client.backup import BackupOptions, _parse_offset, run_backup
-from chatferry.client.errors import ClientError
 from chatferry.client.files import directory_lock, now_rfc3339
 from chatferry.client.http import Api
-from chatferry.client.manifest import RESOURCES, Manifest, Part, load_manifest
+from chatferry.client.manifest import RESOURCES, Manifest, Part
 from chatferry.client.progress import Reporter
 from chatferry.client.restore import Restore, RestoreSummary, Rewrite, _Parts, check_backup
 from chatferry.client.scope import Diff, Row, Scope, comment_days, compare, key_of, select
@@ -122,6 +123,19 @@ def scope_id(scope: Scope) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _write_part(sub: Path, resource: str, data: bytes, manifest: Manifest) -> tuple[str, int, str]:
+    """A scoped part's file (an age file to the backup's recipients when it is encrypted:
+    no plaintext on disk); its name, size and sha256."""
+    if not manifest.encrypted:
+        (sub / f"{resource}.json").write_bytes(data)
+        return f"{resource}.json", len(data), hashlib.sha256(data).hexdigest()
+    from chatferry.client.crypto import encrypt_bytes, recipients_of
+
+    name = f"{resource}.json.age"
+    sealed = encrypt_bytes(sub / name, data, recipients_of(manifest.recipients))
+    return name, sealed.size, sealed.sha256
+
+
 def write_scoped(directory: Path, manifest: Manifest, scope: Scope, diff: Diff) -> Path:
     """The rows the target lacks as a backup directory of their own."""
     sub = directory / "scoped" / scope_id(scope)
@@ -132,16 +146,13 @@ def write_scoped(directory: Path, manifest: Manifest, scope: Scope, diff: Diff) 
     for resource in RESOURCES:
         rows = diff.new[resource]
         data = b"[\n" + b",\n".join(orjson.dumps(r) for r in rows) + b"\n]\n" if rows else b"[]\n"
-        (sub / f"{resource}.json").write_bytes(data)
-        digest = hashlib.sha256(data).hexdigest()
+        name, size, digest = _write_part(sub, resource, data, manifest)
         # Provisional: the next run of this scope replaces the file wholesale (what the
         # target lacks then), and the restore state keeps the keys it imported.
-        name = f"{resource}.json"
-        parts.append(
-            Part(resource, first, last, len(rows), len(data), digest, name, provisional=True)
-        )
+        parts.append(Part(resource, first, last, len(rows), size, digest, name, provisional=True))
     scoped = replace(manifest, backup_id=f"{manifest.backup_id}-{scope_id(scope)}",
-                     created_at=now_rfc3339(), parts=parts, pending=[], attachments={})  # fmt: skip
+                     created_at=now_rfc3339(), parts=parts, pending=[], attachments={},
+                     encrypted_files={})  # fmt: skip
     scoped.save(sub)
     return sub
 
@@ -159,16 +170,6 @@ def dry_run_diff(
     return diff_against(api, directory, manifest, scope, reporter, identities)
 
 
-def refuse_encrypted(directory: Path) -> None:
-    """A scoped restore writes the rows it picks (and their keys, in its restore state) to
-    disk in plain: not for an encrypted backup."""
-    if load_manifest(directory).encrypted:
-        raise ClientError(
-            f"the backup in {directory} is encrypted, and a scoped restore would write "
-            "the rows it picks to disk unencrypted: restore it whole (or --dry-run it)"
-        )
-
-
 def scoped_restore(
     api: Api,
     directory: Path,
@@ -176,14 +177,15 @@ def scoped_restore(
     reporter: Reporter,
     limit: int,
     rewrite: Rewrite | None = None,
+    identities: list[Identity] | None = None,
 ) -> RestoreSummary:
     """Restores the rows of ``scope`` the target lacks (conflicts are left out, listed).
-    Not for an encrypted backup: the rows to restore would be written out in plain."""
+    An encrypted backup's (with ``identities``): its scoped parts are written encrypted to
+    the backup's recipients, and the target's rows are read encrypted too."""
     with directory_lock(directory, "restore"):
-        refuse_encrypted(directory)
-        manifest = check_backup(directory, reporter)
-        diff = diff_against(api, directory, manifest, scope, reporter)
+        manifest = check_backup(directory, reporter, identities)
+        diff = diff_against(api, directory, manifest, scope, reporter, identities)
         sub = write_scoped(directory, manifest, scope, diff)
-    summary = Restore(api, sub, reporter, limit, check=False, rewrite=rewrite).run()
+    summary = Restore(api, sub, reporter, limit, identities, check=False, rewrite=rewrite).run()
     summary.diff = diff.as_json()
     return summary
