@@ -1,5 +1,7 @@
 """A backup's attachment index: which URLs its rows point to, fetched into the store
-and recorded in ``manifest.attachments`` (saved as results arrive, at most every second)."""
+and recorded in ``manifest.attachments`` (saved as results arrive, at most every second).
+An encrypted backup's entries go into a sealed index file per run instead
+(:class:`SealedIndexWriter`, see ``chatferry.client.attachments.sealed``)."""
 
 from __future__ import annotations
 
