@@ -96,6 +96,7 @@ def shell_words(line: str) -> list[str]:
     redirection; a systemd unit's instance (``%i``) is taken as 1."""
     lexer = shlex.shlex(line.replace("%i", "1"), posix=True, punctuation_chars=True)
     lexer.commenters = "#"
+    lexer.wordchars += ":@%+,"  # URLs and addresses stay one word, as in the shell
     words = []
     for word in lexer:
         if set(word) <= set("&|;<>()"):
