@@ -12,6 +12,8 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from chatferry.clock import utcnow
 from chatferry.db.engine import transaction
 from chatferry.db.outage import log_failure, unless_outage
@@ -30,6 +32,7 @@ from chatferry.jobs.failures import (
     short_error,
     storage_full_message,
 )
+from chatferry.jobs.events import Ended
 from chatferry.jobs.handlers import Handlers, JobHandler, JobReport
 from chatferry.jobs.notify import JobListener
 from chatferry.jobs.queue import ClaimedJob, ReapedJob
@@ -77,8 +80,11 @@ def _unrecorded(event: str, exc: BaseException, job: ClaimedJob) -> None:
 class Worker:
     """Runs ``concurrency`` job threads plus one heartbeat/reaper thread."""
 
-    def __init__(self, rt: Runtime, concurrency: int, handlers: Handlers) -> None:
+    def __init__(
+        self, rt: Runtime, concurrency: int, handlers: Handlers, lane: queue.Lane = queue.ANY_LANE
+    ) -> None:
         self.rt = rt
+        self.lane = lane  # the kinds these threads take (webhooks have their own sender)
         self.concurrency = concurrency
         self.handlers = handlers
         self._stop = threading.Event()
@@ -133,7 +139,7 @@ class Worker:
         lease = self.rt.settings.job_lease_seconds
         while not self._stop.is_set():
             try:
-                job = queue.claim_next(self.rt.engine, owner, lease, self._is_reserve())
+                job = queue.claim_next(self.rt.engine, owner, lease, self._is_reserve(), self.lane)
             except Exception as exc:
                 log_failure(log, "could not claim a job; retrying", exc)
                 self._stop.wait(self.rt.settings.job_poll_seconds)
@@ -152,7 +158,7 @@ class Worker:
         if self._listener is not None and self._listener.connected.is_set():
             wait = max(wait, settings.job_listen_poll_seconds)
         try:
-            due = queue.next_due_at(self.rt.engine)
+            due = queue.next_due_at(self.rt.engine, self.lane)
         except Exception as exc:
             log_failure(log, "could not read the job queue; retrying", exc)
             return settings.job_poll_seconds
@@ -253,11 +259,25 @@ class Worker:
         message = self._tenant_message(handler, job, exc, ref)
         with transaction(self.rt.sessions) as session:
             failed = queue.finish(session, job, JobStatus.FAILED, short_error(exc))
+            ended = None
             if failed and handler:
-                handler.records.mark_failed(session, job.target_id, message)
+                ended = self._mark_failed(session, handler, job, message)
                 # Before the commit: a client that reads "failed" finds the files gone.
                 self._discard(handler, job)
+        if ended:
+            self.rt.events.publish(ended.key)
         metrics.job_done(job.kind, "failed", seconds)
+
+    def _mark_failed(
+        self, session: Session, handler: JobHandler, job: ClaimedJob, message: str
+    ) -> Ended | None:
+        """Fails the job's record and announces it in the same transaction (webhooks,
+        waiting requests); None if the record was no longer pending."""
+        if not handler.records.mark_failed(session, job.target_id, message):
+            return None
+        ended = Ended(handler.kind, job.target_id, job.ref, job.app_pk, handler.records.failed)
+        self.rt.events.ended(session, ended)
+        return ended
 
     def _discard(self, handler: JobHandler, job: ClaimedJob) -> None:
         try:
@@ -314,4 +334,6 @@ class Worker:
             self._discard(handler, job)  # the job is given up: nothing else runs it
             with transaction(self.rt.sessions) as session:
                 message = abandoned_message(handler.noun, handler.redo, job.crashes)
-                handler.records.mark_failed(session, job.target_id, message)
+                ended = self._mark_failed(session, handler, job, message)
+            if ended:
+                self.rt.events.publish(ended.key)

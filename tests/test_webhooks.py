@@ -1,0 +1,371 @@
+"""Webhooks through the real app (in process, its worker and webhook sender running) on
+SQLite and PostgreSQL, delivering to a real HTTP receiver on 127.0.0.1.
+
+Signatures are checked twice: by the Standard Webhooks recipe written out here (hmac
+and base64 of the standard library), and by the ``standardwebhooks`` package.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from standardwebhooks.webhooks import Webhook
+
+from chatferry.runtime import Runtime
+from support.apps import Credentials, NewApp
+from support.exports import create_export, download, get_record, wait_finished
+from support.http import API, EXPORTS, assert_error
+from support.receiver import Received, Receiver
+from support.rows import add_users
+from support.waiting import wait_for
+
+WEBHOOKS = f"{API}/webhooks"
+WEBHOOK_ENV = {
+    "CHATFERRY_WEBHOOKS_ALLOW_HTTP": "true",
+    "CHATFERRY_WEBHOOKS_ALLOW_PRIVATE": "true",
+    "CHATFERRY_WEBHOOKS_RETRY_DELAYS": "0.2,0.2,0.2",
+    "CHATFERRY_WEBHOOKS_TIMEOUT_SECONDS": "1",
+    "CHATFERRY_EXPORT_BATCH_SIZE": "1",
+}
+
+
+@pytest.fixture
+def extra_env() -> dict[str, str]:
+    return WEBHOOK_ENV
+
+
+def later() -> str:
+    """A run_at in two days: the export waits, ``scheduled``."""
+    return (datetime.now(UTC) + timedelta(days=2)).isoformat()
+
+
+def register(
+    client: TestClient, creds: Credentials, url: str, events: list[str] | None = None
+) -> dict[str, Any]:
+    body = {"url": url, "events": events or ["export.finished", "ping"], "description": "t"}
+    response = client.post(WEBHOOKS, json=body, headers=creds.headers)
+    assert response.status_code == 200, response.text
+    webhook: dict[str, Any] = response.json()["results"]["webhook"]
+    return webhook
+
+
+def verify(secret: str, got: Received) -> dict[str, Any]:
+    """The Standard Webhooks check, written from the specification; then the library's."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{got.headers['webhook-id']}.{got.headers['webhook-timestamp']}.".encode()
+    digest = hmac.new(key, signed + got.body, hashlib.sha256).digest()
+    assert got.headers["webhook-signature"] == "v1," + base64.b64encode(digest).decode()
+    assert abs(int(got.headers["webhook-timestamp"]) - time.time()) < 60
+    payload: dict[str, Any] = Webhook(secret).verify(got.body, got.headers)
+    assert payload == orjson.loads(got.body)
+    return payload
+
+
+def webhook_state(client: TestClient, creds: Credentials, webhook_id: str) -> dict[str, Any]:
+    response = client.get(f"{WEBHOOKS}/{webhook_id}", headers=creds.headers)
+    assert response.status_code == 200, response.text
+    state: dict[str, Any] = response.json()["results"]["webhook"]
+    return state
+
+
+def delivery_ends(
+    client: TestClient, creds: Credentials, webhook_id: str, status: str
+) -> dict[str, Any]:
+    def ended() -> dict[str, Any] | None:
+        deliveries = webhook_state(client, creds, webhook_id)["deliveries"]
+        return deliveries[0] if deliveries and deliveries[0]["status"] == status else None
+
+    found: dict[str, Any] = wait_for(ended, timeout=15)
+    return found
+
+
+def test_a_finished_export_is_delivered_signed_with_its_record(
+    client: TestClient, new_app: NewApp, receiver: Receiver
+) -> None:
+    creds = new_app()
+    webhook = register(client, creds, receiver.url())
+    assert webhook["secret"].startswith("whsec_")
+    assert len(base64.b64decode(webhook["secret"][6:])) == 32
+    export = create_export(client, creds.headers, type="users")
+    finished = wait_finished(client, creds.headers, export["unique_id"])
+    (got,) = receiver.wait_for("/hooks")
+    payload = verify(webhook["secret"], got)
+    assert payload["type"] == "export.finished"
+    datetime.fromisoformat(payload["timestamp"])
+    data = payload["data"]
+    assert {k: v for k, v in data.items() if k != "download_url"} == {
+        k: v for k, v in finished.items() if k != "download_url"
+    }
+    assert data["download_url"]  # a fresh link that works
+    download(client, {"download_url": data["download_url"]})
+    assert got.headers["content-type"] == "application/json"
+    delivered = delivery_ends(client, creds, webhook["id"], "delivered")
+    assert delivered["event"] == "export.finished"
+    assert delivered["id"] == got.headers["webhook-id"]
+    assert (delivered["attempts"], delivered["last_status_code"]) == (1, 200)
+    assert delivered["next_attempt_at"] == ""
+
+
+def test_the_secret_is_shown_only_when_created(
+    client: TestClient, new_app: NewApp, receiver: Receiver
+) -> None:
+    creds = new_app()
+    webhook = register(client, creds, receiver.url())
+    listed = client.get(WEBHOOKS, headers=creds.headers).json()["results"]["webhooks"]
+    assert [w["id"] for w in listed] == [webhook["id"]]
+    assert "secret" not in listed[0]
+    one = webhook_state(client, creds, webhook["id"])
+    assert "secret" not in one and one["url"] == receiver.url()
+    assert one["events"] == ["export.finished", "ping"]
+
+
+def test_a_failing_receiver_gets_the_same_webhook_id_until_it_answers(
+    client: TestClient, new_app: NewApp, receiver: Receiver
+) -> None:
+    creds = new_app()
+    receiver.answers = [500, 500]
+    webhook = register(client, creds, receiver.url())
+    response = client.post(f"{WEBHOOKS}/{webhook['id']}/test", headers=creds.headers)
+    assert response.status_code == 200, response.text
+    tries = receiver.wait_for("/hooks", 3)
+    assert len({t.headers["webhook-id"] for t in tries}) == 1
+    assert tries[0].headers["webhook-id"] == response.json()["results"]["delivery"]["id"]
+    for got in tries:
+        assert verify(webhook["secret"], got)["type"] == "ping"
+    delivered = delivery_ends(client, creds, webhook["id"], "delivered")
+    assert (delivered["attempts"], delivered["last_status_code"]) == (3, 200)
+
+
+def test_a_delivery_out_of_tries_fails_and_a_retry_sends_it_again(
+    client: TestClient, new_app: NewApp, receiver: Receiver
+) -> None:
+    creds = new_app()
+    receiver.default = 503
+    webhook = register(client, creds, receiver.url())
+    client.post(f"{WEBHOOKS}/{webhook['id']}/test", headers=creds.headers)
+    failed = delivery_ends(client, creds, webhook["id"], "failed")
+    assert failed["attempts"] == 4  # the first try and three retries
+    assert failed["last_status_code"] == 503
+    assert "503" in failed["last_error"]
+    receiver.default = 204
+    retry = f"{WEBHOOKS}/{webhook['id']}/deliveries/{failed['id']}/retry"
+    response = client.post(retry, headers=creds.headers)
+    assert response.status_code == 200, response.text
+    delivered = delivery_ends(client, creds, webhook["id"], "delivered")
+    assert (delivered["id"], delivered["attempts"]) == (failed["id"], 5)
+    assert {t.headers["webhook-id"] for t in receiver.on("/hooks")} == {failed["id"]}
+
+
+def test_a_slow_receiver_times_out_without_holding_other_deliveries(
+    client: TestClient, new_app: NewApp, receiver: Receiver
+) -> None:
+    slow_app, fast_app = new_app(), new_app()
+    slow = register(client, slow_app, receiver.url("/slow"))
+    fast = register(client, fast_app, receiver.url("/fast"))
+    for _ in range(3):  # more slow deliveries than one app may have in flight? no: 3 < 4
+        client.post(f"{WEBHOOKS}/{slow['id']}/test", headers=slow_app.headers)
+    receiver.wait_for("/slow", 3)
+    sent = time.time()
+    client.post(f"{WEBHOOKS}/{fast['id']}/test", headers=fast_app.headers)
+    (got,) = receiver.wait_for("/fast")
+    assert got.at - sent < 0.5  # while the slow ones still hang
+    timed_out = delivery_ends(client, slow_app, slow["id"], "pending")
+    wait_for(
+        lambda: all(
+            d["attempts"] >= 1 for d in webhook_state(client, slow_app, slow["id"])["deliveries"]
+        ),
+        timeout=10,
+    )
+    state = webhook_state(client, slow_app, slow["id"])["deliveries"]
+    assert all("no answer within 1 s" in d["last_error"] for d in state), state
+    assert timed_out["last_status_code"] is None
+
+
+def test_webhooks_of_another_app_are_not_found(
+    client: TestClient, new_app: NewApp, receiver: Receiver
+) -> None:
+    owner, other = new_app(), new_app()
+    webhook = register(client, owner, receiver.url())
+    client.post(f"{WEBHOOKS}/{webhook['id']}/test", headers=owner.headers)
+    delivery = delivery_ends(client, owner, webhook["id"], "delivered")
+    base = f"{WEBHOOKS}/{webhook['id']}"
+    for method, path in (
+        ("GET", base),
+        ("DELETE", base),
+        ("POST", f"{base}/test"),
+        ("POST", f"{base}/deliveries/{delivery['id']}/retry"),
+    ):
+        response = client.request(method, path, headers=other.headers)
+        assert_error(response, 404, "no webhook")
+    assert client.get(WEBHOOKS, headers=other.headers).json()["results"]["webhooks"] == []
+    # The other app's export ends: nothing goes to the owner's endpoint.
+    create_export(client, other.headers, type="users")
+    export = create_export(client, owner.headers, type="users")
+    wait_finished(client, owner.headers, export["unique_id"])
+    delivery_ends(client, owner, webhook["id"], "delivered")
+    events = [orjson.loads(r.body)["data"].get("unique_id") for r in receiver.on("/hooks")]
+    assert export["unique_id"] in events and len(events) == 2  # the ping and its export
+
+
+def test_deleting_a_running_export_sends_export_cancelled(
+    client: TestClient, new_app: NewApp, receiver: Receiver, runtime: Runtime
+) -> None:
+    creds = new_app()
+    webhook = register(client, creds, receiver.url(), ["export.cancelled", "export.finished"])
+    export = create_export(client, creds.headers, type="users", run_at=later())
+    response = client.delete(f"{EXPORTS}/{export['unique_id']}", headers=creds.headers)
+    assert response.status_code == 200
+    (got,) = receiver.wait_for("/hooks")
+    payload = verify(webhook["secret"], got)
+    assert payload["type"] == "export.cancelled"
+    assert payload["data"] == response.json()["results"]["backup_history"]
+    assert payload["data"]["status"] == "cancelled"
+
+
+def test_a_deleted_webhook_gets_nothing_more(
+    client: TestClient, new_app: NewApp, receiver: Receiver
+) -> None:
+    creds = new_app()
+    webhook = register(client, creds, receiver.url())
+    response = client.delete(f"{WEBHOOKS}/{webhook['id']}", headers=creds.headers)
+    assert response.status_code == 200
+    assert_error(client.get(f"{WEBHOOKS}/{webhook['id']}", headers=creds.headers), 404)
+    export = create_export(client, creds.headers, type="users")
+    wait_finished(client, creds.headers, export["unique_id"])
+    assert receiver.on("/hooks") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"url": "ftp://example.com/x", "events": ["ping"]}, "https://"),
+        ({"url": "http://127.0.0.1/x", "events": ["nope"]}, "unknown: 'nope'"),
+        ({"url": "http://127.0.0.1/x", "events": []}, "events"),
+        ({"url": "http://nothing.invalid/x", "events": ["ping"]}, "could not be resolved"),
+        ({"events": ["ping"]}, "url is required"),
+    ],
+)
+def test_bad_registrations_are_refused(
+    client: TestClient, new_app: NewApp, body: dict[str, Any], fragment: str
+) -> None:
+    creds = new_app()
+    assert_error(client.post(WEBHOOKS, json=body, headers=creds.headers), 400, fragment)
+    assert client.get(WEBHOOKS, headers=creds.headers).json()["results"]["webhooks"] == []
+
+
+def test_the_openapi_document_has_the_webhooks(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"post", "get"} <= set(paths["/api/v2.1/rest/webhooks"])
+    assert {"get", "delete"} <= set(paths["/api/v2.1/rest/webhooks/{webhook_id}"])
+    assert "post" in paths["/api/v2.1/rest/webhooks/{webhook_id}/test"]
+    retry = "/api/v2.1/rest/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"
+    assert "post" in paths[retry]
+    wait = [p["name"] for p in paths["/api/v2.1/rest/exports/{unique_id}"]["get"]["parameters"]]
+    assert "wait" in wait
+
+
+# The wait parameter -----------------------------------------------------------------
+
+
+def finished_at(runtime: Runtime, unique_id: str) -> float:
+    """The export's finished_at as stored (microseconds), as Unix time."""
+    with runtime.engine.connect() as conn:
+        value = conn.exec_driver_sql(
+            "SELECT finished_at FROM exports WHERE unique_id = :u"
+            if runtime.engine.dialect.name == "sqlite"
+            else "SELECT finished_at FROM exports WHERE unique_id = %(u)s",
+            {"u": unique_id},
+        ).scalar()
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=value.tzinfo or UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    "extra_env", [{**WEBHOOK_ENV, "CHATFERRY_EXPORT_BATCH_DELAY_SECONDS": "0.1"}]
+)
+def test_a_wait_answers_within_100_ms_of_the_end(
+    client: TestClient, new_app: NewApp, runtime: Runtime
+) -> None:
+    creds = new_app()
+    add_users(runtime, creds.app_id, [datetime.now(UTC)] * 5)
+    export = create_export(client, creds.headers, type="users")
+    started = time.monotonic()
+    response = client.get(f"{EXPORTS}/{export['unique_id']}?wait=30", headers=creds.headers)
+    answered = time.time()
+    assert response.status_code == 200, response.text
+    record = response.json()["results"]["backup_history"]
+    assert record["status"] == "finished" and record["total_rows"] == 5
+    assert time.monotonic() - started >= 0.3  # it did wait for the export
+    assert answered - finished_at(runtime, export["unique_id"]) < 0.1
+
+
+def test_a_wait_on_an_ended_record_answers_at_once(client: TestClient, new_app: NewApp) -> None:
+    creds = new_app()
+    export = create_export(client, creds.headers, type="users")
+    wait_finished(client, creds.headers, export["unique_id"])
+    started = time.monotonic()
+    response = client.get(f"{EXPORTS}/{export['unique_id']}?wait=60", headers=creds.headers)
+    assert time.monotonic() - started < 0.5
+    assert response.json()["results"]["backup_history"] == get_record(
+        client, creds.headers, export["unique_id"]
+    ) | {"download_url": response.json()["results"]["backup_history"]["download_url"]}
+
+
+def test_a_wait_ends_after_its_seconds_with_the_record_as_it_is(
+    client: TestClient, new_app: NewApp
+) -> None:
+    creds = new_app()
+    export = create_export(client, creds.headers, type="users", run_at=later())
+    started = time.monotonic()
+    response = client.get(f"{EXPORTS}/{export['unique_id']}?wait=0.5", headers=creds.headers)
+    assert 0.5 <= time.monotonic() - started < 2
+    assert response.json()["results"]["backup_history"]["status"] == "scheduled"
+
+
+def test_a_wait_on_an_import_answers_when_it_ends(client: TestClient, new_app: NewApp) -> None:
+    creds = new_app()
+    rows = [{"Email": "a@example.com", "Name": "A", "Password": "pw"}]
+    files = {"file": ("users.json", orjson.dumps(rows), "application/json")}
+    response = client.post(
+        f"{API}/imports", data={"type": "users"}, files=files, headers=creds.headers
+    )
+    assert response.status_code == 200, response.text
+    unique_id = response.json()["results"]["backup_history"]["unique_id"]
+    waited = client.get(f"{API}/imports/{unique_id}?wait=30", headers=creds.headers)
+    assert waited.json()["results"]["backup_history"]["status"] == "finished"
+
+
+@pytest.mark.parametrize("value", ["abc", "61", "-1", "nan", ""])
+def test_bad_waits_are_refused(client: TestClient, new_app: NewApp, value: str) -> None:
+    creds = new_app()
+    export = create_export(client, creds.headers, type="users")
+    for kind in ("exports", "imports"):
+        response = client.get(
+            f"{API}/{kind}/{export['unique_id']}?wait={value}", headers=creds.headers
+        )
+        assert_error(response, 400, "wait is a number of seconds from 0 to 60")
+
+
+def test_a_wait_on_another_apps_export_is_not_found(client: TestClient, new_app: NewApp) -> None:
+    owner, other = new_app(), new_app()
+    export = create_export(client, owner.headers, type="users")
+    response = client.get(f"{EXPORTS}/{export['unique_id']}?wait=5", headers=other.headers)
+    assert_error(response, 404)
+
+
+def test_the_receiver_helper_is_real(receiver: Receiver) -> None:
+    """The receiver answers over real HTTP (what every test above relies on)."""
+    receiver.answers = [418]
+    assert httpx.post(receiver.url("/x"), content=b"{}").status_code == 418
+    assert receiver.wait_for("/x")[0].body == b"{}"
