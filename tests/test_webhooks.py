@@ -7,10 +7,13 @@ and base64 of the standard library), and by the ``standardwebhooks`` package.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import ipaddress
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -18,6 +21,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from chatferry.runtime import Runtime
+from chatferry.webhooks.addresses import Policy, refusal
+from chatferry.webhooks.http import Outcome, post
 from support.apps import NewApp
 from support.exports import create_export, download, get_record, wait_finished
 from support.http import API, EXPORTS, assert_error
@@ -314,3 +319,81 @@ def test_the_receiver_helper_is_real(receiver: Receiver) -> None:
     receiver.answers = [418]
     assert httpx.post(receiver.url("/x"), content=b"{}").status_code == 418
     assert receiver.wait_for("/x")[0].body == b"{}"
+
+
+# No requests into the operator's network ----------------------------------------------
+
+PRIVATE_URLS = [
+    "http://localhost:8080/x",
+    "http://127.0.0.2/x",
+    "http://10.1.2.3/x",
+    "http://172.16.0.1/x",
+    "http://192.168.1.1/x",
+    "http://169.254.169.254/latest/meta-data",
+    "http://100.64.0.1/x",
+    "http://224.0.0.1/x",
+    "http://240.0.0.1/x",
+    "http://0.0.0.0/x",
+    "http://[::1]/x",
+    "http://[fe80::1]/x",
+    "http://[fc00::1]/x",
+    "http://[::ffff:127.0.0.1]/x",
+]
+
+
+@pytest.mark.parametrize("extra_env", [{"CHATFERRY_WEBHOOKS_ALLOW_HTTP": "true"}])
+def test_private_addresses_are_refused_without_the_setting(
+    client: TestClient, new_app: NewApp
+) -> None:
+    creds = new_app()
+    for url in PRIVATE_URLS:
+        response = client.post(
+            WEBHOOKS, json={"url": url, "events": ["ping"]}, headers=creds.headers
+        )
+        assert_error(response, 400, "public addresses only", "CHATFERRY_WEBHOOKS_ALLOW_PRIVATE")
+    assert client.get(WEBHOOKS, headers=creds.headers).json()["results"]["webhooks"] == []
+
+
+@pytest.mark.parametrize("extra_env", [{}])
+def test_plain_http_is_refused_without_the_setting(client: TestClient, new_app: NewApp) -> None:
+    creds = new_app()
+    body = {"url": "http://example.com/hooks", "events": ["ping"]}
+    response = client.post(WEBHOOKS, json=body, headers=creds.headers)
+    assert_error(response, 400, "https://", "CHATFERRY_WEBHOOKS_ALLOW_HTTP")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:{port}/hooks", "http://localhost:{port}/hooks"])
+def test_each_delivery_checks_the_address_it_connects_to(receiver: Receiver, url: str) -> None:
+    """A name that resolves to a private address by the time of a delivery (DNS
+    rebinding, or an endpoint registered while private addresses were allowed) is
+    refused at the delivery, before any connection."""
+
+    async def deliver(policy: Policy) -> Outcome:
+        async with httpx.AsyncClient() as http:
+            target = url.format(port=receiver.port)
+            return await post(http, target, b"{}", {}, policy, timeout=2)
+
+    refused = asyncio.run(deliver(Policy(allow_http=True, allow_private=False)))
+    assert refused.status_code is None and "loopback" in refused.error
+    assert receiver.on("/hooks") == []
+    allowed = asyncio.run(deliver(Policy(allow_http=True, allow_private=True)))
+    assert allowed.delivered
+    (got,) = receiver.on("/hooks")
+    assert got.headers["host"] == f"{urlsplit(url).hostname}:{receiver.port}"
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.216.34", True),
+        ("2606:2800:220:1:248:1893:25c8:1946", True),
+        ("127.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+        ("100.127.255.255", False),
+        ("198.18.0.1", False),
+        ("255.255.255.255", False),
+        ("ff02::1", False),
+    ],
+)
+def test_which_addresses_are_public(address: str, public: bool) -> None:
+    assert (refusal(ipaddress.ip_address(address)) is None) is public

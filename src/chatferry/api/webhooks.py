@@ -147,10 +147,7 @@ def _queued(session: Any, delivery: WebhookDelivery) -> None:
 async def test_webhook(webhook_id: str, app: CurrentApp, rt: RuntimeDep) -> Response:
     def queue() -> dict[str, Any]:
         with transaction(rt.sessions) as session:
-            endpoint = service.get_endpoint(session, app, webhook_id)
-            delivery = service.queue_delivery(
-                session, rt.settings, endpoint, app.app_id, service.PING
-            )
+            delivery = service.queue_ping(session, rt.settings, app, webhook_id)
             _queued(session, delivery)
             record = delivery_record(delivery, app)
         rt.events.publish(event_key(service.JOB_KIND, record["id"]))

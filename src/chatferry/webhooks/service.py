@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from chatferry.apps.service import AppContext
 from chatferry.clock import utcnow
+from chatferry.db.engine import begin_write
 from chatferry.db.models import App, WebhookDelivery, WebhookEndpoint
 from chatferry.db.types import is_lookup_key
 from chatferry.errors import BadRequest, NotFound, show
@@ -65,6 +66,7 @@ def create_endpoint(
     session: Session, app: AppContext, url: str, events: list[str], description: str, base: str
 ) -> WebhookEndpoint:
     """A new endpoint with a new secret (the caller shows it once)."""
+    begin_write(session)
     count = len(list_endpoints(session, app))
     if count >= MAX_ENDPOINTS_PER_APP:
         raise BadRequest(
@@ -120,6 +122,7 @@ def recent_deliveries(session: Session, endpoint: WebhookEndpoint) -> list[Webho
 
 def delete_endpoint(session: Session, app: AppContext, unique_id: str) -> WebhookEndpoint:
     """Deletes the endpoint and its deliveries (their jobs find nothing and stop)."""
+    begin_write(session)
     endpoint = get_endpoint(session, app, unique_id)
     session.execute(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id))
     session.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint.id))
@@ -177,6 +180,15 @@ def _queue_job(
     enqueue(session, spec)
 
 
+def queue_ping(
+    session: Session, settings: Settings, app: AppContext, endpoint_id: str
+) -> WebhookDelivery:
+    """A ``ping`` to the endpoint (its test button)."""
+    begin_write(session)
+    endpoint = get_endpoint(session, app, endpoint_id)
+    return queue_delivery(session, settings, endpoint, app.app_id, PING)
+
+
 def queue_for_ended(executor: Session | Connection, settings: Settings, ended: Ended) -> int:
     """In the transaction that ended a record: a delivery for each of the app's
     endpoints that asked for this event. Returns how many were queued."""
@@ -205,6 +217,7 @@ def retry_delivery(
 ) -> WebhookDelivery:
     """Tries the delivery again now (same webhook-id), whatever its state; a pending
     try of it is replaced."""
+    begin_write(session)
     endpoint = get_endpoint(session, app, endpoint_id)
     delivery = None
     if is_lookup_key(delivery_id):
