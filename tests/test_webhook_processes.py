@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 
+from chatferry.client.config import Connection
+from chatferry.client.exports import create_export as create_export_record
+from chatferry.client.exports import wait_for_export
+from chatferry.client.http import Api
 from chatferry.runtime import Runtime
+from client_helpers import assert_one_line_error, client_env, run_client, run_client_json
 from support.apps import NewApp
 from support.exports import create_export, wait_finished
 from support.http import EXPORTS
@@ -99,3 +105,47 @@ def test_a_wait_through_separate_processes_answers_at_the_end(
     assert late < (0.1 if postgres else 0.3 + 0.1), late
     (got,) = receiver.wait_for("/hooks")
     assert verify(webhook["secret"], got)["data"]["status"] == "finished"
+
+
+def test_the_client_waits_with_the_server_and_the_cli_manages_webhooks(
+    start_server: StartServer, new_app: NewApp, runtime: Runtime, receiver: Receiver
+) -> None:
+    """The client's --wait asks with ?wait= (a few requests, not a poll every second),
+    and ``chatferry webhooks`` adds, lists, tests, shows and deletes."""
+    creds = new_app()
+    add_users(runtime, creds.app_id, [datetime.now(UTC)] * 8)  # about a second to export
+    server = start_server()
+    asked: list[httpx.URL] = []
+    with Api(Connection(server.base_url, creds.app_id, creds.secret)) as api:
+        api._http.event_hooks["request"].append(lambda request: asked.append(request.url))
+        record = create_export_record(api, "users")
+        finished = wait_for_export(api, record["unique_id"])
+    assert finished["status"] == "finished" and finished["total_rows"] == 8
+    gets = [url for url in asked if url.path.endswith(record["unique_id"])]
+    assert gets and all(url.params.get("wait") == "5" for url in gets), gets
+    assert len(gets) <= 2
+
+    env = client_env(dict(os.environ), server.base_url, creds.app_id, creds.secret)
+    added = run_client_json(
+        env, "webhooks", "add", "--url", receiver.url(), "--event", "ping", "--event",
+        "export.failed", "--description", "ops",
+    )  # fmt: skip
+    assert added["secret"].startswith("whsec_") and added["events"] == ["ping", "export.failed"]
+    assert [w["id"] for w in run_client_json(env, "webhooks", "list")] == [added["id"]]
+    ping = run_client_json(env, "webhooks", "test", added["id"])
+    (got,) = receiver.wait_for("/hooks")
+    assert verify(added["secret"], got)["type"] == "ping"
+    assert got.headers["webhook-id"] == ping["id"]
+    shown = wait_for(
+        lambda: (
+            (s := run_client_json(env, "webhooks", "get", added["id"]))["deliveries"][0]["status"]
+            == "delivered"
+            and s
+        )
+    )
+    assert "secret" not in shown
+    human = run_client(env, "webhooks", "get", added["id"])
+    assert human.returncode == 0 and "recent deliveries" in human.stdout
+    run_client_json(env, "webhooks", "delete", added["id"])
+    gone = run_client(env, "webhooks", "get", added["id"])
+    assert_one_line_error(gone, 1, "no webhook")
