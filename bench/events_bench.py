@@ -2,8 +2,8 @@
 webhook received by a local receiver, and the memory of 1,000 waiting clients.
 
 Run: ``.venv/bin/python bench/events_bench.py [--exports 40] [--waiters 1000]
-[--postgres URL] [--backends sqlite,postgresql] [--small]`` (``--small``: 5 exports,
-100 waiters, judges nothing).
+[--postgres URL] [--backends sqlite,postgresql] [--small]`` (``--small``: 5 exports and
+100 waiters unless given, judges nothing).
 
 For each backend, through real ``chatferry serve`` processes (SQLite: one embedded
 serve; PostgreSQL: ``serve --no-worker`` plus ``chatferry worker``, so the wait is
@@ -237,14 +237,14 @@ def report(summary: Summary, name: str, result: dict[str, Any], waiters: int) ->
 
 def main() -> None:
     parser = argument_parser(__doc__)
-    parser.add_argument("--exports", type=int, default=40)
-    parser.add_argument("--waiters", type=int, default=1000)
+    parser.add_argument("--exports", type=int, help="40 (5 with --small)")
+    parser.add_argument("--waiters", type=int, help="1000 (100 with --small)")
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--small", action="store_true")
     args = parser.parse_args()
-    if args.small:
-        args.exports, args.waiters = 5, 100
+    args.exports = args.exports or (5 if args.small else 40)
+    args.waiters = args.waiters or (100 if args.small else 1000)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.waiters + 256)), hard))
     print_header("Job-end events: waits and webhooks")
