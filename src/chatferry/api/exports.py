@@ -108,7 +108,7 @@ async def list_exports(
         "signed `download_url`. Another app's ids are not found."
     ),
     response_model=Envelope[OneExport],
-    responses=errors(401, 404, 429),
+    responses=errors(400, 401, 404, 429),
 )
 async def get_export(
     unique_id: str, request: Request, app: CurrentApp, rt: RuntimeDep, wait: WaitDep

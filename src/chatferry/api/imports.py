@@ -124,7 +124,7 @@ async def list_imports(app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Respon
         "once failed, every problem in `errors.Data`. Another app's ids are not found."
     ),
     response_model=Envelope[OneImport],
-    responses=errors(401, 404, 429),
+    responses=errors(400, 401, 404, 429),
 )
 async def get_import(unique_id: str, app: CurrentApp, rt: RuntimeDep, wait: WaitDep) -> Response:
     def read() -> dict[str, Any]:

@@ -106,6 +106,10 @@ def install_openapi(app: FastAPI) -> None:
                     },
                     {"name": "quotas", "description": "The app's quotas and usage (an extension)."},
                     {"name": "app", "description": "The app the credentials belong to."},
+                    {
+                        "name": "webhooks",
+                        "description": "Signed messages when jobs end (an extension).",
+                    },
                     {"name": "operations", "description": "Health, readiness and metrics."},
                 ],
             )

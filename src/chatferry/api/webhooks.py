@@ -70,7 +70,7 @@ def delivery_record(delivery: WebhookDelivery, app: AppContext) -> dict[str, Any
         "is not https:// or whose host resolves to a private address."
     ),
     response_model=NewWebhookEnvelope,
-    responses=errors(400, 401, 429),
+    responses=errors(400, 401, 413, 429),
     openapi_extra=request_doc(
         WebhookRequest,
         {"export": {"url": "https://example.com/hooks", "events": ["export.finished"]}},
@@ -92,6 +92,7 @@ def create_webhook(
 @router.get(
     "/webhooks",
     summary="List webhooks (extension)",
+    description="`results.webhooks`: the app's endpoints, oldest first (no secrets).",
     response_model=WebhookListEnvelope,
     responses=errors(401, 429),
 )
