@@ -65,13 +65,11 @@ def install_events(rt: Runtime) -> None:
     """Wires the ends of jobs to the webhooks (deliveries queued in the transaction
     that ends a record) and starts the process's event listener (PostgreSQL). Every
     process that can end a record or wait for one calls it: serve, worker."""
-    if not any(getattr(hook, "webhooks", False) for hook in rt.events.hooks):
 
-        def queue_deliveries(executor: Any, ended: Ended) -> None:
-            queue_for_ended(executor, rt.settings, ended)
+    def queue_deliveries(executor: Any, ended: Ended) -> None:
+        queue_for_ended(executor, rt.settings, ended)
 
-        queue_deliveries.webhooks = True  # type: ignore[attr-defined]
-        rt.events.hooks.append(queue_deliveries)
+    rt.events.hooks["webhooks"] = queue_deliveries
     rt.events.listen(rt.engine)
 
 

@@ -87,7 +87,7 @@ class EventHub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiters: dict[str, set[_Waiter]] = {}
-        self.hooks: list[EndedHook] = []
+        self.hooks: dict[str, EndedHook] = {}  # by name: installing one twice is a no-op
         self._listener: EventListener | None = None
         self._stop = threading.Event()
 
@@ -129,7 +129,7 @@ class EventHub:
     def ended(self, executor: Session | Connection, ended: Ended) -> None:
         """In the transaction that ended the record: the hooks, then the NOTIFY.
         The caller publishes ``ended.key`` once it has committed."""
-        for hook in self.hooks:
+        for hook in self.hooks.values():
             hook(executor, ended)
         send_event(executor, ended.key)
 
