@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import select
 
 from chatferry.clock import utcnow
-from chatferry.db.engine import transaction
+from chatferry.db.engine import begin_write, transaction
 from chatferry.db.models import WebhookDelivery, WebhookEndpoint
 from chatferry.jobs import queue
 from chatferry.jobs.queue import ClaimedJob
@@ -85,6 +85,7 @@ def record(rt: Runtime, job: ClaimedJob, outcome: Outcome) -> str | None:
     """The try's outcome on the delivery (if the job was still this try's: a retry or a
     deleted endpoint may have taken it); returns the delivery's new status."""
     with transaction(rt.sessions) as session:
+        begin_write(session)  # SQLite: reads, then writes (see begin_write)
         delivery = session.get(WebhookDelivery, job.target_id)
         if delivery is None:
             queue.finish(session, job, JobStatus.DONE)
