@@ -19,6 +19,7 @@ from chatferry.db.engine import transaction
 from chatferry.db.outage import log_failure, unless_outage
 from chatferry.errors import ChatferryError, new_reference
 from chatferry.jobs import queue
+from chatferry.jobs.events import Ended
 from chatferry.jobs.failures import (
     abandoned_message,
     backoff_seconds,
@@ -32,7 +33,6 @@ from chatferry.jobs.failures import (
     short_error,
     storage_full_message,
 )
-from chatferry.jobs.events import Ended
 from chatferry.jobs.handlers import Handlers, JobHandler, JobReport
 from chatferry.jobs.notify import JobListener
 from chatferry.jobs.queue import ClaimedJob, ReapedJob
