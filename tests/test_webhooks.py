@@ -11,7 +11,7 @@ import asyncio
 import base64
 import ipaddress
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,10 +19,14 @@ import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select, update
 
+from chatferry.db.engine import transaction
+from chatferry.db.models import Job, WebhookEndpoint
 from chatferry.runtime import Runtime
 from chatferry.webhooks.addresses import Policy, refusal
 from chatferry.webhooks.http import Outcome, post
+from chatferry.webhooks.service import queue_delivery
 from support.apps import NewApp
 from support.exports import create_export, download, get_record, wait_finished
 from support.http import API, EXPORTS, assert_error
@@ -403,3 +407,31 @@ def test_each_delivery_checks_the_address_it_connects_to(receiver: Receiver, url
 )
 def test_which_addresses_are_public(address: str, public: bool) -> None:
     assert (refusal(ipaddress.ip_address(address)) is None) is public
+
+
+def test_a_delivery_whose_sender_keeps_dying_ends_failed(
+    client: TestClient, new_app: NewApp, receiver: Receiver, runtime: Runtime
+) -> None:
+    """The reaper gives a delivery's job up after its crash budget (a process that died
+    while sending it, each time): the delivery is shown failed, with why."""
+    creds = new_app()
+    webhook = register(client, creds, receiver.url())
+    with transaction(runtime.sessions) as session:
+        endpoint = session.scalar(
+            select(WebhookEndpoint).where(WebhookEndpoint.unique_id == webhook["id"])
+        )
+        assert endpoint is not None
+        delivery = queue_delivery(session, runtime.settings, endpoint, creds.app_id, "ping")
+        session.execute(  # as if a sender had claimed it and died, for the last time
+            update(Job)
+            .where(Job.kind == "webhook", Job.target_id == delivery.id)
+            .values(
+                status="running",
+                lease_owner="gone:1:webhooks",
+                lease_expires_at=datetime.now(UTC) - timedelta(seconds=1),
+                crashes=Job.max_crashes - 1,
+            )
+        )
+    failed = delivery_ends(client, creds, webhook["id"], "failed")
+    assert "the sender stopped while trying it" in failed["last_error"]
+    assert receiver.on("/hooks") == []

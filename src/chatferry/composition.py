@@ -25,6 +25,7 @@ from chatferry.jobs.worker import Worker
 from chatferry.runtime import Runtime
 from chatferry.schedules.scheduler import fire_due, on_export_finished
 from chatferry.settings import Settings
+from chatferry.webhooks import deliveries
 from chatferry.webhooks.sender import WebhookSender
 from chatferry.webhooks.service import JOB_KIND as WEBHOOK_KIND
 from chatferry.webhooks.service import queue_for_ended
@@ -98,5 +99,6 @@ def background(rt: Runtime, concurrency: int | None = None) -> Background:
     threads = concurrency or rt.settings.worker_concurrency
     # Webhook deliveries have their own sender: they never take a worker thread.
     worker = Worker(rt, threads, job_handlers(rt.settings), Lane(exclude=(WEBHOOK_KIND,)))
+    worker.given_up[WEBHOOK_KIND] = deliveries.give_up
     sender = WebhookSender(rt, render_record)
     return Background(worker, sender, PeriodicRunner(periodic_tasks(rt)))

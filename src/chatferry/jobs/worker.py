@@ -93,6 +93,9 @@ class Worker:
         self._lock = threading.Lock()
         self._owner_prefix = f"{socket.gethostname()}:{os.getpid()}"
         self._listener: JobListener | None = None
+        # What to do when the reaper gives up a job of a kind run elsewhere (the
+        # webhook sender's deliveries): by kind, called with the given-up job.
+        self.given_up: dict[str, Callable[[Runtime, ClaimedJob], None]] = {}
 
     @property
     def listener(self) -> JobListener | None:
@@ -337,3 +340,5 @@ class Worker:
                 ended = self._mark_failed(session, handler, job, message)
             if ended:
                 self.rt.events.publish(ended.key)
+        elif job.kind in self.given_up:
+            self.given_up[job.kind](self.rt, job)

@@ -10,7 +10,7 @@ from datetime import UTC, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from chatferry.clock import utcnow
 from chatferry.db.engine import begin_write, transaction
@@ -100,6 +100,26 @@ def record(rt: Runtime, job: ClaimedJob, outcome: Outcome) -> str | None:
         delivery.next_attempt_at = due
         delivery.updated_at = utcnow()
     return status
+
+
+def give_up(rt: Runtime, job: ClaimedJob) -> None:
+    """The reaper gave the delivery's job up (the sender's process died while trying
+    it, again and again): the delivery is failed, and says so."""
+    message = f"the sender stopped while trying it ({job.crashes} times): retry it"
+    with transaction(rt.sessions) as session:
+        session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id == job.target_id,
+                WebhookDelivery.status == DeliveryStatus.PENDING,
+            )
+            .values(
+                status=DeliveryStatus.FAILED,
+                last_error=message,
+                next_attempt_at=None,
+                updated_at=utcnow(),
+            )
+        )
 
 
 def forget(rt: Runtime, job: ClaimedJob) -> None:
