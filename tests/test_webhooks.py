@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
+import ssl
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,7 +33,7 @@ from chatferry.webhooks.service import queue_delivery
 from support.apps import NewApp
 from support.exports import create_export, download, get_record, wait_finished
 from support.http import API, EXPORTS, assert_error
-from support.receiver import Receiver
+from support.receiver import Receiver, serve_receiver
 from support.rows import add_users
 from support.waiting import wait_for
 from support.webhooks import (
@@ -435,3 +438,36 @@ def test_a_delivery_whose_sender_keeps_dying_ends_failed(
     failed = delivery_ends(client, creds, webhook["id"], "failed")
     assert "the sender stopped while trying it" in failed["last_error"]
     assert receiver.on("/hooks") == []
+
+
+def test_an_https_delivery_pins_the_checked_address_and_verifies_the_host_name(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """The sender connects to the address it checked, yet TLS still names the URL's host
+    (SNI) and the certificate is verified against it: a certificate for ``localhost``
+    serves https://localhost:PORT, and the same server reached by its bare address
+    fails verification."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    with serve_receiver(Receiver(), server) as tls:
+        trusted = ssl.create_default_context(cafile=str(cert))
+        policy = Policy(allow_http=False, allow_private=True)
+
+        async def deliver(url: str) -> Outcome:
+            async with httpx.AsyncClient(verify=trusted) as http:
+                return await post(http, url, b"{}", {}, policy, timeout=5)
+
+        named = asyncio.run(deliver(f"https://localhost:{tls.port}/hooks"))
+        assert named.delivered, named
+        (got,) = tls.on("/hooks")
+        assert got.headers["host"] == f"localhost:{tls.port}"
+        bare = asyncio.run(deliver(f"https://127.0.0.1:{tls.port}/hooks"))
+        assert not bare.delivered and "could not connect" in bare.error, bare
+        assert len(tls.on("/hooks")) == 1

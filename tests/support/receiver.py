@@ -3,6 +3,7 @@ request and answers as the test scripts it (a status, or a long sleep)."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -77,9 +78,12 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve_receiver(receiver: Receiver) -> Iterator[Receiver]:
-    """Runs ``receiver`` on 127.0.0.1 (on its port, or a free one) until the block ends."""
+def serve_receiver(receiver: Receiver, tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """Runs ``receiver`` on 127.0.0.1 (on its port, or a free one) until the block ends;
+    over TLS with ``tls`` (a server context)."""
     server = ThreadingHTTPServer(("127.0.0.1", receiver.port), _handler(receiver))
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     server.block_on_close = False
     receiver.port = server.server_address[1]
