@@ -17,7 +17,7 @@ from chatferry.api.paging import paged
 from chatferry.api.records import download_url, export_record
 from chatferry.api.responses import ok
 from chatferry.api.schemas import Envelope, ExportPage, ExportRecord, OneExport, errors
-from chatferry.api.waiting import WaitDep, read_when_ended
+from chatferry.api.waiting import WaitQuery, read_when_ended
 from chatferry.apps import quotas
 from chatferry.apps.service import AppContext
 from chatferry.db.engine import read_connection, reading, transaction
@@ -111,7 +111,7 @@ async def list_exports(
     responses=errors(400, 401, 404, 429),
 )
 async def get_export(
-    unique_id: str, request: Request, app: CurrentApp, rt: RuntimeDep, wait: WaitDep
+    unique_id: str, request: Request, app: CurrentApp, rt: RuntimeDep, wait: WaitQuery = None
 ) -> Response:
     def read() -> dict[str, Any]:
         with read_connection(rt.engine) as conn:

@@ -14,7 +14,7 @@ from chatferry.api.records import import_record
 from chatferry.api.responses import ok
 from chatferry.api.schemas import Envelope, ImportPage, OneImport, errors
 from chatferry.api.upload import ParsedUpload, file_chunks, read_upload
-from chatferry.api.waiting import WaitDep, read_when_ended
+from chatferry.api.waiting import WaitQuery, read_when_ended
 from chatferry.apps import quotas
 from chatferry.apps.service import AppContext
 from chatferry.db.engine import reading, transaction
@@ -126,7 +126,9 @@ async def list_imports(app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Respon
     response_model=Envelope[OneImport],
     responses=errors(400, 401, 404, 429),
 )
-async def get_import(unique_id: str, app: CurrentApp, rt: RuntimeDep, wait: WaitDep) -> Response:
+async def get_import(
+    unique_id: str, app: CurrentApp, rt: RuntimeDep, wait: WaitQuery = None
+) -> Response:
     def read() -> dict[str, Any]:
         with reading(rt.engine) as session:
             record = service.get_import(session, app, unique_id)

@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, Query
+from fastapi import Query
 
 from chatferry.api.deps import run_read
 from chatferry.errors import BadRequest, show
@@ -27,10 +27,8 @@ MAX_WAIT_SECONDS = 60
 T = TypeVar("T")
 
 
-def parse_wait(text: str | None) -> float | None:
-    """Seconds to wait (0 to 60), None when the parameter is absent."""
-    if text is None:
-        return None
+def parse_wait(text: str) -> float:
+    """Seconds to wait (0 to 60)."""
     hint = f"wait is a number of seconds from 0 to {MAX_WAIT_SECONDS}, like wait=30"
     try:
         seconds = float(text)
@@ -41,28 +39,26 @@ def parse_wait(text: str | None) -> float | None:
     return seconds
 
 
-async def wait_of(
-    wait: Annotated[
-        str | None,
-        Query(
-            description=(
-                "Extension: answer as soon as the job ends (the record leaves "
-                "`scheduled`/`started`), or after this many seconds (0-60) as it is."
-            ),
-            examples=["30"],
+# The ``wait`` query parameter: a plain query parameter (no dependency to solve), so a
+# GET without it costs what it did; parse_wait reads it only when it is given.
+WaitQuery = Annotated[
+    str | None,
+    Query(
+        description=(
+            "Extension: answer as soon as the job ends (the record leaves "
+            "`scheduled`/`started`), or after this many seconds (0-60) as it is."
         ),
-    ] = None,
-) -> float | None:
-    return parse_wait(wait)
-
-
-WaitDep = Annotated[float | None, Depends(wait_of)]
+        examples=["30"],
+    ),
+]
 
 
 async def read_when_ended(
-    rt: Runtime, key: str, read: Callable[[], T], pending: Callable[[T], bool], seconds: float
+    rt: Runtime, key: str, read: Callable[[], T], pending: Callable[[T], bool], wait: str
 ) -> T:
-    """``read()`` once the record it reads is no longer pending, or after ``seconds``."""
+    """``read()`` once the record it reads is no longer pending, or after ``wait``
+    seconds (BadRequest for a bad value)."""
+    seconds = parse_wait(wait)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     with rt.events.subscription(key) as event:
