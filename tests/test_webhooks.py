@@ -471,3 +471,14 @@ def test_an_https_delivery_pins_the_checked_address_and_verifies_the_host_name(
         bare = asyncio.run(deliver(f"https://127.0.0.1:{tls.port}/hooks"))
         assert not bare.delivered and "could not connect" in bare.error, bare
         assert len(tls.on("/hooks")) == 1
+
+
+@pytest.mark.parametrize("extra_env", [{**WEBHOOK_ENV, "CHATFERRY_WAIT_MAX_SECONDS": "0.3"}])
+def test_the_operator_may_cut_waits_short(client: TestClient, new_app: NewApp) -> None:
+    """CHATFERRY_WAIT_MAX_SECONDS (under a proxy's read timeout) cuts a longer wait."""
+    creds = new_app()
+    export = create_export(client, creds.headers, type="users", run_at=later())
+    started = time.monotonic()
+    response = client.get(f"{EXPORTS}/{export['unique_id']}?wait=60", headers=creds.headers)
+    assert 0.3 <= time.monotonic() - started < 1.5
+    assert response.json()["results"]["backup_history"]["status"] == "scheduled"

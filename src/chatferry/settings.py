@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # GET /exports/{id}?wait=S: how often a waiting request rereads its record when no
     # event can reach it (SQLite with a worker in another process; see docs/webhooks.md).
     wait_poll_seconds: float = Field(default=1.0, gt=0)
+    # The longest a ?wait= holds a request (a longer one, up to 60, is cut to this): under
+    # a proxy's read timeout.
+    wait_max_seconds: float = Field(default=60.0, gt=0, le=60)
     # Webhooks (docs/webhooks.md): plain http:// and private addresses are refused unless
     # allowed; one try's timeout; the delays between tries (seconds, comma-separated).
     webhooks_allow_http: bool = False

@@ -58,7 +58,7 @@ async def read_when_ended(
 ) -> T:
     """``read()`` once the record it reads is no longer pending, or after ``wait``
     seconds (BadRequest for a bad value)."""
-    seconds = parse_wait(wait)
+    seconds = min(parse_wait(wait), rt.settings.wait_max_seconds)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     with rt.events.subscription(key) as event:
