@@ -1,5 +1,5 @@
 """The console's Webhooks page and its waits, in headless Chromium against a real
-``chatferry serve`` (the browser fixtures of test_console_browser.py)."""
+``chatferry serve`` (the browser support of support/browser.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ import pytest
 from playwright.sync_api import expect
 
 from support.apps import Credentials
+from support.browser import go_to, row, sign_in, snap
 from support.receiver import Receiver
 from support.rows import add_users
 from support.webhooks import verify
-from test_console_browser import browser, go_to, open_console, row, sign_in, snap
-
-__all__ = ["browser", "open_console"]  # fixtures used by name
 
 pytestmark = [
     pytest.mark.slow,

@@ -147,9 +147,14 @@ async function refreshDeliveries() {
   }
 }
 
+/** A table head; an empty title is the actions column, named for screen readers. */
+function tableHead(titles) {
+  return h("thead", {}, h("tr", {}, ...titles.map((t) => h("th", { scope: "col" },
+    t || h("span", { class: "visually-hidden" }, "Actions")))));
+}
+
 function deliveriesPanel() {
-  const head = h("thead", {}, h("tr", {}, ...["Event", "Status", "Tries", "Last answer", "Error", "Next try", ""]
-    .map((t) => h("th", { scope: "col" }, t))));
+  const head = tableHead(["Event", "Status", "Tries", "Last answer", "Error", "Next try", ""]);
   return h("div", { id: "webhook-deliveries", hidden: true },
     h("h2", { id: "webhook-deliveries-title" }, "Deliveries"),
     h("div", { class: "table-wrap" },
@@ -168,8 +173,7 @@ async function load() {
 }
 
 export function init() {
-  const head = h("thead", {}, h("tr", {}, ...["URL", "Events", "Description", "Created", ""]
-    .map((t) => h("th", { scope: "col" }, t))));
+  const head = tableHead(["URL", "Events", "Description", "Created", ""]);
   replaceChildren(byId("webhooks-root"),
     form(),
     h("div", { id: "webhook-secret", class: "card result", hidden: true, role: "status" }),
