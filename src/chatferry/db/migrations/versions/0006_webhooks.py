@@ -1,7 +1,7 @@
 """webhook endpoints and their deliveries
 
 Revision ID: 0006
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-07 00:30:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
