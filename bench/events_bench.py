@@ -31,7 +31,6 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from contextlib import ExitStack
@@ -52,7 +51,7 @@ from benchlib import (
     headers,
     mb,
     postgres_problem,
-    print_header,
+    run_main,
     serve,
     status_kb,
     stop_process,
@@ -235,34 +234,39 @@ def report(summary: Summary, name: str, result: dict[str, Any], waiters: int) ->
                  f"{result['all_answered_s'] * 1000:.0f} ms")  # fmt: skip
 
 
-def main() -> None:
+def parse_args() -> Any:
     parser = argument_parser(__doc__)
     parser.add_argument("--exports", type=int, help="40 (5 with --small)")
     parser.add_argument("--waiters", type=int, help="1000 (100 with --small)")
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--small", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     args.exports = args.exports or (5 if args.small else 40)
     args.waiters = args.waiters or (100 if args.small else 1000)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.waiters + 256)), hard))
-    print_header("Job-end events: waits and webhooks")
-    summary = Summary("events_bench", judged=not args.small)
-    with tempfile.TemporaryDirectory(prefix="events-bench-") as tmp:
-        work = Path(tmp)
-        for name in args.backends.split(","):
-            if name == "sqlite":
-                url = f"sqlite:///{work / 'chatferry.db'}"
-                report(summary, name, run_backend(name, url, args, work), args.waiters)
-                continue
-            problem = postgres_problem(args.postgres)
-            if problem:
-                print(f"postgresql skipped: {problem}")
-                continue
-            with fresh_schemas(args.postgres) as (url,):
-                report(summary, name, run_backend(name, url, args, work), args.waiters)
-    summary.print()
+    wanted = min(hard, max(soft, 4 * args.waiters + 256))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return args
+
+
+def body(args: Any, work: Path, summary: Summary) -> None:
+    for name in args.backends.split(","):
+        if name == "sqlite":
+            url = f"sqlite:///{work / 'chatferry.db'}"
+            report(summary, name, run_backend(name, url, args, work), args.waiters)
+            continue
+        problem = postgres_problem(args.postgres)
+        if problem:
+            print(f"postgresql skipped: {problem}")
+            continue
+        with fresh_schemas(args.postgres) as (url,):
+            report(summary, name, run_backend(name, url, args, work), args.waiters)
+
+
+def main() -> None:
+    run_main("events_bench", parse_args, body)
 
 
 if __name__ == "__main__":
