@@ -37,6 +37,7 @@ pytest_plugins = [
     "support.servers",
     "support.s3",
     "support.browser",
+    "support.receiver",
 ]
 
 # Names this module used to define, for tests that still import them from here.

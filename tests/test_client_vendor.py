@@ -39,6 +39,7 @@ def _env(fake: FakeVendor, app_id: str = "vendor-a") -> dict[str, str]:
 def _no_extension_was_used(fake: FakeVendor) -> None:
     assert "validate_only" not in fake.seen_form_fields
     assert not any("limit" in q for q in fake.seen_queries), fake.seen_queries
+    assert not any("wait" in q for q in fake.seen_queries), fake.seen_queries
     assert not any(r.startswith("GET /api/v2.1/rest/imports/") for r in fake.requests)
 
 

@@ -10,17 +10,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from chatferry.api.webhook_data import render_record
 from chatferry.exports.job import ExportJobHandler
 from chatferry.exports.retention import sweep_expired_exports
 from chatferry.imports.job import ImportJobHandler
 from chatferry.imports.retention import sweep_stray_uploads
+from chatferry.jobs.events import Ended
 from chatferry.jobs.handlers import Handlers, handlers_of
 from chatferry.jobs.periodic import PeriodicRunner, PeriodicTask
+from chatferry.jobs.queue import Lane
 from chatferry.jobs.worker import Worker
 from chatferry.runtime import Runtime
 from chatferry.schedules.scheduler import fire_due, on_export_finished
 from chatferry.settings import Settings
+from chatferry.webhooks import deliveries
+from chatferry.webhooks.sender import WebhookSender
+from chatferry.webhooks.service import JOB_KIND as WEBHOOK_KIND
+from chatferry.webhooks.service import queue_for_ended
 
 SCHEDULER_INTERVAL_SECONDS = 1.0
 RETENTION_INTERVAL_SECONDS = 60.0
@@ -54,23 +62,43 @@ def periodic_tasks(rt: Runtime) -> list[PeriodicTask]:
     ]
 
 
+def install_events(rt: Runtime) -> None:
+    """Wires the ends of jobs to the webhooks (deliveries queued in the transaction
+    that ends a record) and starts the process's event listener (PostgreSQL). Every
+    process that can end a record or wait for one calls it: serve, worker."""
+
+    def queue_deliveries(executor: Any, ended: Ended) -> None:
+        queue_for_ended(executor, rt.settings, ended)
+
+    rt.events.hooks["webhooks"] = queue_deliveries
+    rt.events.listen(rt.engine)
+
+
 @dataclass
 class Background:
-    """A process's job threads and periodic tasks, started and stopped together."""
+    """A process's job threads, webhook sender and periodic tasks, started and stopped
+    together."""
 
     worker: Worker
+    sender: WebhookSender
     periodic: PeriodicRunner
 
     def start(self) -> None:
+        install_events(self.worker.rt)
         self.worker.start()
+        self.sender.start()
         self.periodic.start()
 
     def stop(self) -> None:
         self.periodic.stop()
+        self.sender.stop()
         self.worker.stop()
 
 
 def background(rt: Runtime, concurrency: int | None = None) -> Background:
     threads = concurrency or rt.settings.worker_concurrency
-    worker = Worker(rt, threads, job_handlers(rt.settings))
-    return Background(worker, PeriodicRunner(periodic_tasks(rt)))
+    # Webhook deliveries have their own sender: they never take a worker thread.
+    worker = Worker(rt, threads, job_handlers(rt.settings), Lane(exclude=(WEBHOOK_KIND,)))
+    worker.given_up[WEBHOOK_KIND] = deliveries.give_up
+    sender = WebhookSender(rt, render_record)
+    return Background(worker, sender, PeriodicRunner(periodic_tasks(rt)))

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from chatferry.db.engine import create_db_engine, make_session_factory
 from chatferry.db.migrate import upgrade_to_head
 from chatferry.fs import make_private
+from chatferry.jobs.events import EventHub
 from chatferry.security.keys import check_fingerprint, load_keys
 from chatferry.security.secrets import SecretHasher
 from chatferry.security.signing import LinkSigner
@@ -29,8 +30,11 @@ class Runtime:
     secrets: SecretHasher
     # Set when this process enqueues a job, so its own idle workers start at once.
     job_wakeup: threading.Event = field(default_factory=threading.Event)
+    # Records that ended, for waiting requests and webhooks (see jobs/events.py).
+    events: EventHub = field(default_factory=EventHub)
 
     def close(self) -> None:
+        self.events.close()
         self.engine.dispose()
 
 

@@ -63,6 +63,21 @@ class Settings(BaseSettings):
     # (injected as a hook by the composition root, never read in the export's loop).
     export_batch_delay_seconds: float = Field(default=0.0, ge=0)
 
+    # GET /exports/{id}?wait=S: how often a waiting request rereads its record when no
+    # event can reach it (SQLite with a worker in another process; see docs/webhooks.md).
+    wait_poll_seconds: float = Field(default=1.0, gt=0)
+    # The longest a ?wait= holds a request (a longer one, up to 60, is cut to this): under
+    # a proxy's read timeout.
+    wait_max_seconds: float = Field(default=60.0, gt=0, le=60)
+    # Webhooks (docs/webhooks.md): plain http:// and private addresses are refused unless
+    # allowed; one try's timeout; the delays between tries (seconds, comma-separated).
+    webhooks_allow_http: bool = False
+    webhooks_allow_private: bool = False
+    webhooks_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhooks_retry_delays: str = "5,300,1800,7200,18000,36000"
+    webhooks_concurrency: int = Field(default=32, gt=0, le=1000)
+    webhooks_per_app: int = Field(default=4, gt=0, le=1000)
+
     # Logs: "text" (timestamped lines) or "json" (one object a line).
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

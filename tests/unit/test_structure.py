@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "schedules": 3,
     "stats": 3,
     "demo": 3,
+    "webhooks": 3,
     "console": 4,
     "composition": 4,
     "preflight": 4,
@@ -48,6 +49,7 @@ DOMAIN_DEPENDENCIES: dict[str, set[str]] = {
     "schedules": {"apps", "exports"},
     "stats": {"apps", "exports"},
     "demo": set(),
+    "webhooks": {"apps"},
 }
 CLIENT_MAY_IMPORT = {"client", "core"}
 CONVERT_MAY_IMPORT = {"convert", "client", "core"}  # the converters: client-side, offline

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from chatferry import __version__
-from chatferry.api import exports, health, imports, schedules, stats
+from chatferry.api import exports, health, imports, schedules, stats, webhooks
 from chatferry.api import quotas as quota_routes
 from chatferry.api.app_info import router as app_info_router
 from chatferry.api.console import install_console
@@ -17,7 +17,7 @@ from chatferry.api.errors import install_error_handlers
 from chatferry.api.openapi import install_openapi
 from chatferry.api.options import OptionsMiddleware
 from chatferry.api.ratelimit import AuthGuard
-from chatferry.composition import background
+from chatferry.composition import background, install_events
 from chatferry.runtime import Runtime
 
 
@@ -26,6 +26,7 @@ def create_api(rt: Runtime, run_worker: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        install_events(rt)  # waiting requests and webhooks hear of jobs' ends
         jobs = background(rt) if run_worker else None
         if jobs:
             jobs.start()
@@ -56,5 +57,6 @@ def create_api(rt: Runtime, run_worker: bool = True) -> FastAPI:
     app.include_router(stats.router)
     app.include_router(quota_routes.router)
     app.include_router(app_info_router)
+    app.include_router(webhooks.router)
     install_console(app)
     return app

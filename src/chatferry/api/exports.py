@@ -17,6 +17,7 @@ from chatferry.api.paging import paged
 from chatferry.api.records import download_url, export_record
 from chatferry.api.responses import ok
 from chatferry.api.schemas import Envelope, ExportPage, ExportRecord, OneExport, errors
+from chatferry.api.waiting import WaitQuery, read_when_ended
 from chatferry.apps import quotas
 from chatferry.apps.service import AppContext
 from chatferry.db.engine import read_connection, reading, transaction
@@ -25,6 +26,8 @@ from chatferry.errors import BadRequest, NotFound, RangeNotSatisfiable
 from chatferry.exports import service
 from chatferry.exports.dates import RUN_AT_PLACEHOLDER
 from chatferry.exports.requests import ExportRequest
+from chatferry.exports.status import PENDING, ExportStatus
+from chatferry.jobs.events import Ended, event_key
 from chatferry.runtime import Runtime
 from chatferry.storage.store import content_disposition
 
@@ -105,15 +108,24 @@ async def list_exports(
         "signed `download_url`. Another app's ids are not found."
     ),
     response_model=Envelope[OneExport],
-    responses=errors(401, 404, 429),
+    responses=errors(400, 401, 404, 429),
 )
-async def get_export(unique_id: str, request: Request, app: CurrentApp, rt: RuntimeDep) -> Response:
+async def get_export(
+    unique_id: str, request: Request, app: CurrentApp, rt: RuntimeDep, wait: WaitQuery = None
+) -> Response:
     def read() -> dict[str, Any]:
         with read_connection(rt.engine) as conn:
             export = service.export_row(conn, app, unique_id)
         return {"backup_history": render(rt, request, app, export)}
 
-    return ok(await run_read(rt, read))
+    if wait is None:
+        return ok(await run_read(rt, read))
+    key = event_key(service.JOB_KIND, unique_id)
+    return ok(await read_when_ended(rt, key, read, _pending, wait))
+
+
+def _pending(results: dict[str, Any]) -> bool:
+    return bool(results["backup_history"]["status"] in PENDING)
 
 
 @router.delete(
@@ -129,9 +141,19 @@ async def get_export(unique_id: str, request: Request, app: CurrentApp, rt: Runt
 def delete_export(unique_id: str, app: CurrentApp, rt: RuntimeDep) -> Response:
     with transaction(rt.sessions) as session:
         deleted = service.delete_export(session, app, unique_id)
+        record = export_record(deleted.export, app, "")
+        cancelled = deleted.export.status == ExportStatus.CANCELLED
+        if cancelled:  # webhooks and waiting requests hear of it
+            export = deleted.export
+            ended = Ended(
+                service.JOB_KIND, export.id, export.unique_id, app.pk, "cancelled", record
+            )
+            rt.events.ended(session, ended)
+    if cancelled:
+        rt.events.publish(event_key(service.JOB_KIND, unique_id))
     if deleted.storage_key:
         rt.store.delete(deleted.storage_key)
-    return ok({"backup_history": export_record(deleted.export, app, "")})
+    return ok({"backup_history": record})
 
 
 _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {

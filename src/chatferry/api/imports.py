@@ -14,11 +14,14 @@ from chatferry.api.records import import_record
 from chatferry.api.responses import ok
 from chatferry.api.schemas import Envelope, ImportPage, OneImport, errors
 from chatferry.api.upload import ParsedUpload, file_chunks, read_upload
+from chatferry.api.waiting import WaitQuery, read_when_ended
 from chatferry.apps import quotas
 from chatferry.apps.service import AppContext
 from chatferry.db.engine import reading, transaction
 from chatferry.imports import service
 from chatferry.imports.service import StoredUpload
+from chatferry.imports.status import ImportStatus
+from chatferry.jobs.events import event_key
 from chatferry.runtime import Runtime
 
 router = APIRouter(prefix="/api/v2.1/rest", tags=["imports"])
@@ -121,12 +124,21 @@ async def list_imports(app: CurrentApp, page: PageDep, rt: RuntimeDep) -> Respon
         "once failed, every problem in `errors.Data`. Another app's ids are not found."
     ),
     response_model=Envelope[OneImport],
-    responses=errors(401, 404, 429),
+    responses=errors(400, 401, 404, 429),
 )
-async def get_import(unique_id: str, app: CurrentApp, rt: RuntimeDep) -> Response:
+async def get_import(
+    unique_id: str, app: CurrentApp, rt: RuntimeDep, wait: WaitQuery = None
+) -> Response:
     def read() -> dict[str, Any]:
         with reading(rt.engine) as session:
             record = service.get_import(session, app, unique_id)
             return {"backup_history": import_record(record, app)}
 
-    return ok(await run_read(rt, read))
+    if wait is None:
+        return ok(await run_read(rt, read))
+    key = event_key(service.JOB_KIND, unique_id)
+    return ok(await read_when_ended(rt, key, read, _pending, wait))
+
+
+def _pending(results: dict[str, Any]) -> bool:
+    return bool(results["backup_history"]["status"] == ImportStatus.STARTED)

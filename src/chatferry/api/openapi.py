@@ -13,8 +13,14 @@ from pydantic import BaseModel
 from chatferry.exports.dates import RUN_AT_PLACEHOLDER, example_run_at
 from chatferry.exports.requests import ExportRequest
 from chatferry.schedules.requests import ScheduleChange, ScheduleRequest
+from chatferry.webhooks.requests import WebhookRequest
 
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (ExportRequest, ScheduleRequest, ScheduleChange)
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (
+    ExportRequest,
+    ScheduleRequest,
+    ScheduleChange,
+    WebhookRequest,
+)
 
 DESCRIPTION = """\
 chatferry backs up (exports) and restores (imports) a chat app's users, rooms and
@@ -100,6 +106,10 @@ def install_openapi(app: FastAPI) -> None:
                     },
                     {"name": "quotas", "description": "The app's quotas and usage (an extension)."},
                     {"name": "app", "description": "The app the credentials belong to."},
+                    {
+                        "name": "webhooks",
+                        "description": "Signed messages when jobs end (an extension).",
+                    },
                     {"name": "operations", "description": "Health, readiness and metrics."},
                 ],
             )

@@ -18,6 +18,7 @@ from chatferry.cli.client_convert import convert_cli
 from chatferry.cli.client_exports import export_cli
 from chatferry.cli.client_imports import import_cli
 from chatferry.cli.client_schedules import schedules_cli
+from chatferry.cli.client_webhooks import webhooks_cli
 from chatferry.cli.errors import report_error, state
 from chatferry.client.errors import EXIT_CODES_HELP
 
@@ -61,6 +62,7 @@ cli.add_typer(export_cli, name="export", rich_help_panel="Client")
 cli.add_typer(import_cli, name="import", rich_help_panel="Client")
 cli.add_typer(schedules_cli, name="schedules", rich_help_panel="Client")
 cli.add_typer(convert_cli, name="convert", rich_help_panel="Client")
+cli.add_typer(webhooks_cli, name="webhooks", rich_help_panel="Client")
 cli.command(rich_help_panel="Client")(client_backup.backup)
 cli.command(rich_help_panel="Client")(client_backup.restore)
 cli.command(rich_help_panel="Client")(client_backup.verify)

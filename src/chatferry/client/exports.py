@@ -9,7 +9,14 @@ from urllib.parse import quote
 
 from chatferry.client.errors import JobFailed
 from chatferry.client.http import Api
-from chatferry.client.records import Poller, Record, iter_records, list_page, wait_until_done
+from chatferry.client.records import (
+    Poller,
+    Record,
+    iter_records,
+    list_page,
+    wait_until_done,
+    waiting_fetch,
+)
 
 RESOURCES = ("users", "rooms", "comments")
 DONE = ("finished", "failed", "cancelled")
@@ -61,13 +68,10 @@ def wait_for_export(
     on_update: Callable[[Record], None] | None = None,
     poller: Poller | None = None,
 ) -> Record:
-    """Polls until the export is finished; JobFailed if it ended failed or cancelled."""
-    record = wait_until_done(
-        lambda: get_export(api, unique_id),
-        lambda r: r.get("status") in DONE,
-        on_update,
-        poller,
-    )
+    """Waits until the export is finished (with ``?wait=`` on chatferry, polling a
+    vendor's server); JobFailed if it ended failed or cancelled."""
+    fetch, poller = waiting_fetch(api, _path(unique_id), poller)
+    record = wait_until_done(fetch, lambda r: r.get("status") in DONE, on_update, poller)
     check_finished(record)
     return record
 

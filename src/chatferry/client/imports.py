@@ -8,7 +8,14 @@ from urllib.parse import quote
 
 from chatferry.client.errors import ApiError, ClientError, JobFailed
 from chatferry.client.http import Api
-from chatferry.client.records import Poller, Record, iter_records, list_page, wait_until_done
+from chatferry.client.records import (
+    Poller,
+    Record,
+    iter_records,
+    list_page,
+    wait_until_done,
+    waiting_fetch,
+)
 
 DONE = ("finished", "failed", "cancelled")
 
@@ -63,13 +70,13 @@ def wait_for_import(
     on_update: Callable[[Record], None] | None = None,
     poller: Poller | None = None,
 ) -> Record:
-    """Polls until the import is done (finished or failed); returns the final record."""
-    return wait_until_done(
-        lambda: get_import(api, unique_id),
-        lambda r: r.get("status") in DONE,
-        on_update,
-        poller,
-    )
+    """Waits until the import is done (finished or failed): with ``?wait=`` on
+    chatferry, polling a vendor's server. Returns the final record."""
+    if api.has_extensions():
+        fetch, poller = waiting_fetch(api, f"/imports/{quote(unique_id, safe='')}", poller)
+    else:
+        fetch = lambda: get_import(api, unique_id)  # noqa: E731
+    return wait_until_done(fetch, lambda r: r.get("status") in DONE, on_update, poller)
 
 
 def problems(record: Record) -> list[dict[str, Any]]:

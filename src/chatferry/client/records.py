@@ -27,6 +27,45 @@ class Poller:
         self._delay = min(self._delay * self._factor, self._longest)
 
 
+# A chatferry server holds ``GET .../{id}?wait=S`` until the job ends or S seconds pass:
+# the end is seen at once, and the progress at least every WAIT_SECONDS.
+WAIT_SECONDS = 5
+
+
+class ServerWaits(Poller):
+    """No pause between the GETs of a server that waits (``?wait=``), unless an answer
+    came back early with the job still running (a server that ignores ``wait``): then
+    the usual polling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._asked_at = time.monotonic()
+
+    def asking(self) -> None:
+        self._asked_at = time.monotonic()
+
+    def sleep(self) -> None:
+        if time.monotonic() - self._asked_at < WAIT_SECONDS / 2:
+            super().sleep()
+
+
+def waiting_fetch(
+    api: Api, path: str, poller: Poller | None
+) -> tuple[Callable[[], Record], Poller | None]:
+    """The GET of a record for waiting loops: with ``?wait=`` on a chatferry server (and
+    its poller), else the plain GET polled as before (a vendor's server)."""
+    if not api.has_extensions() or poller is not None:
+        return lambda: api.call("GET", path)["backup_history"], poller
+    waits = ServerWaits()
+
+    def fetch() -> Record:
+        waits.asking()
+        record: Record = api.call("GET", path, params={"wait": WAIT_SECONDS})["backup_history"]
+        return record
+
+    return fetch, waits
+
+
 def list_page(api: Api, path: str, key: str, page: int, limit: int | None = None) -> list[Record]:
     """One page of a list endpoint (``limit`` is sent only to a chatferry server)."""
     params: dict[str, int] = {"page": page}

@@ -276,3 +276,54 @@ class Import(Base):
     error_data: Mapped[str | None] = mapped_column(Text)  # JSON list of problems, or NULL
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class WebhookEndpoint(Base):
+    """A URL an app wants told of its jobs' ends (see webhooks/)."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_app", "app_pk", "created_at"), _NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    unique_id: Mapped[str] = mapped_column(String(36), unique=True)
+    app_pk: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[str] = mapped_column(Text)  # comma-separated event types
+    description: Mapped[str] = mapped_column(Text, default="")
+    # The signing secret (whsec_<base64>): needed in full to sign, so kept as is, like the
+    # app's data; shown to the tenant only when the endpoint is created.
+    secret: Mapped[str] = mapped_column(String(200))
+    # Where download links in payloads point when CHATFERRY_BASE_URL is not set: the
+    # address the app used to register the endpoint.
+    base_url: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint; its job (kind "webhook") tries it until delivered or
+    out of tries. ``unique_id`` is the webhook-id header, the same on every try."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at", "id"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    unique_id: Mapped[str] = mapped_column(String(64), unique=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    app_pk: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(40))
+    # The record the event is about ("export"/"import" and its id), read again at each
+    # try for a fresh download link; ``data`` is kept when the record is gone (a deleted
+    # export) or has none (ping).
+    record_kind: Mapped[str] = mapped_column(String(20), default="")
+    record_id: Mapped[int | None] = mapped_column(BigInteger)
+    data: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

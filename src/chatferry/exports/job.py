@@ -29,6 +29,7 @@ from chatferry.exports.service import (
     storage_key_for,
 )
 from chatferry.exports.status import PENDING, ExportStatus
+from chatferry.jobs.events import Ended, event_key
 from chatferry.jobs.handlers import JobReport
 from chatferry.jobs.queue import ClaimedJob
 from chatferry.jobs.records import TrackedRecords
@@ -256,10 +257,15 @@ def _mark_finished(rt: Runtime, plan: ExportPlan, key: str, totals: StreamTotals
                 day_rows=totals.day_rows,
             )
         )
+        if result.rowcount:
+            ended = Ended(JOB_KIND, plan.export_id, plan.unique_id, plan.app.pk, "finished")
+            rt.events.ended(conn, ended)
         finished_elsewhere = (
             conn.scalar(select(_exports.c.status).where(_exports.c.id == plan.export_id))
             == ExportStatus.FINISHED
         )
-    if not result.rowcount and not finished_elsewhere:
+    if result.rowcount:
+        rt.events.publish(event_key(JOB_KIND, plan.unique_id))
+    elif not finished_elsewhere:
         rt.store.delete(key)
     return bool(result.rowcount)

@@ -43,6 +43,7 @@ from chatferry.imports.rules.file import parse_file
 from chatferry.imports.rules.importers import importer_for
 from chatferry.imports.service import JOB_KIND, storage_key_for
 from chatferry.imports.status import ImportStatus
+from chatferry.jobs.events import Ended, event_key
 from chatferry.jobs.handlers import JobReport
 from chatferry.jobs.queue import ClaimedJob
 from chatferry.jobs.records import TrackedRecords
@@ -92,7 +93,9 @@ def _load_plan(rt: Runtime, import_id: int) -> ImportPlan | None:
         )
 
 
-def mark_rejected(session: Session, import_id: int, rejected: ImportRejected) -> None:
+def mark_rejected(
+    rt: Runtime, session: Session, plan: ImportPlan, rejected: ImportRejected
+) -> None:
     """Fails the import with the file's problems listed in ``errors.Data`` (the upload
     must be deleted already: its key is cleared)."""
     problems = rejected.problems
@@ -101,17 +104,25 @@ def mark_rejected(session: Session, import_id: int, rejected: ImportRejected) ->
         if problems
         else None
     )
-    IMPORT_RECORDS.mark_failed(
+    failed = IMPORT_RECORDS.mark_failed(
         session,
-        import_id,
+        plan.import_id,
         rejected.message,
         error_data=data,
         storage_key="",
         total_rows=rejected.checked_rows,
     )
+    if failed:
+        _announce(rt, session, plan, ImportStatus.FAILED)
 
 
-def _finish(session: Session, plan: ImportPlan, rows: int) -> bool:
+def _announce(rt: Runtime, session: Session, plan: ImportPlan, status: str) -> None:
+    """The import ended: webhooks and waiting requests hear it (in the transaction that
+    ended it; the caller publishes the event in this process once it committed)."""
+    rt.events.ended(session, Ended(JOB_KIND, plan.import_id, plan.unique_id, plan.app.pk, status))
+
+
+def _finish(rt: Runtime, session: Session, plan: ImportPlan, rows: int) -> bool:
     """Claims the import as finished in the caller's transaction; False if already done."""
     result = session.execute(
         update(_imports)
@@ -125,7 +136,10 @@ def _finish(session: Session, plan: ImportPlan, rows: int) -> bool:
             storage_key="",
         )
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    _announce(rt, session, plan, ImportStatus.FINISHED)
+    return True
 
 
 def _check(rt: Runtime, plan: ImportPlan, rows: list[dict[str, Any]]) -> list[Any]:
@@ -162,7 +176,7 @@ def _write(rt: Runtime, plan: ImportPlan, checked: list[Any], hashes: list[str])
         # victim fails with "deadlock detected" instead of listing the duplicates.
         begin_write(session)
         session.execute(select(App.id).where(App.id == plan.app.pk).with_for_update(key_share=True))
-        if not _finish(session, plan, len(checked)):
+        if not _finish(rt, session, plan, len(checked)):
             log.info("import %s was already finished; nothing to do", plan.unique_id)
             return
         importer_for(plan.resource).write(session, plan.app.pk, checked, hashes)
@@ -180,7 +194,7 @@ def _run(rt: Runtime, plan: ImportPlan) -> int:
     if plan.dry_run:
         _delete_upload(rt, plan)
         with transaction(rt.sessions) as session:
-            _finish(session, plan, len(checked))
+            _finish(rt, session, plan, len(checked))
         return len(checked)
     hashes = _hash_passwords(rt, plan, checked)
     IMPORT_RECORDS.set_progress(rt.engine, plan.import_id, 90)
@@ -251,8 +265,10 @@ class ImportJobHandler:
         except ImportRejected as exc:
             _delete_upload(rt, plan)  # before the status a client waits for
             with transaction(rt.sessions) as session:
-                mark_rejected(session, plan.import_id, exc)
+                mark_rejected(rt, session, plan, exc)
+            rt.events.publish(event_key(JOB_KIND, plan.unique_id))
             return JobReport(outcome="failed", resource=plan.resource)
+        rt.events.publish(event_key(JOB_KIND, plan.unique_id))
         outcome = "validated" if plan.dry_run else "finished"
         return JobReport(outcome, plan.resource, rows, plan.size)
 

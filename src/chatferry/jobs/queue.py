@@ -53,6 +53,7 @@ class ClaimedJob:
     errors: int = 0
     crashes: int = 0
     resource: str = ""  # the record's type, looked up by the worker for its log lines
+    app_pk: int = 0
 
 
 # Jobs added in a session, logged as "job queued" once that session commits.
@@ -120,26 +121,59 @@ def enqueue(session: Session, spec: JobSpec) -> Job:
     return job
 
 
-def _running_jobs_of_app() -> Any:
-    """How many jobs of the candidate's app run now (anywhere): fewer goes first."""
+@dataclass(frozen=True)
+class Lane:
+    """Which kinds of job a claimer takes: ``kinds`` only (None: any), never ``exclude``.
+    The export/import worker and the webhook sender each have theirs, so deliveries
+    never wait behind exports, nor exports behind a slow receiver."""
+
+    kinds: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+
+    def where(self, table: Any) -> list[Any]:
+        conditions = []
+        if self.kinds is not None:
+            conditions.append(table.c.kind.in_(self.kinds))
+        if self.exclude:
+            conditions.append(table.c.kind.not_in(self.exclude))
+        return conditions
+
+
+ANY_LANE = Lane()
+
+
+def _running_jobs_of_app(lane: Lane) -> Any:
+    """How many jobs of the candidate's app run now (anywhere) in the lane: fewer goes
+    first."""
     return (
         select(func.count())
         .select_from(_running)
-        .where(_running.c.status == JobStatus.RUNNING, _running.c.app_pk == _jobs.c.app_pk)
+        .where(
+            _running.c.status == JobStatus.RUNNING,
+            _running.c.app_pk == _jobs.c.app_pk,
+            *lane.where(_running),
+        )
         .scalar_subquery()
     )
 
 
-def _claim_query(now: datetime, reserve: bool, postgresql: bool) -> Select[Any]:
+def _claim_query(
+    now: datetime, reserve: bool, postgresql: bool, lane: Lane = ANY_LANE, per_app: int = 0
+) -> Select[Any]:
     """The next due job: apps with the fewest running jobs first, then oldest first.
 
     ``reserve`` (a worker's last free thread) takes only jobs of apps with nothing
-    running, so one app's long jobs never hold every thread while others wait.
+    running, so one app's long jobs never hold every thread while others wait;
+    ``per_app`` (if set) skips apps with that many jobs running in the lane.
     """
-    busy = _running_jobs_of_app()
-    query = select(_jobs).where(_jobs.c.status == JobStatus.QUEUED, _jobs.c.run_after <= now)
+    busy = _running_jobs_of_app(lane)
+    query = select(_jobs).where(
+        _jobs.c.status == JobStatus.QUEUED, _jobs.c.run_after <= now, *lane.where(_jobs)
+    )
     if reserve:
         query = query.where(busy == 0)
+    if per_app:
+        query = query.where(busy < per_app)
     query = query.order_by(busy, _jobs.c.run_after, _jobs.c.id).limit(1)
     return query.with_for_update(skip_locked=True, of=_jobs) if postgresql else query
 
@@ -156,15 +190,22 @@ def _job_of(row: Row[Any], owner: str, attempts: int, crashes: int) -> ClaimedJo
         app_ref=row.app_ref,
         errors=row.errors,
         crashes=crashes,
+        app_pk=row.app_pk or 0,
     )
 
 
 def claim_next(
-    engine: Engine, owner: str, lease_seconds: float, reserve: bool = False
+    engine: Engine,
+    owner: str,
+    lease_seconds: float,
+    reserve: bool = False,
+    lane: Lane = ANY_LANE,
+    per_app: int = 0,
 ) -> ClaimedJob | None:
-    """Takes the next due job and leases it to ``owner``; None when nothing is due."""
+    """Takes the next due job of the lane and leases it to ``owner``; None when
+    nothing is due."""
     now = utcnow()
-    query = _claim_query(now, reserve, engine.dialect.name == "postgresql")
+    query = _claim_query(now, reserve, engine.dialect.name == "postgresql", lane, per_app)
     with immediate_transaction(engine) as conn:
         row = conn.execute(query).first()
         if row is None:
@@ -238,11 +279,13 @@ def retry_later(session: Session, job: ClaimedJob, error: str, run_after: dateti
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def next_due_at(engine: Engine) -> datetime | None:
-    """When the earliest queued job becomes due (None if nothing is queued)."""
+def next_due_at(engine: Engine, lane: Lane = ANY_LANE) -> datetime | None:
+    """When the lane's earliest queued job becomes due (None if nothing is queued)."""
     with engine.connect() as conn:
         due: datetime | None = conn.scalar(
-            select(func.min(_jobs.c.run_after)).where(_jobs.c.status == JobStatus.QUEUED)
+            select(func.min(_jobs.c.run_after)).where(
+                _jobs.c.status == JobStatus.QUEUED, *lane.where(_jobs)
+            )
         )
     return due
 

@@ -12,11 +12,14 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from chatferry.clock import utcnow
 from chatferry.db.engine import transaction
 from chatferry.db.outage import log_failure, unless_outage
 from chatferry.errors import ChatferryError, new_reference
 from chatferry.jobs import queue
+from chatferry.jobs.events import Ended
 from chatferry.jobs.failures import (
     abandoned_message,
     backoff_seconds,
@@ -77,8 +80,11 @@ def _unrecorded(event: str, exc: BaseException, job: ClaimedJob) -> None:
 class Worker:
     """Runs ``concurrency`` job threads plus one heartbeat/reaper thread."""
 
-    def __init__(self, rt: Runtime, concurrency: int, handlers: Handlers) -> None:
+    def __init__(
+        self, rt: Runtime, concurrency: int, handlers: Handlers, lane: queue.Lane = queue.ANY_LANE
+    ) -> None:
         self.rt = rt
+        self.lane = lane  # the kinds these threads take (webhooks have their own sender)
         self.concurrency = concurrency
         self.handlers = handlers
         self._stop = threading.Event()
@@ -87,6 +93,9 @@ class Worker:
         self._lock = threading.Lock()
         self._owner_prefix = f"{socket.gethostname()}:{os.getpid()}"
         self._listener: JobListener | None = None
+        # What to do when the reaper gives up a job of a kind run elsewhere (the
+        # webhook sender's deliveries): by kind, called with the given-up job.
+        self.given_up: dict[str, Callable[[Runtime, ClaimedJob], None]] = {}
 
     @property
     def listener(self) -> JobListener | None:
@@ -133,7 +142,7 @@ class Worker:
         lease = self.rt.settings.job_lease_seconds
         while not self._stop.is_set():
             try:
-                job = queue.claim_next(self.rt.engine, owner, lease, self._is_reserve())
+                job = queue.claim_next(self.rt.engine, owner, lease, self._is_reserve(), self.lane)
             except Exception as exc:
                 log_failure(log, "could not claim a job; retrying", exc)
                 self._stop.wait(self.rt.settings.job_poll_seconds)
@@ -152,7 +161,7 @@ class Worker:
         if self._listener is not None and self._listener.connected.is_set():
             wait = max(wait, settings.job_listen_poll_seconds)
         try:
-            due = queue.next_due_at(self.rt.engine)
+            due = queue.next_due_at(self.rt.engine, self.lane)
         except Exception as exc:
             log_failure(log, "could not read the job queue; retrying", exc)
             return settings.job_poll_seconds
@@ -253,11 +262,25 @@ class Worker:
         message = self._tenant_message(handler, job, exc, ref)
         with transaction(self.rt.sessions) as session:
             failed = queue.finish(session, job, JobStatus.FAILED, short_error(exc))
+            ended = None
             if failed and handler:
-                handler.records.mark_failed(session, job.target_id, message)
+                ended = self._mark_failed(session, handler, job, message)
                 # Before the commit: a client that reads "failed" finds the files gone.
                 self._discard(handler, job)
+        if ended:
+            self.rt.events.publish(ended.key)
         metrics.job_done(job.kind, "failed", seconds)
+
+    def _mark_failed(
+        self, session: Session, handler: JobHandler, job: ClaimedJob, message: str
+    ) -> Ended | None:
+        """Fails the job's record and announces it in the same transaction (webhooks,
+        waiting requests); None if the record was no longer pending."""
+        if not handler.records.mark_failed(session, job.target_id, message):
+            return None
+        ended = Ended(handler.kind, job.target_id, job.ref, job.app_pk, handler.records.failed)
+        self.rt.events.ended(session, ended)
+        return ended
 
     def _discard(self, handler: JobHandler, job: ClaimedJob) -> None:
         try:
@@ -314,4 +337,8 @@ class Worker:
             self._discard(handler, job)  # the job is given up: nothing else runs it
             with transaction(self.rt.sessions) as session:
                 message = abandoned_message(handler.noun, handler.redo, job.crashes)
-                handler.records.mark_failed(session, job.target_id, message)
+                ended = self._mark_failed(session, handler, job, message)
+            if ended:
+                self.rt.events.publish(ended.key)
+        elif job.kind in self.given_up:
+            self.given_up[job.kind](self.rt, job)

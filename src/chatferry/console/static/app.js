@@ -7,6 +7,7 @@ import * as exportsView from "./exports.js";
 import * as importsView from "./imports.js";
 import * as quotas from "./quotas.js";
 import * as schedules from "./schedules.js";
+import * as webhooks from "./webhooks.js";
 import { setAppZone } from "./time.js";
 
 const VIEWS = {
@@ -14,6 +15,7 @@ const VIEWS = {
   exports: exportsView,
   imports: importsView,
   schedules,
+  webhooks,
 };
 const DEFAULT_VIEW = "coverage";
 let current = null;

@@ -93,6 +93,7 @@ const list = new RecordList({
   pager: "exports-pager",
   message: "exports-message",
   path: "/exports",
+  waitFor: "exports",
   key: "backup_histories",
   row: exportRow,
   columns: 8,

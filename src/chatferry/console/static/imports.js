@@ -8,15 +8,11 @@ import {
   EMPTY, RecordList, actionButton, actionsCell, idCell, progressBar, shortId, statusBadge,
 } from "./records.js";
 
-const FOLLOW_POLL_MS = 500;
+const FOLLOW_WAIT_SECONDS = 2;
 const LIST_POLL_MS = 2000;
 const TYPES = ["users", "rooms", "comments"];
 let chosen = null; // { file, type } of the last checked file
 let following = 0; // increases to abandon a follow loop (sign-out, new upload)
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 function resultPanel(...children) {
   const panel = byId("import-result");
@@ -46,9 +42,10 @@ async function follow(record, title) {
   let current = record;
   while (current.status === "started") {
     progressPanel(`${title} ${current.percentage}%`, current);
-    await sleep(FOLLOW_POLL_MS);
+    // Answers when the import ends, or after FOLLOW_WAIT_SECONDS with its progress.
+    const query = { wait: FOLLOW_WAIT_SECONDS };
+    const results = await api("GET", `/imports/${encodeURIComponent(current.unique_id)}`, { query });
     if (mine !== following) return null;
-    const results = await api("GET", `/imports/${encodeURIComponent(current.unique_id)}`);
     current = results.backup_history;
   }
   return mine === following ? current : null;
@@ -233,6 +230,7 @@ const list = new RecordList({
   pager: "imports-pager",
   message: "imports-message",
   path: "/imports",
+  waitFor: "imports",
   key: "backup_histories",
   row: importRow,
   columns: 8,

@@ -5,6 +5,7 @@
 import { api } from "./api.js";
 import { Poller, byId, cell, formatBytes, formatNumber, h, replaceChildren, rowsOrEmpty, say } from "./dom.js";
 import { PAGE_SIZE, renderPager } from "./pager.js";
+import { stopWatching, watchEnds } from "./jobwait.js";
 
 export const EMPTY = "—";
 
@@ -102,6 +103,10 @@ export class RecordList {
       rowsOrEmpty(byId(table).querySelector("tbody"), records.map(row), columns, empty);
       renderPager(byId(pager), results.meta, (p) => { this.page = p; this.load(); });
       if (seen) seen(records);
+      // Each running record's end is waited for (?wait=): it shows the moment it ends.
+      if (this.visible && this.options.waitFor) {
+        watchEnds(this.options.waitFor, records, () => this.load());
+      }
       return this.visible && nextPoll ? nextPoll(records) : null;
     } catch (error) {
       this.message(error.message);
@@ -128,6 +133,7 @@ export class RecordList {
   hide() {
     this.visible = false;
     this.poller.stop();
+    stopWatching();
   }
 
   reset() {

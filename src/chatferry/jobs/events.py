@@ -1,0 +1,191 @@
+"""Job events inside and across processes: "this export ended", "a delivery is due".
+
+An event is a short key (``export:<unique_id>``, ``import:<unique_id>``,
+``webhook:<job id>``). The code that ends a record calls ``Ended`` hooks and
+``send_event`` in the transaction that sets the final status; on PostgreSQL that is a
+``NOTIFY chatferry_events`` delivered to every process on commit. After the commit it
+also publishes the key in its own process (``EventHub.publish``), which is all there is
+on SQLite.
+
+Each process has one ``EventHub``: waiters (a ``GET ...?wait=``, the webhook sender)
+subscribe to a key and get an ``asyncio.Event`` set from whatever thread publishes. On
+PostgreSQL one ``EventListener`` thread per process holds the only listening connection
+and publishes what it hears: no thread and no connection per waiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session
+
+from chatferry.jobs.notify import conninfo_of
+
+log = logging.getLogger(__name__)
+
+EVENTS_CHANNEL = "chatferry_events"
+ANY = "*"  # subscribers of ANY hear every key (the webhook sender)
+_STOP_CHECK_SECONDS = 0.5
+_RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A record (export, import) reached a final status."""
+
+    kind: str  # "export", "import"
+    record_id: int
+    unique_id: str
+    app_pk: int
+    status: str  # finished, failed, cancelled
+    # The record as the API showed it, when it is gone (a deleted export: cancelled).
+    record: dict[str, Any] | None = None
+
+    @property
+    def key(self) -> str:
+        return event_key(self.kind, self.unique_id)
+
+
+# Runs in the transaction that ends the record (the webhooks queue their deliveries).
+EndedHook = Callable[[Session | Connection, Ended], None]
+
+
+def event_key(kind: str, ref: str) -> str:
+    return f"{kind}:{ref}"
+
+
+def send_event(executor: Session | Connection, key: str) -> None:
+    """NOTIFY in the caller's transaction (PostgreSQL delivers it on commit); a no-op on
+    SQLite, where the caller publishes in its own process after committing."""
+    bind = executor.get_bind() if isinstance(executor, Session) else executor
+    if bind.dialect.name == "postgresql":
+        executor.execute(
+            text("SELECT pg_notify(:channel, :key)"), {"channel": EVENTS_CHANNEL, "key": key}
+        )
+
+
+@dataclass(eq=False)
+class _Waiter:
+    loop: asyncio.AbstractEventLoop
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake(self) -> None:
+        self.loop.call_soon_threadsafe(self.event.set)
+
+
+class EventHub:
+    """The process's waiters by key; ``publish`` may be called from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: dict[str, set[_Waiter]] = {}
+        self.hooks: dict[str, EndedHook] = {}  # by name: installing one twice is a no-op
+        self._listener: EventListener | None = None
+        self._stop = threading.Event()
+
+    @contextmanager
+    def subscription(self, key: str) -> Iterator[asyncio.Event]:
+        """An event set when ``key`` is published (or on every publish, for ANY);
+        subscribe before reading the state the event announces, so none is missed."""
+        waiter = _Waiter(asyncio.get_running_loop())
+        with self._lock:
+            self._waiters.setdefault(key, set()).add(waiter)
+        try:
+            yield waiter.event
+        finally:
+            with self._lock:
+                waiters = self._waiters.get(key)
+                if waiters is not None:
+                    waiters.discard(waiter)
+                    if not waiters:
+                        del self._waiters[key]
+
+    def waiting(self) -> int:
+        with self._lock:
+            return sum(len(w) for w in self._waiters.values())
+
+    def publish(self, key: str) -> None:
+        """Wakes the key's waiters and every ANY waiter; ``key`` ANY wakes everyone
+        (after a reconnect of the listener, which may have missed events)."""
+        with self._lock:
+            if key == ANY:
+                chosen = [w for group in self._waiters.values() for w in group]
+            else:
+                chosen = [*self._waiters.get(key, ()), *self._waiters.get(ANY, ())]
+        for waiter in chosen:
+            try:
+                waiter.wake()
+            except RuntimeError:  # its event loop has closed
+                continue
+
+    def ended(self, executor: Session | Connection, ended: Ended) -> None:
+        """In the transaction that ended the record: the hooks, then the NOTIFY.
+        The caller publishes ``ended.key`` once it has committed."""
+        for hook in self.hooks.values():
+            hook(executor, ended)
+        send_event(executor, ended.key)
+
+    def listen(self, engine: Engine) -> None:
+        """Starts this process's listening thread (PostgreSQL; once)."""
+        if engine.dialect.name != "postgresql" or self._listener is not None:
+            return
+        self._stop.clear()
+        self._listener = EventListener(engine, self, self._stop)
+        threading.Thread(target=self._listener.run, name="chatferry-events", daemon=True).start()
+
+    @property
+    def listening(self) -> bool:
+        """True while the PostgreSQL listener is connected (waits then need no poll)."""
+        return self._listener is not None and self._listener.connected.is_set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener = None
+
+
+class EventListener:
+    """One autocommit connection with ``LISTEN chatferry_events``; every notification
+    is published to the hub, and every (re)connect wakes everyone (events may have been
+    missed while it was away)."""
+
+    def __init__(self, engine: Engine, hub: EventHub, stop: threading.Event) -> None:
+        self._conninfo = conninfo_of(engine)
+        self._hub = hub
+        self._stop = stop
+        self.connected = threading.Event()
+
+    def run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._listen()
+                failures = 0
+            except (psycopg.Error, OSError) as exc:
+                self.connected.clear()
+                delay = _RECONNECT_SECONDS[min(failures, len(_RECONNECT_SECONDS) - 1)]
+                failures += 1
+                log.warning("event listener lost its connection (%s); retrying in %ss", exc, delay)
+                self._stop.wait(delay)
+        self.connected.clear()
+
+    def _listen(self) -> None:
+        with psycopg.connect(
+            self._conninfo,
+            autocommit=True,
+            connect_timeout=10,
+            application_name="chatferry-event-listener",
+        ) as conn:
+            conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+            self.connected.set()
+            self._hub.publish(ANY)
+            while not self._stop.is_set():
+                for note in conn.notifies(timeout=_STOP_CHECK_SECONDS):
+                    self._hub.publish(note.payload)
