@@ -1,6 +1,6 @@
 """webhook endpoints and their deliveries
 
-Revision ID: 0006
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-07 00:30:00.000000
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
