@@ -12,8 +12,9 @@ import random
 import shutil
 import signal
 import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -195,23 +196,48 @@ def run_killed(
     args: tuple[str, ...],
     env: dict[str, str],
     rng: random.Random,
-    lifetime: tuple[float, float],
+    progress: Callable[[], int],
+    steps: tuple[int, int],
     kills: int,
 ) -> int:
-    """Runs the command, SIGKILLs it after a random time up to ``kills`` times, then lets
-    it finish (it must exit 0); returns how often it was killed."""
+    """Runs the command and SIGKILLs it once ``progress()`` has grown by a random number of
+    ``steps`` since the run began (a moment in its work, not on the clock: a faster client
+    is still killed mid-way), up to ``kills`` times, then lets it finish (it must exit 0);
+    returns how often it was killed."""
     for round_ in range(kills + 1):
+        target = progress() + rng.randint(*steps)
         process = subprocess.Popen(cli_command(*args), env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE)  # fmt: skip
-        try:
-            process.wait(timeout=rng.uniform(*lifetime) if round_ < kills else 120)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            continue
+        if round_ < kills:
+            deadline = time.monotonic() + 120
+            while process.poll() is None and progress() < target and time.monotonic() < deadline:
+                time.sleep(0.005)
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                continue
+        process.wait(timeout=120)
         assert process.returncode == 0, process.stderr.read() if process.stderr else ""
         return round_
     raise AssertionError("unreachable")
+
+
+def parts_written(out: Path) -> Callable[[], int]:
+    """How many part files the backup in ``out`` holds so far."""
+    return lambda: sum(1 for _ in out.glob("*/*.json")) if out.is_dir() else 0
+
+
+def uploads_imported(backup: Path) -> Callable[[], int]:
+    """How many of the restore's uploads its state file records as sent or imported."""
+
+    def count() -> int:
+        try:
+            text = (backup / "restore-state.json").read_text()
+        except (FileNotFoundError, ValueError):
+            return 0
+        return text.count('"imported"') + text.count('"sent"')
+
+    return count
 
 
 def assert_same_rows(first: Path, second: Path) -> None:
@@ -300,7 +326,8 @@ def test_restore_killed_at_random_moments_finishes_without_a_duplicate(
     backup = tmp_path / "backup"
     shutil.copytree(full_backup, backup)
     env = _new_app(target, "Killed restore")
-    kills = run_killed(("restore", str(backup)), env, random.Random(11), (0.5, 1.3), 3)
+    progress = uploads_imported(backup)
+    kills = run_killed(("restore", str(backup)), env, random.Random(11), progress, (1, 2), 3)
     assert kills >= 2, "the restore finished before it could be killed twice"
     imports = run_client_json(env, "import", "list", "--all")
     assert all(r["status"] == "finished" for r in imports), [
@@ -342,7 +369,7 @@ def test_backup_killed_at_random_moments_resumes(
     full = _manifest(full_backup)
     out = tmp_path / "killed"
     args = ("backup", "--out", str(out), "--since", full["since"], "--until", full["until"])
-    assert run_killed(args, env, random.Random(5), (0.5, 1.0), 2) >= 1
+    assert run_killed(args, env, random.Random(5), parts_written(out), (1, 3), 2) >= 1
     assert _manifest(out)["pending"] == []
     assert_same_rows(full_backup, out)
     assert run_client(dict(os.environ), "verify", str(out)).returncode == 0

@@ -30,7 +30,7 @@ function form() {
     h("div", { class: "fields" },
       h("div", { class: "field" },
         h("label", { for: "webhook-url" }, "URL"),
-        h("input", { id: "webhook-url", type: "url", placeholder: "https://example.com/hooks", autocomplete: "off" })),
+        h("input", { id: "webhook-url", type: "url", placeholder: "https://your-receiver/hooks", autocomplete: "off" })),
       h("div", { class: "field" },
         h("label", { for: "webhook-description" }, "Description (optional)"),
         h("input", { id: "webhook-description", autocomplete: "off" }))),
