@@ -1,7 +1,7 @@
 """Attachments benchmark: ``chatferry backup`` fetching an app's files from a local HTTP
 server, against ``curl --parallel --parallel-max 8`` fetching the same URLs.
 
-Run: ``.venv/bin/python bench/attachments_bench.py [--small] [--keep]``
+Run: ``.venv/bin/python bench/attachments_bench.py [--small] [--keep] [--profile]``
 
 A file server on 127.0.0.1 (Python's threaded ``http.server``, HTTP/1.1 keep-alive) serves
 generated files: every path its own bytes (a sha256 of the path, then random bytes), with
@@ -48,11 +48,13 @@ from benchlib import (
     require_tool,
     run_main,
     serve,
+    top_frames,
 )
 
 TARGET, ENCRYPTED_TARGET = 0.8, 0.7
 DAYS = 10
 PARTIAL = 5  # backup's exit code when some attachments could not be fetched
+PER_HOST = 4  # the backup fetches at most 4 files at once from one host (docs/attachments.md)
 
 
 class _Files(BaseHTTPRequestHandler):
@@ -90,14 +92,14 @@ def file_server(small: int, big: int) -> Iterator[str]:
         server.server_close()
 
 
-def _curl(urls: list[str], out: Path) -> float:
-    """curl fetching ``urls`` 8 at a time into ``out``; its wall time."""
+def _curl(urls: list[str], out: Path, at_once: int = 8) -> float:
+    """curl fetching ``urls`` ``at_once`` at a time into ``out``; its wall time."""
     out.mkdir()
     config = out.parent / f"{out.name}.curl"
     lines = [f'url = "{url}"\noutput = "{out / str(i)}"' for i, url in enumerate(urls)]
     config.write_text("\n".join(lines) + "\n")
     quiet = ("--silent", "--show-error", "--no-progress-meter")
-    command = [require_tool("curl", "curl"), "--parallel", "--parallel-max", "8", "--fail",
+    command = [require_tool("curl", "curl"), "--parallel", "--parallel-max", str(at_once), "--fail",
                *quiet, "--config", str(config)]  # fmt: skip
     started = time.perf_counter()
     subprocess.run(command, check=True)
@@ -112,14 +114,23 @@ def _attachments(backup: Path) -> dict[str, dict[str, object]]:
     return dict(entries)
 
 
-def _backup(env: dict[str, str], backup: Path, *extra: str) -> float:
+def _backup(env: dict[str, str], backup: Path, *extra: str, profile: Path | None = None) -> float:
     """Rows first (not timed), then the timed run that fetches the attachments."""
     days = backup_days(DAYS)
     flags = ("--out", str(backup), "--since", days[0], "--until", days[1], *extra)
     chatferry("backup", *flags, "--no-attachments", env=env)
     started = time.perf_counter()
-    chatferry("backup", *flags, "--allow-private-urls", env=env, allowed=(0, PARTIAL))
+    chatferry("backup", *flags, "--allow-private-urls", env=env, allowed=(0, PARTIAL),
+              profile=profile)  # fmt: skip
     return time.perf_counter() - started
+
+
+def _profile(env: dict[str, str], root: Path, name: str) -> None:
+    """The fetching run once more, under py-spy (after the measured runs)."""
+    raw = root / f"{name}-profile.txt"
+    wall = _backup(env, root / f"{name}-profiled", profile=raw)
+    print(f"\n### {name}: the fetching run under py-spy: {wall:.2f} s (not a figure)")
+    print(*top_frames(raw, limit=15, all_threads=True), sep="\n")
 
 
 def _judge(summary: Summary, name: str, wall: float, size: int, curl: float, target: float) -> None:
@@ -129,13 +140,18 @@ def _judge(summary: Summary, name: str, wall: float, size: int, curl: float, tar
                 f">= {target}", ratio >= target)  # fmt: skip
 
 
-def _one_set(root: Path, summary: Summary, name: str, env: dict[str, str]) -> None:
+def _one_set(root: Path, summary: Summary, name: str, env: dict[str, str], profile: bool) -> None:
     wall = _backup(env, root / f"{name}-plain")
     entries = _attachments(root / f"{name}-plain")
     size = sum(int(str(e["bytes"])) for e in entries.values())
     curl = _curl(sorted(entries), root / f"{name}-curl")
     print(f"{name}: {len(entries)} files, {size / 1e6:.1f} MB")
     _judge(summary, f"{name}: backup fetching {len(entries)} files", wall, size, curl, TARGET)
+    four = _curl(sorted(entries), root / f"{name}-curl-4", PER_HOST)
+    summary.note(f"(curl --parallel-max {PER_HOST}: the backup's cap per host)", "",
+                 f"curl {four:.2f} s", f"{four / wall:.2f}")  # fmt: skip
+    if profile:
+        _profile(env, root, name)
     recipient = chatferry("keygen", "--out", str(root / f"{name}.key"), env=env).strip()
     wall = _backup(env, root / f"{name}-age", "--encrypt-to", recipient)
     fetched = json.loads((root / f"{name}-age" / "manifest.json").read_text()).get("attachments")
@@ -159,7 +175,7 @@ def body(args: argparse.Namespace, root: Path, summary: Summary) -> None:
             demo_app(env, comments, DAYS, app, users, ("--files-base-url", f"{files}/{where}"))
         with serve(env, root / "serve.log") as server:
             for app in ("small", "big"):
-                _one_set(root, summary, app, client_env(env, server.url, app))
+                _one_set(root, summary, app, client_env(env, server.url, app), args.profile)
 
 
 def _parse() -> argparse.Namespace:
@@ -168,6 +184,8 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--big-mib", type=int, default=20, help="size of the big files")
     parser.add_argument("--small", action="store_true", help="~100 small files, 2 MiB big ones")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    profile = "then each fetching run again under py-spy (pip install py-spy)"
+    parser.add_argument("--profile", action="store_true", help=profile)
     return parser.parse_args()
 
 

@@ -2,7 +2,7 @@
 against one big export and one big import per type of the same rows.
 
 Run: ``.venv/bin/python bench/backup_bench.py [--comments 100000] [--days 90] [--small]
-[--keep]`` (``--comments 1000000 --days 365`` for the large size)
+[--keep] [--profile]`` (``--comments 1000000 --days 365`` for the large size)
 
 A real ``chatferry serve`` (SQLite, local files, its default 2 worker threads) holds one
 app filled by ``chatferry demo-data`` with N comments over D days. Every figure is the
@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from benchlib import (
+    Server,
     Summary,
     argument_parser,
     backup_days,
@@ -42,9 +43,11 @@ from benchlib import (
     client_env,
     create_app,
     demo_app,
+    py_spy,
     run_main,
     serve,
     timed_chatferry,
+    top_frames,
 )
 
 BACKUP_TARGET = 0.9
@@ -106,6 +109,25 @@ def _judge(summary: Summary, name: str, rows: int, measured: float, baseline: fl
                 f">= {target}", ratio >= target)  # fmt: skip
 
 
+def _profiled(title: str, server: Server, root: Path, *args: str, env: dict[str, str]) -> None:
+    """``chatferry ARGS`` again, the client and the server under py-spy; where the time went."""
+    client, served = root / f"{title}-client.txt", root / f"{title}-serve.txt"
+    with py_spy(server.pid, served):
+        wall = timed_chatferry(*args, env=env, profile=client)
+    print(f"\n### {title} under py-spy: {wall:.2f} s (not a figure: sampling slows it)")
+    for name, raw in (("client", client), ("serve", served)):
+        print(f"{name}:", *top_frames(raw, limit=12, all_threads=True), sep="\n")
+
+
+def _profile(env: dict[str, str], server: Server, flags: tuple[str, ...], root: Path) -> None:
+    """The backup and the restore once more each, profiled (after the measured runs)."""
+    out = str(root / "profiled-backup")
+    _profiled("backup", server, root, "backup", "--out", out, *flags,
+              env=client_env(env, server.url))  # fmt: skip
+    create_app(env, "profiled")
+    _profiled("restore", server, root, "restore", out, env=client_env(env, server.url, "profiled"))
+
+
 def body(args: argparse.Namespace, root: Path, summary: Summary) -> None:
     comments, days = (5_000, 20) if args.small else (args.comments, args.days)
     env = chatferry_env(root / "data", None)
@@ -118,6 +140,8 @@ def body(args: argparse.Namespace, root: Path, summary: Summary) -> None:
         create_app(env, "restored")
         restore_s = timed_chatferry("restore", str(backup),
                                     env=client_env(env, server.url, "restored"))  # fmt: skip
+        if args.profile:
+            _profile(env, server, flags, root)
     rows = _rows(backup)
     parts = len(json.loads((backup / "manifest.json").read_text())["parts"])
     print(f"backup: {parts} parts, {rows}")
@@ -140,6 +164,8 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--small", action="store_true", help="5,000 comments over 20 days")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    profile = "then the backup and the restore again under py-spy (pip install py-spy)"
+    parser.add_argument("--profile", action="store_true", help=profile)
     return parser.parse_args()
 
 

@@ -471,19 +471,27 @@ def top_frames(raw: Path, limit: int = 15, all_threads: bool = False) -> list[st
 APP_ID, SECRET = "bench", "bench-secret-123"
 
 
-def chatferry(*args: str, env: dict[str, str], allowed: tuple[int, ...] = (0,)) -> str:
-    """Runs ``chatferry ARGS`` as a process; its stdout, or a clear exit if it failed."""
-    done = subprocess.run([sys.executable, "-m", "chatferry", *args], env=env,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+def chatferry(
+    *args: str, env: dict[str, str], allowed: tuple[int, ...] = (0,), profile: Path | None = None
+) -> str:
+    """Runs ``chatferry ARGS`` as a process; its stdout, or a clear exit if it failed.
+    With ``profile``, under py-spy, its collapsed stacks written there (see top_frames)."""
+    command = [sys.executable, "-m", "chatferry", *args]
+    if profile is not None:
+        spy = [_py_spy(), "record", "--rate", "250", "--format", "raw", "--output"]
+        command = [*spy, str(profile), "--", *command]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode not in allowed:
         raise SystemExit(f"chatferry {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
     return done.stdout
 
 
-def timed_chatferry(*args: str, env: dict[str, str], allowed: tuple[int, ...] = (0,)) -> float:
+def timed_chatferry(
+    *args: str, env: dict[str, str], allowed: tuple[int, ...] = (0,), profile: Path | None = None
+) -> float:
     """The wall time of ``chatferry ARGS`` as a process (its start-up included)."""
     started = time.perf_counter()
-    chatferry(*args, env=env, allowed=allowed)
+    chatferry(*args, env=env, allowed=allowed, profile=profile)
     return time.perf_counter() - started
 
 
