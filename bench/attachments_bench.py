@@ -46,6 +46,7 @@ from benchlib import (
     client_env,
     demo_app,
     require_tool,
+    run_flags,
     run_main,
     serve,
     top_frames,
@@ -182,10 +183,7 @@ def _parse() -> argparse.Namespace:
     parser = argument_parser(__doc__)
     parser.add_argument("--small-kb", type=int, default=50, help="size of the small files")
     parser.add_argument("--big-mib", type=int, default=20, help="size of the big files")
-    parser.add_argument("--small", action="store_true", help="~100 small files, 2 MiB big ones")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    profile = "then each fetching run again under py-spy (pip install py-spy)"
-    parser.add_argument("--profile", action="store_true", help=profile)
+    run_flags(parser, "~100 small files, 2 MiB big ones", "each fetching run")
     return parser.parse_args()
 
 

@@ -44,6 +44,7 @@ from benchlib import (
     create_app,
     demo_app,
     py_spy,
+    run_flags,
     run_main,
     serve,
     timed_chatferry,
@@ -162,10 +163,7 @@ def _parse() -> argparse.Namespace:
     parser = argument_parser(__doc__)
     parser.add_argument("--comments", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--small", action="store_true", help="5,000 comments over 20 days")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    profile = "then the backup and the restore again under py-spy (pip install py-spy)"
-    parser.add_argument("--profile", action="store_true", help=profile)
+    run_flags(parser, "5,000 comments over 20 days", "the backup and the restore")
     return parser.parse_args()
 
 

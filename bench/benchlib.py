@@ -85,6 +85,16 @@ def argument_parser(doc: str | None) -> argparse.ArgumentParser:
     )
 
 
+def run_flags(parser: argparse.ArgumentParser, small: str, profile: str | None = None) -> None:
+    """The flags every bench has: ``--small`` (what it then runs), ``--keep`` and, if the
+    bench can profile, ``--profile`` (what it then profiles, under py-spy)."""
+    parser.add_argument("--small", action="store_true", help=small)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    if profile is not None:
+        again = f"then {profile} again under py-spy (pip install py-spy)"
+        parser.add_argument("--profile", action="store_true", help=again)
+
+
 def run_main(
     title: str,
     parse_args: Callable[[], argparse.Namespace],
