@@ -78,12 +78,16 @@ class _Files(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # 5 by default: curl's 8 connections at once saw 1 s SYN retries
+
+
 @contextmanager
 def file_server(small: int, big: int) -> Iterator[str]:
     """The generated files at ``http://127.0.0.1:PORT``, until the block ends."""
     _Files.noise, _Files.small, _Files.big = os.urandom(max(small, big)), small, big
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), _Files)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
