@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -83,6 +83,16 @@ def argument_parser(doc: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(
         description=first, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
+
+
+def run_flags(parser: argparse.ArgumentParser, small: str, profile: str | None = None) -> None:
+    """The flags every bench has: ``--small`` (what it then runs), ``--keep`` and, if the
+    bench can profile, ``--profile`` (what it then profiles, under py-spy)."""
+    parser.add_argument("--small", action="store_true", help=small)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    if profile is not None:
+        again = f"then {profile} again under py-spy (pip install py-spy)"
+        parser.add_argument("--profile", action="store_true", help=again)
 
 
 def run_main(
@@ -464,3 +474,70 @@ def top_frames(raw: Path, limit: int = 15, all_threads: bool = False) -> list[st
         lines.append(f"{busiest}: top {limit} by {title} (of {totals[busiest]} samples)")
         lines += _ranked(table, totals[busiest], limit)
     return lines
+
+
+# ---------------------------------------------------------------- the chatferry client
+
+APP_ID, SECRET = "bench", "bench-secret-123"
+
+
+def chatferry(
+    *args: str, env: dict[str, str], allowed: tuple[int, ...] = (0,), profile: Path | None = None
+) -> str:
+    """Runs ``chatferry ARGS`` as a process; its stdout, or a clear exit if it failed.
+    With ``profile``, under py-spy, its collapsed stacks written there (see top_frames)."""
+    command = [sys.executable, "-m", "chatferry", *args]
+    if profile is not None:
+        spy = [_py_spy(), "record", "--rate", "250", "--format", "raw", "--output"]
+        command = [*spy, str(profile), "--", *command]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode not in allowed:
+        raise SystemExit(f"chatferry {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
+    return done.stdout
+
+
+def timed_chatferry(
+    *args: str, env: dict[str, str], allowed: tuple[int, ...] = (0,), profile: Path | None = None
+) -> float:
+    """The wall time of ``chatferry ARGS`` as a process (its start-up included)."""
+    started = time.perf_counter()
+    chatferry(*args, env=env, allowed=allowed, profile=profile)
+    return time.perf_counter() - started
+
+
+def client_env(env: dict[str, str], url: str, app_id: str = APP_ID) -> dict[str, str]:
+    """The environment of a ``chatferry`` client of the app ``app_id`` at ``url``."""
+    return {**env, "CHATFERRY_SERVER": url, "QISCUS_SDK_APP_ID": app_id,
+            "QISCUS_SDK_SECRET": SECRET}  # fmt: skip
+
+
+def create_app(env: dict[str, str], app_id: str) -> None:
+    """A new app (``chatferry apps create``, on the server's data) with the bench's secret."""
+    chatferry("apps", "create", "--name", app_id, "--app-id", app_id, "--secret", SECRET, env=env)
+
+
+def demo_app(
+    env: dict[str, str],
+    comments: int,
+    days: int,
+    app_id: str = APP_ID,
+    users: int | None = None,
+    extra: tuple[str, ...] = (),
+) -> None:
+    """A new app filled by ``chatferry demo-data``: N comments over D days, ``users`` users
+    (by default in proportion to the comments) and half as many rooms."""
+    create_app(env, app_id)
+    users = users or max(200, min(2000, comments // 50))
+    spec = ("--users", str(users), "--rooms", str(users // 2), "--comments", str(comments))
+    started = time.perf_counter()
+    chatferry("demo-data", "--app-id", app_id, *spec, "--days", str(days), "--seed", "1",
+              *extra, env=env)  # fmt: skip
+    print(f"data ({app_id}): {users} users, {users // 2} rooms, {comments} comments over "
+          f"{days} days ({time.perf_counter() - started:.1f} s to generate)")  # fmt: skip
+
+
+def backup_days(days: int) -> tuple[str, str]:
+    """The first and last day (ISO) that hold all of demo data over ``days`` days but the
+    day in progress: from the day before its first to yesterday."""
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
+    return (yesterday - timedelta(days=days)).isoformat(), yesterday.isoformat()

@@ -33,29 +33,21 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from benchlib import Summary, argument_parser, chatferry_env, mb, print_header, serve
+from benchlib import (
+    Summary,
+    argument_parser,
+    chatferry,
+    chatferry_env,
+    client_env,
+    demo_app,
+    mb,
+    print_header,
+    serve,
+)
 
 RATIO_TARGET = 1.2
 MEMORY_TARGET_MB = 100
-APP_ID, SECRET = "bench", "bench-secret-123"
 BLOCK = 1024 * 1024
-
-
-def _chatferry(*args: str, env: dict[str, str]) -> str:
-    done = subprocess.run([sys.executable, "-m", "chatferry", *args], env=env,
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(f"chatferry {' '.join(args)} failed:\n{done.stderr}")
-    return done.stdout
-
-
-def _fill(env: dict[str, str], comments: int, days: int) -> None:
-    _chatferry("apps", "create", "--name", "Bench", "--app-id", APP_ID, "--secret", SECRET,
-               env=env)  # fmt: skip
-    users = max(200, min(2000, comments // 50))
-    spec = ("--users", str(users), "--rooms", str(users // 2), "--comments", str(comments))
-    _chatferry("demo-data", "--app-id", APP_ID, *spec, "--days", str(days), "--seed", "1", env=env)
-    print(f"data: {users} users, {users // 2} rooms, {comments} comments over {days} days")
 
 
 def _cpu() -> float:
@@ -68,8 +60,8 @@ def _backup(env: dict[str, str], out: Path, days: int, *extra: str) -> tuple[flo
     yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
     since = yesterday - timedelta(days=days + 1)
     started, cpu = time.monotonic(), _cpu()
-    _chatferry("backup", "--out", str(out), "--since", since.isoformat(),
-               "--until", yesterday.isoformat(), *extra, env=env)  # fmt: skip
+    chatferry("backup", "--out", str(out), "--since", since.isoformat(),
+              "--until", yesterday.isoformat(), *extra, env=env)  # fmt: skip
     return time.monotonic() - started, _cpu() - cpu
 
 
@@ -80,7 +72,7 @@ def _backups(
     env: dict[str, str], directory: Path, days: int, repeat: int
 ) -> tuple[Timed, Timed, int]:
     """Plain and encrypted backups, alternately; their wall times and the backup's bytes."""
-    recipient = _chatferry("keygen", "--out", str(directory / "key.txt"), env=env).strip()
+    recipient = chatferry("keygen", "--out", str(directory / "key.txt"), env=env).strip()
     _backup(env, directory / "warm-up", 1)  # the server's first exports, not measured
     plain: Timed = []
     encrypted: Timed = []
@@ -150,10 +142,9 @@ def _wall_times(
     env: dict[str, str], directory: Path, size: tuple[int, int, int], summary: Summary
 ) -> None:
     comments, days, repeat = size
-    _fill(env, comments, days)
+    demo_app(env, comments, days)
     with serve(env, directory / "serve.log") as server:
-        client = {**env, "CHATFERRY_SERVER": server.url, "QISCUS_SDK_APP_ID": APP_ID,
-                  "QISCUS_SDK_SECRET": SECRET}  # fmt: skip
+        client = client_env(env, server.url)
         plain, encrypted, total = _backups(client, directory, days, repeat)
     wall = [statistics.median(t[0] for t in runs) for runs in (encrypted, plain)]
     cpu = [statistics.median(t[1] for t in runs) for runs in (encrypted, plain)]
@@ -187,7 +178,7 @@ def main() -> None:
     summary = Summary("encrypted backup", judged=not args.small)
     try:
         if args.stream_only:
-            _chatferry("keygen", "--out", str(directory / "key.txt"), env=env)
+            chatferry("keygen", "--out", str(directory / "key.txt"), env=env)
         else:
             _wall_times(env, directory, (comments, days, repeat), summary)
         _memory(directory, mib, summary)

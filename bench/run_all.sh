@@ -14,7 +14,7 @@ for arg in "$@"; do
 done
 mkdir -p "$out"
 benches=(export_bench import_bench jobs_bench api_bench auth_flood_bench cli_startup_bench
-         backup_bench import_memory_bench stats_bench)
+         backup_bench attachments_bench import_memory_bench stats_bench)
 # Benches other branches add: run when present.
 for extra in encrypted_backup_bench events_bench convert_bench; do
   [ -f "bench/$extra.py" ] && benches+=("$extra")
