@@ -1,7 +1,9 @@
 """Downloads an export's file: resumable with ``Range``, verified before it is kept.
 
 The bytes go to ``<dest>.part``; a broken connection resumes from where it stopped (also
-on the next run of the command, from the ``.part`` file); an expired link is refreshed by
+on the next run of the command, from the ``.part`` file), sending ``If-Range`` with the
+ETag or Last-Modified kept in ``<dest>.part.validator`` (a file changed since is fetched
+whole again: see chatferry.client.ranges); an expired link is refreshed by
 fetching the record again. The file gets its final name only after its size, sha256 and
 row count match the record (the checks the record allows: a vendor's record has no sha256).
 
@@ -29,6 +31,7 @@ import orjson
 from chatferry.client.errors import ClientError
 from chatferry.client.files import open_private, private_dir
 from chatferry.client.http import Api, network_error
+from chatferry.client.ranges import range_start, range_validator, resume_headers
 from chatferry.client.records import Record
 
 if TYPE_CHECKING:
@@ -119,6 +122,7 @@ def _receive(response: httpx.Response, part: Path, offset: int, progress: Progre
     """Appends (206) or writes (200) the body to ``part``; returns the bytes on disk."""
     if response.status_code == 200:
         offset = 0
+        _keep_validator(part, range_validator(response))
     length = response.headers.get("content-length", "")
     total = offset + int(length) if length.isdigit() else None
     with open_private(part, "r+b" if offset else "wb") as handle:
@@ -134,13 +138,30 @@ def _receive(response: httpx.Response, part: Path, offset: int, progress: Progre
     return offset
 
 
+def _validator_path(part: Path) -> Path:
+    return part.with_name(part.name + ".validator")
+
+
+def _keep_validator(part: Path, validator: str | None) -> None:
+    """Notes (or forgets, with None) what ``If-Range`` sends when ``part`` is resumed."""
+    path = _validator_path(part)
+    path.unlink(missing_ok=True)
+    if validator is not None:
+        with open_private(path) as handle:
+            handle.write(validator.encode())
+
+
 def _fetch_once(api: Api, url: str, part: Path, progress: Progress | None) -> None:
-    """One GET of the link, resuming after the bytes already in ``part``."""
+    """One GET of the link, resuming after the bytes already in ``part`` (from byte 0 when
+    the server answers a 206 for another range than the one asked)."""
     offset = part.stat().st_size if part.exists() else 0
-    headers = {"Accept-Encoding": "identity"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
+    validator = _validator_path(part)
+    kept = validator.read_text() if offset and validator.is_file() else None
+    headers = {"Accept-Encoding": "identity", **resume_headers(offset, kept)}
     with api.files.stream("GET", url, headers=headers) as response:
+        if offset and response.status_code == 206 and range_start(response) != offset:
+            part.unlink()
+            return _fetch_once(api, url, part, progress)
         if response.status_code == 416 and offset:
             if _content_range_total(response) != offset:
                 part.unlink()  # not a prefix of this file: start again
@@ -336,4 +357,5 @@ def _download_plain(
             if attempt == 2:
                 raise
     os.replace(part, dest)
+    _keep_validator(part, None)
     return checked

@@ -1,6 +1,11 @@
 """One attachment download: redirects checked hop by hop, retries with backoff, resumed
 with ``Range`` after a cut, streamed to disk under a size cap, hashed on the way.
 
+A resume sends ``If-Range`` with the ETag (or Last-Modified) of the answer the partial
+file started from: a server whose file changed since answers 200 with the whole new file,
+which is then written from byte 0 (as is any 206 for another range than the one asked),
+so bytes of two versions are never joined under the hash of the mix.
+
 Into an encrypted backup (a :class:`SealedStore`) the body is encrypted as it streams in,
 hashed and size-capped on the way; such a download starts over after a cut (an encrypted
 file is not a prefix to continue), and no plaintext reaches the disk."""
@@ -21,6 +26,7 @@ import httpx
 from chatferry.client.attachments import store
 from chatferry.client.attachments.addresses import RefusedAddress, UnresolvedHost
 from chatferry.client.attachments.sealed import SealedStore
+from chatferry.client.ranges import range_start, range_validator, resume_headers
 
 MAX_REDIRECTS = 5
 MAX_WAIT_SECONDS = 60.0
@@ -116,7 +122,7 @@ class Download:
             if urlsplit(current).scheme not in ("http", "https"):
                 raise Failed(f"redirected to a URL that is not http(s): {current}")
             offset = 0 if self.sealed else store.partial_size(self.directory, key)
-            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            headers = resume_headers(offset, store.validator(self.directory, key))
             try:
                 with self.client.stream("GET", current, headers=headers) as response:
                     if response.is_redirect and "location" in response.headers:
@@ -140,7 +146,7 @@ class Download:
             raise _Retry("HTTP 416 (the partial download was started over)", 0.0)
         if status not in (200, 206):
             raise Failed(f"HTTP {status}")
-        resumed = status == 206 and _range_start(response) == offset
+        resumed = status == 206 and range_start(response) == offset
         if status == 206 and not resumed:
             if self.sealed is None:
                 store.discard(self.directory, key)
@@ -151,6 +157,8 @@ class Download:
             self._check_size(start + int(length))
         if self.sealed is not None:
             return self._seal(response, self.sealed)
+        if not start:
+            store.keep_validator(self.directory, key, range_validator(response))
         return self._write(response, key, start)
 
     def _check_size(self, size: int, more: bool = False) -> None:
@@ -189,6 +197,7 @@ class Download:
                 self.progress(len(chunk))
         sha256 = hasher.hexdigest()
         store.finalize(self.directory, key, sha256)
+        store.keep_validator(self.directory, key, None)
         content_type = response.headers.get("content-type", "")
         return Fetched(sha256, size, content_type.split(";")[0].strip())
 
@@ -197,12 +206,3 @@ def _new_hash() -> Any:
     import hashlib
 
     return hashlib.sha256()
-
-
-def _range_start(response: httpx.Response) -> int | None:
-    """The first byte of a ``Content-Range: bytes A-B/N`` answer."""
-    value = response.headers.get("content-range", "")
-    if not value.startswith("bytes ") or "-" not in value:
-        return None
-    first = value[6:].split("-", 1)[0]
-    return int(first) if first.isdigit() else None

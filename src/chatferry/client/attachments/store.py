@@ -3,8 +3,10 @@
 Layout: ``DIR/attachments/<sha256 hex of the bytes>`` (no extension), one file per
 distinct content, 0600 in a 0700 directory. A download in progress lives in
 ``DIR/attachments/.partial/<key>`` (the key is derived from the URL) until
-:func:`finalize` moves it under its content name. Wrapping these few functions (for
-example to encrypt what is stored) changes how every attachment is kept.
+:func:`finalize` moves it under its content name; beside it, ``<key>.validator`` keeps the
+ETag or Last-Modified of the answer it started from (sent as ``If-Range`` on resuming).
+Wrapping these few functions (for example to encrypt what is stored) changes how every
+attachment is kept.
 """
 
 from __future__ import annotations
@@ -67,6 +69,27 @@ def partial_hash(directory: Path, key: str) -> hashlib._Hash:
 
 def discard(directory: Path, key: str) -> None:
     partial_path(directory, key).unlink(missing_ok=True)
+    _validator_path(directory, key).unlink(missing_ok=True)
+
+
+def _validator_path(directory: Path, key: str) -> Path:
+    return partial_path(directory, key).with_suffix(".validator")
+
+
+def keep_validator(directory: Path, key: str, validator: str | None) -> None:
+    """Notes the ETag or Last-Modified of a download started from byte 0 (none: forgets)."""
+    path = _validator_path(directory, key)
+    if validator is None:
+        path.unlink(missing_ok=True)
+        return
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write(validator)
+
+
+def validator(directory: Path, key: str) -> str | None:
+    """The ETag or Last-Modified a partial download started from, if it had one."""
+    path = _validator_path(directory, key)
+    return path.read_text() if path.is_file() else None
 
 
 def finalize(directory: Path, key: str, sha256: str) -> Path:
