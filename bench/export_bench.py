@@ -33,7 +33,9 @@ runs, in turns:
   time (created_at -> finished_at, read from the database with microseconds: the record
   shows whole seconds) and the time of one more download of the same file (a streamed
   GET written and fsynced, as the client writes it) are taken from it; what is left is
-  the slack: wall - server-side - download.
+  the slack: wall - server-side - download. To show where the slack goes, the start-up
+  of ``chatferry export create --help`` (a fresh interpreter) and the time to hash and
+  parse the saved file (what the client's check does) are shown beside it.
 
 Targets (issues 11 and 23): SQLite >= 0.8 x the shell at every size; PostgreSQL >= 0.9 x
 ``psql`` COPY at every size, judged on POST to finished; on both, peak memory at the
@@ -334,6 +336,8 @@ class ClientRun:
     wall: float  # `chatferry export create --wait --download` as a process
     server: float  # created_at -> finished_at in the database
     download: float  # one more download of the same file
+    startup: float  # `chatferry export create --help` as a process
+    check: float  # sha256 and a JSON parse of the saved file
 
     @property
     def slack(self) -> float:
@@ -357,12 +361,25 @@ def client_once(backend: Backend, server: Server, app: BenchApp) -> ClientRun:
     record, saved = answer["export"], Path(answer["file"]["path"])
     assert answer["file"]["rows"] == app.rows and saved.stat().st_size == record["size"]
     download = timed_download(record["download_url"], out / "again.json")
+    check = timed_check(saved)
+    started = time.perf_counter()
+    subprocess.run([*command[:5], "--help"], env=env, capture_output=True, check=True)
+    startup = time.perf_counter() - started
     created, finished = recorded_times(backend, record["unique_id"])
     httpx.delete(f"{server.url}{API}/exports/{record['unique_id']}",
                  headers=headers(app.app_id, SECRET), timeout=60)  # fmt: skip
     for path in out.iterdir():
         path.unlink()
-    return ClientRun(wall, (finished - created).total_seconds(), download)
+    return ClientRun(wall, (finished - created).total_seconds(), download, startup, check)
+
+
+def timed_check(path: Path) -> float:
+    """Hashing and parsing the saved file, as the client's check of the download does."""
+    started = time.perf_counter()
+    data = path.read_bytes()
+    hashlib.sha256(data).hexdigest()
+    orjson.loads(data)
+    return time.perf_counter() - started
 
 
 def timed_download(url: str, dest: Path) -> float:
@@ -524,6 +541,10 @@ def report_client(result: SizeResult) -> None:
         f"= server-side {best.server:.3f} s + download {best.download:.3f} s "
         f"+ slack {best.slack:.3f} s  (slack of runs {seconds_list(r.slack for r in runs)}; "
         f"walls {seconds_list(r.wall for r in runs)})"
+    )
+    print(
+        f"  client, within the slack: start-up (export create --help) {best.startup:.3f} s, "
+        f"hash + JSON parse of the file {best.check:.3f} s"
     )
 
 
