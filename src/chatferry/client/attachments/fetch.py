@@ -4,7 +4,10 @@ with ``Range`` after a cut, streamed to disk under a size cap, hashed on the way
 A resume sends ``If-Range`` with the ETag (or Last-Modified) of the answer the partial
 file started from: a server whose file changed since answers 200 with the whole new file,
 which is then written from byte 0 (as is any 206 for another range than the one asked),
-so bytes of two versions are never joined under the hash of the mix.
+so bytes of two versions are never joined under the hash of the mix. The validator is
+kept in memory for the retries of this run; for a body of KEEP_VALIDATOR_BYTES or more
+(or of unknown length) also beside the partial file, for a later run after this one was
+stopped. A partial file an earlier run left without a validator is started over.
 
 Into an encrypted backup (a :class:`SealedStore`) the body is encrypted as it streams in,
 hashed and size-capped on the way; such a download starts over after a cut (an encrypted
@@ -31,6 +34,7 @@ from chatferry.client.ranges import range_start, range_validator, resume_headers
 MAX_REDIRECTS = 5
 MAX_WAIT_SECONDS = 60.0
 DEFAULT_RETRIES = 3
+KEEP_VALIDATOR_BYTES = 1 << 20  # smaller downloads start over after a stopped run
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,9 @@ class Download:
         self.settings = settings
         self.progress = progress
         self.sealed = sealed
+        self._validator: str | None = None  # of the answer the partial file started from
+        self._known = False  # _validator is this run's (or read from the disk)
+        self._on_disk = False
 
     def fetch(self, url: str) -> Fetched:
         """The stored attachment; Failed (with the reason) once retries are spent."""
@@ -121,8 +128,8 @@ class Download:
         for _ in range(MAX_REDIRECTS + 1):
             if urlsplit(current).scheme not in ("http", "https"):
                 raise Failed(f"redirected to a URL that is not http(s): {current}")
-            offset = 0 if self.sealed else store.partial_size(self.directory, key)
-            headers = resume_headers(offset, store.validator(self.directory, key))
+            offset = self._resume_from(key)
+            headers = resume_headers(offset, self._validator)
             try:
                 with self.client.stream("GET", current, headers=headers) as response:
                     if response.is_redirect and "location" in response.headers:
@@ -136,6 +143,25 @@ class Download:
             except httpx.TransportError as exc:
                 raise _Retry(f"connection failed ({exc.__class__.__name__}: {exc})") from None
         raise Failed(f"more than {MAX_REDIRECTS} redirects")
+
+    def _resume_from(self, key: str) -> int:
+        """The offset to resume the partial file from (0: start over)."""
+        offset = 0 if self.sealed else store.partial_size(self.directory, key)
+        if offset and not self._known:  # left by an earlier run: resumed if it kept one
+            self._validator, self._known = store.validator(self.directory, key), True
+            self._on_disk = self._validator is not None
+            return offset if self._on_disk else 0
+        return offset
+
+    def _keep_validator(self, response: httpx.Response, key: str, length: int | None) -> None:
+        """Notes what ``If-Range`` sends if this download, started from byte 0, is cut."""
+        self._validator, self._known = range_validator(response), True
+        if self._validator and (length is None or length >= KEEP_VALIDATOR_BYTES):
+            store.keep_validator(self.directory, key, self._validator)
+            self._on_disk = True
+        elif self._on_disk:
+            store.keep_validator(self.directory, key, None)
+            self._on_disk = False
 
     def _receive(self, response: httpx.Response, key: str, offset: int) -> Fetched:
         status = response.status_code
@@ -153,12 +179,13 @@ class Download:
             raise _Retry("HTTP 206 for another range (started over)", 0.0)
         start = offset if resumed else 0
         length = response.headers.get("content-length")
-        if length is not None and length.isdigit():
-            self._check_size(start + int(length))
+        size = int(length) if length is not None and length.isdigit() else None
+        if size is not None:
+            self._check_size(start + size)
         if self.sealed is not None:
             return self._seal(response, self.sealed)
         if not start:
-            store.keep_validator(self.directory, key, range_validator(response))
+            self._keep_validator(response, key, size)
         return self._write(response, key, start)
 
     def _check_size(self, size: int, more: bool = False) -> None:
@@ -197,7 +224,8 @@ class Download:
                 self.progress(len(chunk))
         sha256 = hasher.hexdigest()
         store.finalize(self.directory, key, sha256)
-        store.keep_validator(self.directory, key, None)
+        if self._on_disk:
+            store.keep_validator(self.directory, key, None)
         content_type = response.headers.get("content-type", "")
         return Fetched(sha256, size, content_type.split(";")[0].strip())
 
