@@ -106,6 +106,22 @@ def test_range_requests_return_the_requested_bytes(
     assert response.headers["content-range"] == f"bytes */{size}"
 
 
+def test_if_range_resumes_the_same_file_and_sends_another_whole(
+    client: TestClient, finished: tuple[Any, dict[str, Any]]
+) -> None:
+    """What a resuming client relies on: the validator it kept names this file (206),
+    another one gets the whole file (200)."""
+    _, record = finished
+    url = record["download_url"]
+    first = client.get(url)
+    whole, etag = first.content, first.headers["etag"]
+    assert not etag.startswith("W/") and first.headers["last-modified"]
+    same = client.get(url, headers={"Range": "bytes=10-", "If-Range": etag})
+    assert same.status_code == 206 and same.content == whole[10:]
+    other = client.get(url, headers={"Range": "bytes=10-", "If-Range": '"another-file"'})
+    assert other.status_code == 200 and other.content == whole
+
+
 def test_a_tampered_link_is_refused_with_403(
     client: TestClient, finished: tuple[Any, dict[str, Any]], runtime: Runtime
 ) -> None:
