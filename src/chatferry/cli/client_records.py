@@ -110,11 +110,12 @@ def add_record_command(
     doc: str,
     wait_for: Wait | None = None,
     show: Show = emit_record,
+    id_key: str = "unique_id",
 ) -> None:
     """``<group> <name> ID [--wait]``: one call about one record, then the record shown
     (with ``wait_for``, a --wait option waits for it to end first)."""
-    id_help = f"The {noun}'s unique_id."
-    id_argument = Annotated[str, typer.Argument(help=id_help, show_default=False)]
+    id_help = f"The {noun}'s {id_key}."
+    id_argument = Annotated[str, typer.Argument(help=id_help, show_default=False, metavar=id_key)]
 
     def run(unique_id: str, wait: bool, connection: tuple[Any, ...], as_json: bool) -> None:
         with connect(*connection) as api:

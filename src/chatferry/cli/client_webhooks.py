@@ -17,6 +17,7 @@ from chatferry.cli.client_common import (
     show_record,
     show_rows,
 )
+from chatferry.cli.client_records import add_record_command, client_function
 
 webhooks_cli = typer.Typer(
     help="Webhooks: add, list, get, test, retry, delete (chatferry servers).",
@@ -79,43 +80,6 @@ def webhooks_list(
     show_rows(("id", "url", "events", "description"), rows, title="webhooks")
 
 
-@webhooks_cli.command("get")
-def webhooks_get(
-    webhook_id: IdArgument,
-    server: ServerOption = None,
-    app_id: AppIdOption = None,
-    secret: SecretOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Show a webhook and its recent deliveries."""
-    from chatferry.client.webhooks import get_webhook
-
-    with connect(server, app_id, secret) as api:
-        record = get_webhook(api, webhook_id)
-    if as_json:
-        print_json(record)
-        return
-    deliveries = record.pop("deliveries", [])
-    show_record("webhook", record)
-    _show_deliveries(deliveries)
-
-
-@webhooks_cli.command("test")
-def webhooks_test(
-    webhook_id: IdArgument,
-    server: ServerOption = None,
-    app_id: AppIdOption = None,
-    secret: SecretOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Send a ping now; 'webhooks get' shows how it went."""
-    from chatferry.client.webhooks import test_webhook
-
-    with connect(server, app_id, secret) as api:
-        record = test_webhook(api, webhook_id)
-    _emit("ping queued", record, as_json)
-
-
 @webhooks_cli.command("retry")
 def webhooks_retry(
     webhook_id: IdArgument,
@@ -133,17 +97,30 @@ def webhooks_retry(
     _emit("delivery queued", record, as_json)
 
 
-@webhooks_cli.command("delete")
-def webhooks_delete(
-    webhook_id: IdArgument,
-    server: ServerOption = None,
-    app_id: AppIdOption = None,
-    secret: SecretOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Delete a webhook (nothing more is sent to it)."""
-    from chatferry.client.webhooks import delete_webhook
+def _show_with_deliveries(title: str, record: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(record)
+        return
+    deliveries = record.pop("deliveries", [])
+    show_record(title, record)
+    _show_deliveries(deliveries)
 
-    with connect(server, app_id, secret) as api:
-        record = delete_webhook(api, webhook_id)
-    _emit("webhook deleted", record, as_json)
+
+def _add_id_commands() -> None:
+    """get, test and delete: one call about one webhook, made by the shared factory."""
+    commands = (
+        ("get", "get_webhook", "webhook", "Show a webhook and its recent deliveries.",
+         _show_with_deliveries),
+        ("test", "test_webhook", "ping queued",
+         "Send a ping now; 'webhooks get' shows how it went.", _emit),
+        ("delete", "delete_webhook", "webhook deleted",
+         "Delete a webhook (nothing more is sent to it).", _emit),
+    )  # fmt: skip
+    for name, function, title, doc, show in commands:
+        add_record_command(
+            webhooks_cli, name, "webhook", client_function("webhooks", function), title, doc,
+            show=show, id_key="id",
+        )  # fmt: skip
+
+
+_add_id_commands()
