@@ -195,7 +195,7 @@ class Backup:
     def _attachments(self) -> list[tuple[str, str]]:
         if self.manifest.encrypted:
             return self._sealed_attachments()
-        writer = IndexWriter(self.manifest, self._lock, self._save)
+        writer = IndexWriter(self.manifest, self._lock, self._save, self.options.out)
         return fetch_attachments(
             self.options.out, self.manifest, self.options.attachments, writer, self.reporter
         )

@@ -7,6 +7,7 @@ server and the path, never a header or a link's signature.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -113,6 +114,7 @@ class Api:
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
         )
         self._files: httpx.Client | None = None
+        self._files_lock = threading.Lock()  # threads downloading at once build one client
         self._extensions: bool | None = None
 
     def __enter__(self) -> Api:
@@ -131,13 +133,14 @@ class Api:
         """A client for download links: no app credentials, follows redirects."""
         import httpx
 
-        if self._files is None:
-            self._files = httpx.Client(
-                timeout=self._timeout,
-                follow_redirects=True,
-                headers={"User-Agent": _user_agent()},
-            )
-        return self._files
+        with self._files_lock:
+            if self._files is None:
+                self._files = httpx.Client(
+                    timeout=self._timeout,
+                    follow_redirects=True,
+                    headers={"User-Agent": _user_agent()},
+                )
+            return self._files
 
     def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         """Sends the request and returns ``results``; raises ApiError or ClientError."""

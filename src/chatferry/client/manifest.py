@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -74,11 +74,20 @@ class Part:
     def window(self) -> Window:
         return Window(self.start_date, self.end_date, self.type)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        self.__dict__.pop("_json", None)  # a changed part is serialised again
+
     def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["start_date"] = self.start_date.isoformat()
-        data["end_date"] = self.end_date.isoformat()
-        return data
+        """The part as the manifest holds it; cached (a manifest is saved after every part,
+        so converting every part at each save would grow with the square of the parts)."""
+        cached: dict[str, Any] | None = self.__dict__.get("_json")
+        if cached is None:
+            cached = {f.name: getattr(self, f.name) for f in fields(self)}
+            cached["start_date"] = self.start_date.isoformat()
+            cached["end_date"] = self.end_date.isoformat()
+            self.__dict__["_json"] = cached
+        return dict(cached)
 
     @classmethod
     def from_json(cls, data: Any) -> Part:

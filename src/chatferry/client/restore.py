@@ -2,12 +2,13 @@
 
 Users, then rooms, then comments, in the backup's order (so a reply's parent is imported
 before it). The rows are cut into uploads under the server's file limit, whole objects
-only. Each upload is dry-run first when the server supports it (chatferry), then imported,
-one after another. ``restore-state.json`` in the backup directory records the plan and each
-upload's progress, rewritten atomically at every step; every upload has a fixed name
-(``restore-<backup id>-<type>-<n>.json``), so a run killed at any moment and started again
-looks an upload of unknown outcome up in the server's import list by that name instead of
-sending it twice.
+only. The uploads are imported one after another (the next one's file is built while the
+server imports the current one); the server validates each import whole before it writes
+any row, so an upload with a bad row imports nothing. ``restore-state.json`` in the backup
+directory records the plan and each upload's progress, rewritten atomically at every step;
+every upload has a fixed name (``restore-<backup id>-<type>-<n>.json``), so a run killed at
+any moment and started again looks an upload of unknown outcome up in the server's import
+list by that name instead of sending it twice.
 
 An encrypted backup is restored only with one of its identities: every part is decrypted
 in memory (as it is verified, then as its uploads are built); nothing of its plaintext is
@@ -30,6 +31,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -203,6 +205,39 @@ def content_of(parts: _Parts, upload: Upload) -> bytes:
     return b"[\n" + b",\n".join(rows) + b"\n]"
 
 
+class _Builder:
+    """Builds uploads' files on a thread of its own: the next upload's while the server
+    imports the current one. Only that thread reads the part files, except after
+    :meth:`settle` (which waits for the one being built ahead)."""
+
+    def __init__(self, parts: _Parts) -> None:
+        self.parts = parts
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="restore-build")
+        self._ahead: tuple[Upload, Future[bytes]] | None = None
+
+    def content(self, upload: Upload) -> bytes:
+        ahead = self.settle()
+        if ahead is not None and ahead[0] is upload:
+            return ahead[1].result()
+        return self._pool.submit(content_of, self.parts, upload).result()
+
+    def prepare(self, upload: Upload | None) -> None:
+        """Starts building ``upload``'s file (unless it is imported already)."""
+        self.settle()
+        if upload is not None and upload.status != "imported":
+            self._ahead = (upload, self._pool.submit(content_of, self.parts, upload))
+
+    def settle(self) -> tuple[Upload, Future[bytes]] | None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            wait([ahead[1]])
+        return ahead
+
+    def close(self) -> None:
+        self.settle()
+        self._pool.shutdown()
+
+
 class _Names:
     """Upload names ``restore-<backup id>-<type>-<n>.json``, numbered on from the state."""
 
@@ -324,6 +359,7 @@ class Restore:
         self._target: dict[str, Any] = {}
         self.uploads: list[Upload] = []
         self._tasks: dict[str, Task] = {}
+        self._builder = _Builder(self.parts)
 
     # -- state ------------------------------------------------------------------------
 
@@ -422,32 +458,38 @@ class Restore:
                 self.parts.secret = state_secret(self.directory, manifest, self.identities)
             self._load_state(manifest)
             self._open_tasks()
-            index = 0
-            while index < len(self.uploads):
-                try:
-                    self._restore(self.uploads[index])
-                except ApiError as exc:
-                    if exc.status != 413:
-                        raise
-                    self._replan(index, exc)
-                    continue
-                index += 1
+            try:
+                self._restore_all()
+            finally:
+                self._builder.close()
             self._target["finished_at"] = now_rfc3339()
             self._save()
         self._close_tasks()
         self.summary.seconds = round(time.monotonic() - started, 3)
         return self.summary
 
-    def _restore(self, upload: Upload) -> None:
+    def _restore_all(self) -> None:
+        index = 0
+        while index < len(self.uploads):
+            following = self.uploads[index + 1] if index + 1 < len(self.uploads) else None
+            try:
+                self._restore(self.uploads[index], following)
+            except ApiError as exc:
+                if exc.status != 413:
+                    raise
+                self._replan(index, exc)
+                continue
+            index += 1
+
+    def _restore(self, upload: Upload, following: Upload | None) -> None:
         self.summary.uploads = len(self.uploads)
         if upload.status == "sent" and self._settle(upload):
             self.summary.imported_now += 1
         if upload.status == "imported":
             self._progress(upload)
             return
-        content = content_of(self.parts, upload)
-        if self.api.has_extensions():
-            self._dry_run(upload, content)
+        content = self._builder.content(upload)
+        self._builder.prepare(following)
         upload.status, upload.import_id = "sent", ""
         self._save()
         record = imports.upload(self.api, upload.type, upload.name, content)
@@ -455,10 +497,6 @@ class Restore:
         self._save()
         self._finish(upload, self._wait(upload, upload.import_id))
         self.summary.imported_now += 1
-
-    def _dry_run(self, upload: Upload, content: bytes) -> None:
-        record = imports.upload(self.api, upload.type, upload.name, content, dry_run=True)
-        imports.check_import(self._wait(upload, str(record.get("unique_id")), "checking"))
 
     def _wait(self, upload: Upload, unique_id: str, doing: str = "importing") -> Record:
         task = self._tasks[upload.type]
@@ -497,6 +535,7 @@ class Restore:
 
     def _replan(self, index: int, exc: ApiError) -> None:
         """The server refused an upload as too large: cut it and the rest smaller."""
+        self._builder.settle()  # the parts are read here now
         current = self.uploads[index]
         limit = exc.details.get("limit_bytes")
         if not isinstance(limit, int) or limit <= 0 or limit >= current.bytes:
@@ -557,7 +596,8 @@ def dry_run_restore(
     the users' uploads against the app. Imports nothing; writes nothing.
 
     Rooms and comments refer to users and rooms that only the real restore creates, so
-    the server can check them only then: each is dry-run right before it is imported.
+    the server can check them only then: each import is validated whole before any of its
+    rows is written.
     ``on_server=False`` (the target holds some of the users already) plans only.
     """
     reporter = reporter or NullReporter()

@@ -223,7 +223,7 @@ class Download:
                 handle.write(chunk)
                 self.progress(len(chunk))
         sha256 = hasher.hexdigest()
-        store.finalize(self.directory, key, sha256)
+        store.finalize(self.directory, key, sha256, sync=False)  # see IndexWriter
         if self._on_disk:
             store.keep_validator(self.directory, key, None)
         content_type = response.headers.get("content-type", "")

@@ -43,24 +43,54 @@ def failures(manifest: Manifest, urls: list[str]) -> list[tuple[str, str]]:
 
 
 class IndexWriter:
-    """Records results in the manifest under ``lock`` and saves it now and then."""
+    """Records results in the manifest under ``lock`` and saves it now and then. A plain
+    backup's new files are synced as a group (:func:`store.make_durable`, outside the
+    lock) before the save that names them: the saved index never names an unsynced file."""
 
-    def __init__(self, manifest: Manifest, lock: threading.Lock, save: Callable[[], None]):
+    def __init__(
+        self,
+        manifest: Manifest,
+        lock: threading.Lock,
+        save: Callable[[], None],
+        store_dir: Path | None = None,
+    ):
         self.manifest = manifest
         self.lock = lock
         self.save = save
+        self.store_dir = store_dir  # a plain backup's: its new files are synced here
         self._saved = time.monotonic()
+        self._waiting: dict[str, Entry] = {}  # recorded, not synced yet
+        self._committing = threading.Lock()
 
     def record(self, url: str, entry: Entry) -> None:
         with self.lock:
-            self._keep(url, entry)
-            if time.monotonic() - self._saved >= SAVE_EVERY_SECONDS:
-                self._persist()
-                self._saved = time.monotonic()
+            self._waiting[url] = entry
+            due = time.monotonic() - self._saved >= SAVE_EVERY_SECONDS
+        if due and self._committing.acquire(blocking=False):
+            try:
+                self._commit()
+            finally:
+                self._committing.release()
 
     def flush(self) -> None:
+        with self._committing:
+            self._commit()
+
+    def _commit(self) -> None:
         with self.lock:
+            batch, self._waiting = self._waiting, {}
+            self._saved = time.monotonic()
+        self._sync(batch)
+        with self.lock:
+            for url, entry in batch.items():
+                self._keep(url, entry)
             self._persist()
+            self._saved = time.monotonic()
+
+    def _sync(self, batch: dict[str, Entry]) -> None:
+        if self.store_dir is not None:
+            store.make_durable(self.store_dir, (str(e["sha256"]) for e in batch.values()
+                                                if "sha256" in e))  # fmt: skip
 
     def _keep(self, url: str, entry: Entry) -> None:
         self.manifest.attachments[url] = entry
@@ -86,6 +116,9 @@ class SealedIndexWriter(IndexWriter):
         self.recipients = recipients
         self.entries: dict[str, Entry] = {}
         self.name = index_name(new_run_id())
+
+    def _sync(self, batch: dict[str, Entry]) -> None:
+        """Nothing to do: each encrypted file is synced as it is written."""
 
     def _keep(self, url: str, entry: Entry) -> None:
         encrypted = entry.pop("encrypted", None)
@@ -174,8 +207,10 @@ def fetch_attachments(
         return []
     urls = collect(backup_rows(directory, manifest), options.mode)
     index = manifest.attachments
+    named = {str(e["sha256"]) for e in index.values() if "sha256" in e}
+    stored = store.drop_unnamed(directory, named)
     missing = [u for u in urls if "sha256" in index.get(u, {})
-               and not store.is_stored(directory, index[u]["sha256"])]  # fmt: skip
+               and index[u]["sha256"] not in stored]  # fmt: skip
     wanted = to_fetch(index, urls) + missing
     try:
         Fetcher(directory, options, writer.record, reporter).run(wanted)

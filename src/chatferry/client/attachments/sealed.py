@@ -68,13 +68,13 @@ class SealedStore:
         self.recipients = recipients
         self._kept: dict[str, str] = dict(known or {})  # plaintext sha256 -> file
         self._lock = threading.Lock()
+        attachments_dir(directory)
 
     @contextmanager
     def writer(self) -> Iterator[tuple[EncryptingWriter, str]]:
         """An encrypting writer to a new random name, and that name (relative)."""
         from chatferry.client.crypto import encrypting_writer
 
-        attachments_dir(self.directory)
         name = f"{ATTACHMENTS_DIR}/{secrets.token_hex(16)}.age"
         with encrypting_writer(self.directory / name, self.recipients) as writer:
             yield writer, name

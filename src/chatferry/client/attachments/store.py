@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, BinaryIO
 
@@ -21,6 +22,7 @@ from chatferry.client.files import sync_dir
 ATTACHMENTS_DIR = "attachments"
 PARTIAL_DIR = ".partial"
 _CHUNK = 1 << 20
+_HEX = frozenset("0123456789abcdef")
 
 
 def attachments_dir(directory: Path) -> Path:
@@ -39,21 +41,27 @@ def partial_key(url: str) -> str:
 
 
 def partial_path(directory: Path, key: str) -> Path:
-    partial = attachments_dir(directory) / PARTIAL_DIR
-    partial.mkdir(mode=0o700, exist_ok=True)
-    return partial / key
+    return directory / ATTACHMENTS_DIR / PARTIAL_DIR / key
 
 
 def partial_size(directory: Path, key: str) -> int:
-    path = partial_path(directory, key)
-    return path.stat().st_size if path.is_file() else 0
+    try:
+        return os.stat(partial_path(directory, key)).st_size
+    except FileNotFoundError:
+        return 0
 
 
 def open_for_write(directory: Path, key: str, append: bool) -> BinaryIO:
-    """The partial file of a download: appended to when resuming, else started over."""
+    """The partial file of a download: appended to when resuming, else started over (the
+    directories are made when the first one is opened)."""
     path = partial_path(directory, key)
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-    return os.fdopen(os.open(path, flags, 0o600), "ab" if append else "wb")
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        (attachments_dir(directory) / PARTIAL_DIR).mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(path, flags, 0o600)
+    return os.fdopen(fd, "ab" if append else "wb")
 
 
 def partial_hash(directory: Path, key: str) -> hashlib._Hash:
@@ -92,19 +100,56 @@ def validator(directory: Path, key: str) -> str | None:
     return path.read_text() if path.is_file() else None
 
 
-def finalize(directory: Path, key: str, sha256: str) -> Path:
+def finalize(directory: Path, key: str, sha256: str, sync: bool = True) -> Path:
     """Moves a finished download under its content name (dropped if that is there already:
-    the same bytes under another URL are stored once)."""
+    the same bytes under another URL are stored once). ``sync=False`` leaves the file and
+    the rename to :func:`make_durable`, which the caller runs before anything names it."""
     source = partial_path(directory, key)
     target = stored_path(directory, sha256)
-    with source.open("rb") as handle:
-        os.fsync(handle.fileno())
-    if target.is_file() and target.stat().st_size == source.stat().st_size:
+    if sync:
+        with source.open("rb") as handle:
+            os.fsync(handle.fileno())
+    try:
+        present = os.stat(target).st_size == os.stat(source).st_size
+    except FileNotFoundError:
+        present = False
+    if present:
         source.unlink()
     else:
         os.replace(source, target)
-        sync_dir(target.parent)
+        if sync:
+            sync_dir(target.parent)
     return target
+
+
+def make_durable(directory: Path, sha256s: Iterable[str]) -> None:
+    """Syncs the stored files with these contents, then (once) the directory naming them."""
+    synced = False
+    for sha256 in set(sha256s):
+        try:
+            fd = os.open(stored_path(directory, sha256), os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        synced = True
+    if synced:
+        sync_dir(directory / ATTACHMENTS_DIR)
+
+
+def drop_unnamed(directory: Path, named: set[str]) -> set[str]:
+    """Removes the stored files no index entry names (a run killed before its index named
+    them, maybe before they were synced: they are fetched again); returns those kept."""
+    try:
+        names = os.listdir(directory / ATTACHMENTS_DIR)
+    except FileNotFoundError:
+        return set()
+    stored = {n for n in names if len(n) == 64 and all(c in _HEX for c in n)}
+    for name in stored - named:
+        (directory / ATTACHMENTS_DIR / name).unlink(missing_ok=True)
+    return stored & named
 
 
 def is_stored(directory: Path, sha256: str) -> bool:
