@@ -308,7 +308,9 @@ def test_restore_into_an_empty_app_on_postgresql_gives_the_same_rows(
     real = [r for r in imports if not r["dry_run"]]
     assert len(real) == summary["uploads"] >= 7  # cut small after the server's 413
     assert all(r["status"] == "finished" and r["size"] <= 150000 for r in imports)
-    assert len([r for r in imports if r["dry_run"]]) == len(real) + len(checked)
+    # Each upload is imported without a dry run of its own (an import is validated whole
+    # before any row is written): the only dry runs are those of `restore --dry-run`.
+    assert len([r for r in imports if r["dry_run"]]) == len(checked)
 
     copy = _backup_of(env, manifest, tmp_path / "restored")
     assert_same_rows(backup, copy)
@@ -392,6 +394,25 @@ def test_a_tampered_part_is_caught_and_not_restored(
     refused = run_client(env, "restore", str(backup))
     assert_one_line_error(refused, 4, "nothing was restored", "chatferry verify")
     assert run_client_json(env, "import", "list") == []
+
+
+def test_an_upload_the_server_refuses_imports_nothing_and_stops_the_restore(
+    full_backup: Path, target: Deployment, tmp_path: Path
+) -> None:
+    # No dry run precedes an upload: the import itself is validated whole before any row.
+    backup = tmp_path / "backup"
+    shutil.copytree(full_backup, backup)
+    env = _new_app(target, "Holds a user already")
+    users = next(p for p in _manifest(backup)["parts"] if p["type"] == "users" and p["rows"])
+    seed = tmp_path / "seed.json"
+    seed.write_bytes(json.dumps(json.loads((backup / users["file"]).read_bytes())[:1]).encode())
+    assert run_client(env, "import", str(seed), "--type", "users", "--wait").returncode == 0
+    refused = run_client(env, "restore", str(backup))
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "ended failed" in refused.stderr, refused.stderr
+    imports = run_client_json(env, "import", "list", "--all")
+    restored = [r for r in imports if str(r["original_filename"]).startswith("restore-")]
+    assert [(r["status"], r["dry_run"]) for r in restored] == [("failed", False)]
 
 
 def test_one_day_over_the_row_limit_stops_the_backup_with_what_to_raise(

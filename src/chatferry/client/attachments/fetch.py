@@ -93,7 +93,9 @@ class Download:
         settings: FetchSettings,
         progress: Callable[[int], None] = lambda _: None,
         sealed: SealedStore | None = None,
+        fresh: bool = False,  # no partial file of the URL was there when the run began
     ) -> None:
+        self.fresh = fresh
         self.client = client
         self.directory = directory
         self.settings = settings
@@ -129,6 +131,7 @@ class Download:
             if urlsplit(current).scheme not in ("http", "https"):
                 raise Failed(f"redirected to a URL that is not http(s): {current}")
             offset = self._resume_from(key)
+            self.fresh = False  # a retry resumes what this attempt wrote
             headers = resume_headers(offset, self._validator)
             try:
                 with self.client.stream("GET", current, headers=headers) as response:
@@ -146,7 +149,7 @@ class Download:
 
     def _resume_from(self, key: str) -> int:
         """The offset to resume the partial file from (0: start over)."""
-        offset = 0 if self.sealed else store.partial_size(self.directory, key)
+        offset = 0 if self.sealed or self.fresh else store.partial_size(self.directory, key)
         if offset and not self._known:  # left by an earlier run: resumed if it kept one
             self._validator, self._known = store.validator(self.directory, key), True
             self._on_disk = self._validator is not None

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from chatferry.client.attachments import store
 from chatferry.client.attachments.addresses import AddressPins, pinned_client
 from chatferry.client.attachments.fetch import Download, Failed, Fetched, FetchSettings
 from chatferry.client.attachments.sealed import SealedStore
@@ -64,11 +65,13 @@ class Fetcher:
         self._lock = threading.Lock()
         self._bytes = 0
         self._stop = threading.Event()
+        self._partials: set[str] = set()
 
     def run(self, urls: list[str]) -> None:
         if not urls:
             return
         task = self.reporter.task("attachments", total=len(urls), transient=False)
+        self._partials = set() if self.sealed else store.partial_keys(self.directory)
         pins = AddressPins(self.options.allow_private)
         workers = self.options.concurrency
         with (
@@ -104,7 +107,10 @@ class Fetcher:
             return
         with self._host_slot(url):
             try:
-                download = Download(client, self.directory, self.settings, self._count, self.sealed)
+                fresh = store.partial_key(url) not in self._partials
+                download = Download(
+                    client, self.directory, self.settings, self._count, self.sealed, fresh
+                )
                 got = download.fetch(url)
             except Failed as failed:
                 self.record(url, {"error": failed.reason, "failed_at": now_rfc3339()})

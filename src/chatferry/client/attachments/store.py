@@ -51,6 +51,14 @@ def partial_size(directory: Path, key: str) -> int:
         return 0
 
 
+def partial_keys(directory: Path) -> set[str]:
+    """The keys of the partial files there are (listed once a run, not stat'ed per URL)."""
+    try:
+        return set(os.listdir(directory / ATTACHMENTS_DIR / PARTIAL_DIR))
+    except FileNotFoundError:
+        return set()
+
+
 def open_for_write(directory: Path, key: str, append: bool) -> BinaryIO:
     """The partial file of a download: appended to when resuming, else started over (the
     directories are made when the first one is opened)."""
