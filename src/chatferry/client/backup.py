@@ -47,6 +47,7 @@ from chatferry.client.http import Api
 from chatferry.client.manifest import (
     MANIFEST_NAME,
     RESOURCES,
+    GroupSaver,
     Manifest,
     Part,
     Pending,
@@ -158,12 +159,14 @@ class Backup:
         self._recipients: list[Recipient] = []
         self._urls: dict[str, None] = {}  # of the parts this run downloaded, in order
         self._run_index: dict[str, dict[str, Any]] = {}
+        self._saver: GroupSaver
 
     def run(self) -> BackupResult:
         out = self.options.out
         private_dir(out)
         with directory_lock(out, "backup"):
             self.manifest = self._open_manifest()
+            self._saver = GroupSaver(self.manifest, out)
             self.manifest.timezone = server_timezone(self.api) or self.manifest.timezone
             self._prepare_run()
             warning = open_to_others(out)
@@ -276,7 +279,8 @@ class Backup:
             self._recipients = recipients_of(self.manifest.recipients)
 
     def _save(self) -> None:
-        self.manifest.save(self.options.out)
+        """Saves the manifest (called under ``self._lock``)."""
+        self._saver.commit(self._saver.stage())
 
     def _complete(self, since: date, until: date) -> None:
         with self._lock:
@@ -548,7 +552,8 @@ class Backup:
         with self._lock:
             self.manifest.pending = [p for p in self.manifest.pending if p.window != window]
             self.manifest.pending.append(Pending(window, export_id))
-            self._save()
+            ticket = self._saver.stage()
+        self._saver.commit(ticket)  # on disk before the run relies on it
 
     def _record(self, part: Part) -> None:
         with self._lock:
@@ -557,9 +562,10 @@ class Backup:
                 self.manifest.parts.append(part)
                 self._new_parts.append(part)
             self.manifest.pending = [p for p in self.manifest.pending if p.window != part.window]
-            self._save()
+            ticket = self._saver.stage()
             self._finished += 1
             self._show_overall()
+        self._saver.commit(ticket)  # written with the saves that queued up meanwhile
 
     def _delete_quietly(self, export_id: str) -> None:
         """Deletes the server's copy (the verified file is in the backup)."""

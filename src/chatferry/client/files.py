@@ -78,7 +78,11 @@ def write_json_atomic(path: Path, value: Any) -> None:
 
     A reader (or a run started after a kill) sees the old file or the new one, never half.
     """
-    data = orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n"
+    write_bytes_atomic(path, orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Writes ``data`` to a temporary file, syncs it, then renames it over ``path``."""
     temporary = temporary_name(path)
     with open_private(temporary) as handle:
         handle.write(data)

@@ -22,14 +22,17 @@ and index file to the ``bytes`` and ``sha256`` of its encrypted bytes.
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from chatferry.client.errors import ClientError
-from chatferry.client.files import now_rfc3339, read_json, write_json_atomic
+from chatferry.client.files import now_rfc3339, read_json, write_bytes_atomic
 
 MANIFEST_NAME = "manifest.json"
 RESOURCES = ("users", "rooms", "comments")
@@ -194,11 +197,45 @@ class Manifest:
         }
 
     def save(self, directory: Path) -> None:
+        write_bytes_atomic(directory / MANIFEST_NAME, self.dumps())
+
+    def dumps(self) -> bytes:
+        """The manifest's file as it is now (stamped with this client and the time)."""
         from chatferry import __version__
 
         self.client_version = __version__
         self.updated_at = now_rfc3339()
-        write_json_atomic(directory / MANIFEST_NAME, self.as_json())
+        return orjson.dumps(self.as_json(), option=orjson.OPT_INDENT_2) + b"\n"
+
+
+class GroupSaver:
+    """Saves a manifest that several threads change: :meth:`stage` snapshots it (under the
+    lock that guards it), :meth:`commit` returns once that snapshot, or a later one, is on
+    disk (synced). Saves that queue up while one is written share the next write."""
+
+    def __init__(self, manifest: Manifest, directory: Path) -> None:
+        self.manifest = manifest
+        self.directory = directory
+        self._writing = threading.Lock()
+        self._staging = threading.Lock()
+        self._staged: tuple[int, bytes] = (0, b"")
+        self._written = 0
+
+    def stage(self) -> int:
+        data = self.manifest.dumps()
+        with self._staging:
+            ticket = self._staged[0] + 1
+            self._staged = (ticket, data)
+        return ticket
+
+    def commit(self, ticket: int) -> None:
+        with self._writing:
+            if self._written >= ticket:
+                return
+            with self._staging:
+                latest, data = self._staged
+            write_bytes_atomic(self.directory / MANIFEST_NAME, data)
+            self._written = latest
 
 
 def _part_order(part: Part) -> tuple[int, date]:
