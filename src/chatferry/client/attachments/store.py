@@ -41,12 +41,19 @@ def partial_key(url: str) -> str:
 
 
 def partial_path(directory: Path, key: str) -> Path:
+    """Where a download in progress is kept (its directories are made)."""
+    (attachments_dir(directory) / PARTIAL_DIR).mkdir(mode=0o700, exist_ok=True)
+    return _partial(directory, key)
+
+
+def _partial(directory: Path, key: str) -> Path:
+    """:func:`partial_path` without making the directories (once a file, not per call)."""
     return directory / ATTACHMENTS_DIR / PARTIAL_DIR / key
 
 
 def partial_size(directory: Path, key: str) -> int:
     try:
-        return os.stat(partial_path(directory, key)).st_size
+        return os.stat(_partial(directory, key)).st_size
     except FileNotFoundError:
         return 0
 
@@ -62,7 +69,7 @@ def partial_keys(directory: Path) -> set[str]:
 def open_for_write(directory: Path, key: str, append: bool) -> BinaryIO:
     """The partial file of a download: appended to when resuming, else started over (the
     directories are made when the first one is opened)."""
-    path = partial_path(directory, key)
+    path = _partial(directory, key)
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
     try:
         fd = os.open(path, flags, 0o600)
@@ -75,7 +82,7 @@ def open_for_write(directory: Path, key: str, append: bool) -> BinaryIO:
 def partial_hash(directory: Path, key: str) -> hashlib._Hash:
     """The sha256 state of the bytes a partial file holds (to go on from when resuming)."""
     digest = hashlib.sha256()
-    path = partial_path(directory, key)
+    path = _partial(directory, key)
     if path.is_file():
         with path.open("rb") as handle:
             while chunk := handle.read(_CHUNK):
@@ -84,12 +91,12 @@ def partial_hash(directory: Path, key: str) -> hashlib._Hash:
 
 
 def discard(directory: Path, key: str) -> None:
-    partial_path(directory, key).unlink(missing_ok=True)
+    _partial(directory, key).unlink(missing_ok=True)
     _validator_path(directory, key).unlink(missing_ok=True)
 
 
 def _validator_path(directory: Path, key: str) -> Path:
-    return partial_path(directory, key).with_suffix(".validator")
+    return _partial(directory, key).with_suffix(".validator")
 
 
 def keep_validator(directory: Path, key: str, validator: str | None) -> None:
@@ -98,6 +105,7 @@ def keep_validator(directory: Path, key: str, validator: str | None) -> None:
     if validator is None:
         path.unlink(missing_ok=True)
         return
+    partial_path(directory, key)  # its directories are made (a large body's, now and then)
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
         out.write(validator)
 
@@ -112,7 +120,7 @@ def finalize(directory: Path, key: str, sha256: str, sync: bool = True) -> Path:
     """Moves a finished download under its content name (dropped if that is there already:
     the same bytes under another URL are stored once). ``sync=False`` leaves the file and
     the rename to :func:`make_durable`, which the caller runs before anything names it."""
-    source = partial_path(directory, key)
+    source = _partial(directory, key)
     target = stored_path(directory, sha256)
     if sync:
         with source.open("rb") as handle:
