@@ -9,32 +9,26 @@ on SQLite.
 
 Each process has one ``EventHub``: waiters (a ``GET ...?wait=``, the webhook sender)
 subscribe to a key and get an ``asyncio.Event`` set from whatever thread publishes. On
-PostgreSQL one ``EventListener`` thread per process holds the only listening connection
+PostgreSQL one ``Listener`` thread per process holds the only listening connection
 and publishes what it hears: no thread and no connection per waiter.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
-from chatferry.jobs.notify import conninfo_of
-
-log = logging.getLogger(__name__)
+from chatferry.jobs.notify import Listener
 
 EVENTS_CHANNEL = "chatferry_events"
 ANY = "*"  # subscribers of ANY hear every key (the webhook sender)
-_STOP_CHECK_SECONDS = 0.5
-_RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -88,7 +82,7 @@ class EventHub:
         self._lock = threading.Lock()
         self._waiters: dict[str, set[_Waiter]] = {}
         self.hooks: dict[str, EndedHook] = {}  # by name: installing one twice is a no-op
-        self._listener: EventListener | None = None
+        self._listener: Listener | None = None
         self._stop = threading.Event()
 
     @contextmanager
@@ -138,7 +132,9 @@ class EventHub:
         if engine.dialect.name != "postgresql" or self._listener is not None:
             return
         self._stop.clear()
-        self._listener = EventListener(engine, self, self._stop)
+        self._listener = Listener(
+            engine, EVENTS_CHANNEL, self._stop, self.publish, lambda: self.publish(ANY)
+        )
         threading.Thread(target=self._listener.run, name="chatferry-events", daemon=True).start()
 
     @property
@@ -149,43 +145,3 @@ class EventHub:
     def close(self) -> None:
         self._stop.set()
         self._listener = None
-
-
-class EventListener:
-    """One autocommit connection with ``LISTEN chatferry_events``; every notification
-    is published to the hub, and every (re)connect wakes everyone (events may have been
-    missed while it was away)."""
-
-    def __init__(self, engine: Engine, hub: EventHub, stop: threading.Event) -> None:
-        self._conninfo = conninfo_of(engine)
-        self._hub = hub
-        self._stop = stop
-        self.connected = threading.Event()
-
-    def run(self) -> None:
-        failures = 0
-        while not self._stop.is_set():
-            try:
-                self._listen()
-                failures = 0
-            except (psycopg.Error, OSError) as exc:
-                self.connected.clear()
-                delay = _RECONNECT_SECONDS[min(failures, len(_RECONNECT_SECONDS) - 1)]
-                failures += 1
-                log.warning("event listener lost its connection (%s); retrying in %ss", exc, delay)
-                self._stop.wait(delay)
-        self.connected.clear()
-
-    def _listen(self) -> None:
-        with psycopg.connect(
-            self._conninfo,
-            autocommit=True,
-            connect_timeout=10,
-            application_name="chatferry-event-listener",
-        ) as conn:
-            conn.execute(f"LISTEN {EVENTS_CHANNEL}")
-            self.connected.set()
-            self._hub.publish(ANY)
-            while not self._stop.is_set():
-                for note in conn.notifies(timeout=_STOP_CHECK_SECONDS):
-                    self._hub.publish(note.payload)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import psycopg
 from sqlalchemy import Connection, Engine, text
@@ -37,15 +38,26 @@ def conninfo_of(engine: Engine) -> str:
     return url.render_as_string(hide_password=False)
 
 
-class JobListener:
-    """A thread holding its own autocommit connection with ``LISTEN chatferry_jobs``;
-    every notification (and every reconnect, which may have missed some) sets
-    ``wakeup``. ``connected`` tells the workers whether they may poll slowly."""
+class Listener:
+    """A thread holding its own autocommit connection with ``LISTEN <channel>``: each
+    notification's payload goes to ``on_notify``, and each (re)connect calls
+    ``on_connect`` (notifications may have been missed meanwhile). ``connected`` says
+    whether it listens now. A lost database is told once per process (the outage watch);
+    other connection errors are logged, and it reconnects with a growing delay."""
 
-    def __init__(self, engine: Engine, wakeup: threading.Event, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        channel: str,
+        stop: threading.Event,
+        on_notify: Callable[[str], None],
+        on_connect: Callable[[], None],
+    ) -> None:
         self._conninfo = conninfo_of(engine)
-        self._wakeup = wakeup
+        self._channel = channel
         self._stop = stop
+        self._on_notify = on_notify
+        self._on_connect = on_connect
         self.connected = threading.Event()
         self.backend_pid: int | None = None  # the listening connection's server process
         self._watch = watch_of(engine)
@@ -65,8 +77,9 @@ class JobListener:
                     self._watch.on_failure(exc, self._opened_at)
                 else:
                     log.warning(
-                        "job listener lost its connection (%s); retrying in %ss", exc, delay
-                    )
+                        "%s listener lost its connection (%s); retrying in %ss",
+                        self._channel, exc, delay,
+                    )  # fmt: skip
                 self._opened_at = None
                 self._stop.wait(delay)
         self.connected.clear()
@@ -76,14 +89,21 @@ class JobListener:
             self._conninfo,
             autocommit=True,
             connect_timeout=10,
-            application_name="chatferry-job-listener",
+            application_name=f"{self._channel}-listener",
         ) as conn:
-            conn.execute(f"LISTEN {CHANNEL}")
+            conn.execute(f"LISTEN {self._channel}")
             self.backend_pid = conn.info.backend_pid
             self._opened_at = time.monotonic()
             self._watch.on_connected()
             self.connected.set()
-            self._wakeup.set()  # jobs enqueued while we were not listening
+            self._on_connect()
             while not self._stop.is_set():
-                for _ in conn.notifies(timeout=_STOP_CHECK_SECONDS, stop_after=1):
-                    self._wakeup.set()
+                for note in conn.notifies(timeout=_STOP_CHECK_SECONDS):
+                    self._on_notify(note.payload)
+
+
+def job_listener(engine: Engine, wakeup: threading.Event, stop: threading.Event) -> Listener:
+    """``LISTEN chatferry_jobs``: every notification, and every reconnect (jobs may have
+    been enqueued while it was away), sets ``wakeup``; ``connected`` tells the workers
+    whether they may poll slowly."""
+    return Listener(engine, CHANNEL, stop, lambda _payload: wakeup.set(), wakeup.set)

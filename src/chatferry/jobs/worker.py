@@ -34,7 +34,7 @@ from chatferry.jobs.failures import (
     storage_full_message,
 )
 from chatferry.jobs.handlers import Handlers, JobHandler, JobReport
-from chatferry.jobs.notify import JobListener
+from chatferry.jobs.notify import Listener, job_listener
 from chatferry.jobs.queue import ClaimedJob, ReapedJob
 from chatferry.jobs.status import JobStatus
 from chatferry.obs import metrics
@@ -92,19 +92,19 @@ class Worker:
         self._running: dict[int, ClaimedJob] = {}
         self._lock = threading.Lock()
         self._owner_prefix = f"{socket.gethostname()}:{os.getpid()}"
-        self._listener: JobListener | None = None
+        self._listener: Listener | None = None
         # What to do when the reaper gives up a job of a kind run elsewhere (the
         # webhook sender's deliveries): by kind, called with the given-up job.
         self.given_up: dict[str, Callable[[Runtime, ClaimedJob], None]] = {}
 
     @property
-    def listener(self) -> JobListener | None:
+    def listener(self) -> Listener | None:
         """The LISTEN/NOTIFY thread's state (PostgreSQL only)."""
         return self._listener
 
     def start(self) -> None:
         if self.rt.engine.dialect.name == "postgresql":
-            self._listener = JobListener(self.rt.engine, self.rt.job_wakeup, self._stop)
+            self._listener = job_listener(self.rt.engine, self.rt.job_wakeup, self._stop)
             self._spawn(self._listener.run, "chatferry-job-listener")
         for index in range(self.concurrency):
             self._spawn(self._run_jobs, f"chatferry-worker-{index}")
