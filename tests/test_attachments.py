@@ -139,7 +139,7 @@ def test_verify_checks_every_attachment_and_names_a_tampered_or_deleted_one(
     assert report["attachments_failed"] == 3
     picture = hashlib.sha256(PICTURE).hexdigest()
     cut = hashlib.sha256(LARGE[:90_000]).hexdigest()
-    (backup / "attachments" / picture).write_bytes(b"X" + PICTURE[1:])
+    (backup / "attachments" / picture).write_bytes(bytes([PICTURE[0] ^ 0xFF]) + PICTURE[1:])
     (backup / "attachments" / cut).unlink()
     done = run_client(dict(os.environ), "verify", str(backup))
     assert_one_line_error(done, 4, "2 problem(s)")
