@@ -92,3 +92,38 @@ def test_a_206_for_another_range_starts_again_from_byte_0(
     _left_from_a_cut(dest, '"v1"')
     _download(files, dest, OLD, 2000)
     assert ["range" in h for h in files.hits("/e.json")] == [True, False]
+
+
+def test_a_part_longer_than_the_file_starts_again_from_byte_0(
+    files: FileServer, tmp_path: Path
+) -> None:
+    files.routes["/e.json"] = Route(OLD, etag='"v1"')
+    dest = tmp_path / "e.json"
+    dest.with_name("e.json.part").write_bytes(OLD + b"left by another file")
+    dest.with_name("e.json.part.validator").write_text('"v1"')
+    _download(files, dest, OLD, 2000)  # a 416 (the .part is no prefix), then a whole GET
+    assert ["range" in h for h in files.hits("/e.json")] == [True, False]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.json"]
+
+
+def test_a_whole_part_left_by_a_killed_run_is_checked_and_kept(
+    files: FileServer, tmp_path: Path
+) -> None:
+    files.routes["/e.json"] = Route(OLD, etag='"v1"')
+    dest = tmp_path / "e.json"
+    dest.with_name("e.json.part").write_bytes(OLD)
+    dest.with_name("e.json.part.validator").write_text('"v1"')
+    _download(files, dest, OLD, 2000)  # a 416 naming its size: nothing more to fetch
+    assert len(files.hits("/e.json")) == 1
+
+
+def test_a_whole_part_that_differs_from_the_record_is_fetched_again(
+    files: FileServer, tmp_path: Path
+) -> None:
+    files.routes["/e.json"] = Route(OLD, etag='"v1"')
+    dest = tmp_path / "e.json"
+    damaged = bytes([OLD[0] ^ 0xFF]) + OLD[1:]
+    dest.with_name("e.json.part").write_bytes(damaged)
+    dest.with_name("e.json.part.validator").write_text('"v1"')
+    _download(files, dest, OLD, 2000)  # its sha256 differs: one fresh download
+    assert ["range" in h for h in files.hits("/e.json")] == [True, False]

@@ -104,6 +104,12 @@ def _handler(server: FileServer) -> type[BaseHTTPRequestHandler]:
 
         def _body(self, route: Route, headers: dict[str, str]) -> None:
             start = _range_start(route, headers)
+            if start and start >= len(route.body):  # RFC 9110: a range past the end
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(route.body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             body = route.body[start:]
             self.send_response(206 if start else route.status)
             if start:

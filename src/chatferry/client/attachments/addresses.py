@@ -20,6 +20,8 @@ from typing import Any
 import httpcore
 import httpx
 
+from chatferry.client.http import tls_context
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -113,7 +115,7 @@ class PinnedBackend(httpcore.SyncBackend):
 def pinned_client(pins: AddressPins, connections: int, timeout: float) -> httpx.Client:
     """An HTTP client whose connections go only to checked, pinned addresses; no proxy
     from the environment (it would connect elsewhere) and no automatic redirects."""
-    transport = httpx.HTTPTransport(trust_env=False)
+    transport = httpx.HTTPTransport(verify=tls_context(), trust_env=False)
     ssl_context = transport._pool._ssl_context
     transport._pool = httpcore.ConnectionPool(
         ssl_context=ssl_context,

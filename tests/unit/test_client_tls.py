@@ -1,0 +1,34 @@
+"""The client's TLS contexts: the CA bundle loaded once a process and shared; an http
+server's API client never able to connect to anything over TLS unverified."""
+
+from __future__ import annotations
+
+import ssl
+
+from chatferry.client.config import Connection
+from chatferry.client.http import Api, _api_tls, tls_context
+
+
+def test_the_verifying_context_is_built_once_and_trusts_the_ca_bundle() -> None:
+    context = tls_context()
+    assert context is tls_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] > 0
+
+
+def test_an_https_server_is_verified_with_the_shared_context() -> None:
+    assert _api_tls("https://backup.example.com") is tls_context()
+    assert _api_tls("HTTPS://backup.example.com") is tls_context()
+
+
+def test_an_http_servers_client_trusts_no_ca_and_still_verifies() -> None:
+    context = _api_tls("http://127.0.0.1:8000")
+    assert context is not tls_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] == 0
+
+
+def test_downloads_use_the_shared_verifying_context() -> None:
+    with Api(Connection("http://127.0.0.1:9", "app", "secret")) as api:
+        pool = api.files._transport._pool  # type: ignore[attr-defined]
+        assert pool._ssl_context is tls_context()
