@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, BinaryIO
 
@@ -138,19 +139,33 @@ def finalize(directory: Path, key: str, sha256: str, sync: bool = True) -> Path:
     return target
 
 
+# fsyncs at once: the file system commits its journal for several of them together (2,000
+# files of 50 KB here: 0.56 s one after the other, 0.16 s eight at a time).
+SYNCS_AT_ONCE = 8
+
+
+def _fsync_stored(path: Path) -> bool:
+    """Syncs the file at ``path``; False if there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
 def make_durable(directory: Path, sha256s: Iterable[str]) -> None:
-    """Syncs the stored files with these contents, then (once) the directory naming them."""
-    synced = False
-    for sha256 in set(sha256s):
-        try:
-            fd = os.open(stored_path(directory, sha256), os.O_RDONLY)
-        except FileNotFoundError:
-            continue
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        synced = True
+    """Syncs the stored files with these contents (several at once), then (once) the
+    directory naming them."""
+    paths = [stored_path(directory, sha256) for sha256 in set(sha256s)]
+    if len(paths) > 1:
+        with ThreadPoolExecutor(min(SYNCS_AT_ONCE, len(paths))) as pool:
+            synced = any(list(pool.map(_fsync_stored, paths)))
+    else:
+        synced = any(_fsync_stored(path) for path in paths)
     if synced:
         sync_dir(directory / ATTACHMENTS_DIR)
 
