@@ -31,7 +31,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 @pytest.fixture
 def sqlite_runtime(runtime: Runtime) -> Runtime:
     if runtime.engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL reads a window with one COPY")
+        pytest.skip("PostgreSQL reads a window with one streamed statement")
     return runtime
 
 

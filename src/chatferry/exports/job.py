@@ -193,7 +193,7 @@ class ExportJobHandler:
                 progress = _Progress(rt, plan, rows)
                 batch = rt.settings.export_batch_size
                 spool_dir = rt.settings.data_dir / "tmp"
-                # closing: the readers (a COPY on PostgreSQL, a thread on
+                # closing: the readers (a streamed statement on PostgreSQL, a thread on
                 # SQLite) stop at once when the export stops early.
                 read = pieces_in_halves(snap, plan.window, batch, rows, spool_dir)
                 with closing(read) as pieces:

@@ -1,7 +1,7 @@
-"""PostgreSQL exports stream a window with ``COPY (...) TO STDOUT (FORMAT binary)``,
-the database joining each piece's rows (exports/formats.py, CopiedRows): the pieces are
-cut at the batch size, in keyset order, with every row,
-and an export stopped half-way ends the statement and leaves its connection usable.
+"""PostgreSQL exports stream a window from one statement in chunks of rows
+(exports/formats.py, StreamedRows): the pieces are cut at the batch size, in keyset
+order, with every row, and an export stopped half-way ends the statement and leaves its
+connection usable.
 The file's bytes are tests/test_export_files.py's; the speed is bench/export_bench.py's.
 """
 
@@ -63,7 +63,7 @@ def test_an_empty_window_gives_no_piece(
         assert list(window_pieces(conn, empty, 500)) == []
 
 
-def test_stopping_half_way_ends_the_copy_and_the_connection_serves_the_next_export(
+def test_stopping_half_way_ends_the_statement_and_the_connection_serves_the_next_export(
     runtime: Runtime, seeded: tuple[Window, list[dict[str, Any]]]
 ) -> None:
     window, expected = seeded
