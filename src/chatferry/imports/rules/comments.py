@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chatferry.imports.rules import plain
 from chatferry.imports.rules.common import (
     MAX_UNIQUE_ID,
     Parsed,
@@ -22,7 +23,7 @@ from chatferry.imports.rules.common import (
     shown,
 )
 from chatferry.imports.rules.fields import RowReader
-from chatferry.imports.rules.payloads import read_payload
+from chatferry.imports.rules.payloads import plain_payload, read_payload
 
 COMMENT_TYPES = (
     "text",
@@ -49,6 +50,7 @@ FIELDS = (
     "CreatedAt",
 )
 _PARENT = "ParentCommentUniqueId"
+_TYPES = frozenset(COMMENT_TYPES)
 
 
 @dataclass(slots=True)  # one a row: see ROW_RECORDS in common.py
@@ -152,6 +154,40 @@ def parse_comment(index: int, raw: dict[str, Any], now: datetime) -> Parsed[Comm
         created_at=read.moment("CreatedAt", now),
     )
     return read.parsed(draft)
+
+
+def _plain_columns(rows: Sequence[dict[str, Any]]) -> list[list[Any]] | None:
+    """The string and flag columns of ``plain_drafts``, or None if one has a problem."""
+    found = [
+        plain.strings(plain.column(rows, "UniqueId"), required=True, max_len=MAX_UNIQUE_ID),
+        plain.strings(plain.column(rows, "RoomUniqueId"), required=True),
+        plain.strings(plain.column(rows, "CreatorEmail"), required=True),
+        plain.strings(plain.column(rows, "Type"), required=True),
+        plain.strings(plain.column(rows, "Message")),
+        plain.strings(plain.column(rows, _PARENT)),
+        plain.flags(plain.column(rows, "DisableLinkPreview", False)),
+    ]
+    return None if any(values is None for values in found) else found  # type: ignore[return-value]
+
+
+def plain_drafts(rows: Sequence[dict[str, Any]], now: datetime) -> list[CommentDraft] | None:
+    """What ``parse_comment`` makes of every row when no row has a problem of its own, a
+    column at a time (see rules.plain); None when a row might have one."""
+    columns = _plain_columns(rows)
+    if columns is None:
+        return None
+    unique_ids, rooms, creators, types, messages, parents, previews = columns
+    if not _TYPES.issuperset(types) or [t == "reply" for t in types] != list(map(bool, parents)):
+        return None
+    payloads = plain.column(rows, "Payload")
+    checked = zip(types, payloads, strict=True)
+    if not all([plain_payload(t, p) for t, p in checked if p is not None or t != "text"]):
+        return None
+    times = plain.moments(plain.column(rows, "CreatedAt"), now)
+    if times is None:
+        return None
+    fields = (unique_ids, rooms, creators, types, messages, payloads, previews, parents, times)
+    return list(map(CommentDraft, unique_ids, *fields))
 
 
 def _earlier_parent(drafts: Sequence[CommentDraft], first: dict[str, int], i: int) -> int | None:
