@@ -13,6 +13,7 @@ from rules_support import deep
 from chatferry.imports.rules.common import (
     Problem,
     ProblemLog,
+    first_rows,
     firsts,
     repeats,
     row_key,
@@ -135,6 +136,9 @@ def test_repeats_and_firsts_skip_empty_values() -> None:
     values = ["a", "", "b", "a", "", "a", "b"]
     assert list(repeats(values)) == [(3, "a", 0), (5, "a", 0), (6, "b", 2)]
     assert list(firsts(values)) == [(0, "a"), (2, "b")]
+    assert first_rows(values) == {"a": 0, "b": 2}
+    assert list(repeats(["a", "", "b", ""])) == []
+    assert first_rows([]) == {}
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,6 @@ from chatferry.imports.rules.common import (
     Parsed,
     Problem,
     first_rows,
-    firsts,
     kind,
     repeats,
     row_number,
@@ -190,6 +189,16 @@ def plain_drafts(rows: Sequence[dict[str, Any]], now: datetime) -> list[CommentD
     return list(map(CommentDraft, unique_ids, *fields))
 
 
+def _first_rows(drafts: Sequence[CommentDraft]) -> dict[str, int]:
+    """Each unique id of the file -> the row it first appears in."""
+    return first_rows([d.unique_id for d in drafts])
+
+
+def _replies(drafts: Sequence[CommentDraft]) -> list[int]:
+    """The rows that name a parent."""
+    return [i for i, d in enumerate(drafts) if d.parent_unique_id]
+
+
 def _earlier_parent(drafts: Sequence[CommentDraft], first: dict[str, int], i: int) -> int | None:
     """The row of row ``i``'s parent when it comes earlier in the file."""
     parent = drafts[i].parent_unique_id
@@ -199,12 +208,13 @@ def _earlier_parent(drafts: Sequence[CommentDraft], first: dict[str, int], i: in
 
 def in_file(drafts: Sequence[CommentDraft]) -> Iterator[Problem]:
     """Each unique id belongs to one row; a parent earlier in the file is in the same room."""
-    for i, unique_id, first_row in repeats(d.unique_id for d in drafts):
+    for i, unique_id, first_row in repeats([d.unique_id for d in drafts]):
         message = f"UniqueId {shown(unique_id)} is also used by {row_number(first_row)}"
         yield Problem(i, drafts[i].key, "UniqueId", message)
-    first = first_rows(d.unique_id for d in drafts)
-    for i, d in enumerate(drafts):
+    first = _first_rows(drafts)
+    for i in _replies(drafts):
         at = _earlier_parent(drafts, first, i)
+        d = drafts[i]
         if at is not None and drafts[at].room_unique_id != d.room_unique_id:
             parent = shown(d.parent_unique_id)
             message = f"the parent comment {parent} ({row_number(at)}) is in another room"
@@ -257,39 +267,39 @@ def _parent_in_app(
 def against_app(drafts: Sequence[CommentDraft], known: KnownForComments) -> Iterator[Problem]:
     """Unique ids are new to the app; rooms and creators are the app's; a reply's parent
     that is not earlier in the file is a comment of the app in the same room."""
-    for i, unique_id in firsts(d.unique_id for d in drafts):
-        if unique_id in known.comments:
-            message = f"a comment with UniqueId {shown(unique_id)} already exists in this app"
-            yield Problem(i, drafts[i].key, "UniqueId", message)
-    first = first_rows(d.unique_id for d in drafts)
+    first = _first_rows(drafts)
+    for i in sorted(first[unique_id] for unique_id in first.keys() & known.comments.keys()):
+        message = f"a comment with UniqueId {shown(drafts[i].unique_id)} already exists in this app"
+        yield Problem(i, drafts[i].key, "UniqueId", message)
+    room_ids, user_ids = known.room_ids, known.user_ids
     for i, d in enumerate(drafts):
-        yield from _references(i, d, known)
-        if d.parent_unique_id and _earlier_parent(drafts, first, i) is None:
-            yield from _parent_in_app(i, d, first, known)
+        if d.room_unique_id not in room_ids or d.creator_email not in user_ids:
+            yield from _references(i, d, known)
+    for i in _replies(drafts):
+        if _earlier_parent(drafts, first, i) is None:
+            yield from _parent_in_app(i, drafts[i], first, known)
 
 
 def build_rows(drafts: Sequence[CommentDraft], known: KnownForComments) -> list[CommentRow]:
     """The rows to write; call only when no step found a problem (so every row is
     written, and a parent's row in the file is its index in the rows)."""
-    first = first_rows(d.unique_id for d in drafts)
-    rows = []
-    for i, d in enumerate(drafts):
-        parent_row = _earlier_parent(drafts, first, i)
-        stored = None
-        if d.parent_unique_id and parent_row is None:
-            stored = known.comments[d.parent_unique_id]
-        rows.append(
-            CommentRow(
-                unique_id=d.unique_id,
-                room_id=known.room_ids[d.room_unique_id],
-                user_id=known.user_ids[d.creator_email],
-                type=d.type,
-                message=d.message,
-                payload=d.payload,
-                disable_link_preview=d.disable_link_preview,
-                created_at=d.created_at,
-                parent_id=stored.id if stored is not None else None,
-                parent_row=parent_row,
-            )
+    rows = list(
+        map(
+            CommentRow,
+            [d.unique_id for d in drafts],
+            [known.room_ids[d.room_unique_id] for d in drafts],
+            [known.user_ids[d.creator_email] for d in drafts],
+            [d.type for d in drafts],
+            [d.message for d in drafts],
+            [d.payload for d in drafts],
+            [d.disable_link_preview for d in drafts],
+            [d.created_at for d in drafts],
         )
+    )
+    first = _first_rows(drafts)
+    for i in _replies(drafts):
+        row = rows[i]
+        row.parent_row = _earlier_parent(drafts, first, i)
+        if row.parent_row is None:
+            row.parent_id = known.comments[drafts[i].parent_unique_id].id
     return rows
