@@ -297,6 +297,10 @@ def test_a_file_without_problems_reads_to_the_drafts_of_the_row_reader() -> None
     assert comments.plain_drafts(PLAIN_ROWS, NOW) == _read_row_by_row(PLAIN_ROWS)
     times = [_comment(f"t{i}", CreatedAt=None) for i in range(3)]
     assert comments.plain_drafts(times, NOW) == _read_row_by_row(times)
+    # Optional keys absent from every row (a file without replies, say)
+    optional = ("Message", "DisableLinkPreview", "Payload", "ParentCommentUniqueId", "CreatedAt")
+    bare = [{k: v for k, v in _comment(f"b{i}").items() if k not in optional} for i in range(3)]
+    assert comments.plain_drafts(bare, NOW) == _read_row_by_row(bare)
 
 
 @pytest.mark.parametrize(("field", "value", "where", "message"), BAD)

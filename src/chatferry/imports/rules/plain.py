@@ -29,17 +29,19 @@ def column(rows: Sequence[dict[str, Any]], name: str, default: object = None) ->
     return [row.get(name, default) for row in rows]
 
 
-def strings(values: list[Any], *, required: bool = False, max_len: int = 0) -> list[str] | None:
+def strings(
+    values: list[Any], *, required: bool = False, max_len: int | None = None
+) -> list[str] | None:
     """``RowReader.string`` of every value, or None if one of them has a problem."""
     kinds = set(map(type, values))
     if _NONE in kinds and not required:
         values = ["" if value is None else value for value in values]
-        kinds.discard(_NONE)
+        kinds = (kinds - {_NONE}) | {str}
     if kinds != {str} or NUL in "".join(values):
         return None
     if required and not all(values):
         return None
-    if max_len and max(map(len, values)) > max_len:
+    if max_len is not None and max(map(len, values)) > max_len:
         return None
     return values
 
