@@ -283,19 +283,20 @@ def against_app(drafts: Sequence[CommentDraft], known: KnownForComments) -> Iter
 def build_rows(drafts: Sequence[CommentDraft], known: KnownForComments) -> list[CommentRow]:
     """The rows to write; call only when no step found a problem (so every row is
     written, and a parent's row in the file is its index in the rows)."""
-    rows = list(
-        map(
-            CommentRow,
-            [d.unique_id for d in drafts],
-            [known.room_ids[d.room_unique_id] for d in drafts],
-            [known.user_ids[d.creator_email] for d in drafts],
-            [d.type for d in drafts],
-            [d.message for d in drafts],
-            [d.payload for d in drafts],
-            [d.disable_link_preview for d in drafts],
-            [d.created_at for d in drafts],
+    room_ids, user_ids = known.room_ids, known.user_ids
+    rows = [
+        CommentRow(
+            d.unique_id,
+            room_ids[d.room_unique_id],
+            user_ids[d.creator_email],
+            d.type,
+            d.message,
+            d.payload,
+            d.disable_link_preview,
+            d.created_at,
         )
-    )
+        for d in drafts
+    ]
     first = _first_rows(drafts)
     for i in _replies(drafts):
         row = rows[i]
