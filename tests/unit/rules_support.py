@@ -39,11 +39,14 @@ def check_rows(
 ) -> tuple[list[Any], ProblemLog]:
     """What Importer.check does, with ``known`` in place of the database look-up."""
     log = ProblemLog(rules.FIELDS)
-    drafts = []
-    for index, raw in enumerate(rows):
-        parsed = parse(index, raw, NOW)
-        log.extend(parsed.problems)
-        drafts.append(parsed.draft)
+    plain = getattr(rules, "plain_drafts", None)  # the resources that have the column pass
+    drafts = plain(rows, NOW) if plain is not None else None
+    if drafts is None:
+        drafts = []
+        for index, raw in enumerate(rows):
+            parsed = parse(index, raw, NOW)
+            log.extend(parsed.problems)
+            drafts.append(parsed.draft)
     log.extend(rules.in_file(drafts))
     log.extend(rules.against_app(drafts, known))
     return ([] if log else rules.build_rows(drafts, known)), log

@@ -260,3 +260,92 @@ def test_a_1000_deep_value_in_any_field_is_a_short_problem_on_it(field: str) -> 
     problems = parse_comment(0, raw, NOW).problems
     assert field in [p.field for p in problems]
     assert all(len(p.message) < 120 for p in problems)
+
+
+# --- a file without problems, read a column at a time ------------------------------
+
+
+class Text(str):
+    """A string of a subclass: valid, but left to the row reader."""
+
+
+LOCATION = {"name": "Monas", "address": "Gambir", "latitude": -6.1, "longitude": 106.8}
+PLAIN_ROWS: list[dict[str, Any]] = [
+    VALID,
+    _reply("re", "c1", DisableLinkPreview=True),
+    _comment("nulls", Message=None, DisableLinkPreview=None, ParentCommentUniqueId=None),
+    {key: value for key, value in _comment("bare").items() if key not in ("Message", "Payload")},
+    _comment("no-time", CreatedAt=""),
+    _comment("null-time", CreatedAt=None),
+    _comment("offset", CreatedAt="2017-05-11T19:14:24.5+07:00"),
+    _comment("space", CreatedAt="2017-05-11 19:14:24.123456-02:30"),
+    _comment("text-payload", Payload={"any": ["thing"]}),
+    _comment("nul-payload", Payload={"text": "a\x00b"}),
+    _comment("u" * 200, Type="location", Payload=LOCATION),
+    _comment("a", Type="file_attachment", Payload={"url": "http://x.example/a.jpg"}),
+    _comment("b", Type="custom", Payload={"type": "promo", "content": {"n": [1, {"m": 2}]}}),
+]
+
+
+def _read_row_by_row(rows: list[dict[str, Any]]) -> list[comments.CommentDraft]:
+    parsed = [parse_comment(i, raw, NOW) for i, raw in enumerate(rows)]
+    assert [p.problems for p in parsed] == [[] for _ in rows]
+    return [p.draft for p in parsed]
+
+
+def test_a_file_without_problems_reads_to_the_drafts_of_the_row_reader() -> None:
+    assert comments.plain_drafts(PLAIN_ROWS, NOW) == _read_row_by_row(PLAIN_ROWS)
+    times = [_comment(f"t{i}", CreatedAt=None) for i in range(3)]
+    assert comments.plain_drafts(times, NOW) == _read_row_by_row(times)
+    # Optional keys absent from every row (a file without replies, say)
+    optional = ("Message", "DisableLinkPreview", "Payload", "ParentCommentUniqueId", "CreatedAt")
+    bare = [{k: v for k, v in _comment(f"b{i}").items() if k not in optional} for i in range(3)]
+    assert comments.plain_drafts(bare, NOW) == _read_row_by_row(bare)
+
+
+@pytest.mark.parametrize(("field", "value", "where", "message"), BAD)
+def test_a_row_with_a_problem_leaves_the_file_to_the_row_reader(
+    field: str, value: Any, where: str, message: str
+) -> None:
+    rows = [*PLAIN_ROWS, {**_comment("bad"), field: value}]
+    assert comments.plain_drafts(rows, NOW) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _reply("c", ""),
+        _reply("c", "p\x00"),
+        _reply("c", "p", Payload=None),
+        _reply("c", "p", Payload={"text": "re", "replied_comment_id": 0}),
+        _comment("c", Type="location", Payload={**LOCATION, "latitude": 91}),
+        _comment("c", Type="location", Payload={**LOCATION, "map_url": "https://a b.example"}),
+        _comment("c", Type="file_attachment", Payload={"url": "ftp://x.example/a"}),
+        _comment("c", CreatedAt="2017-05-11T19:14:24Z\n"),
+        _comment("c", CreatedAt="2017-05-11T19:14:24Z\n2017-05-11T19:14:24Z"),
+        _comment("c", CreatedAt="2017-13-11T19:14:24Z"),
+        _comment("c", CreatedAt="9999-12-31T23:59:59-01:00"),
+        _comment("c", CreatedAt=1494530064),
+    ],
+)
+def test_other_problems_leave_the_file_to_the_row_reader(raw: dict[str, Any]) -> None:
+    assert parse_comment(0, raw, NOW).problems
+    assert comments.plain_drafts([VALID, raw], NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("CreatedAt", "2017-05-11t19:14:24z"),
+        ("CreatedAt", "2017-05-11T19:14:24.123456789Z"),
+        ("UniqueId", Text("c9")),
+        ("DisableLinkPreview", 0 == 0),
+    ],
+)
+def test_valid_forms_the_column_pass_leaves_to_the_row_reader(field: str, value: Any) -> None:
+    rows = [VALID, {**_comment("c9"), field: value}]
+    drafts = _read_row_by_row(rows)
+    assert comments.plain_drafts(rows, NOW) in (None, drafts)
+    built, log = check_rows(comments, parse_comment, rows, WORLD)
+    assert not log
+    assert [b.created_at for b in built] == [d.created_at for d in drafts]

@@ -13,12 +13,13 @@ from rules_support import deep
 from chatferry.imports.rules.common import (
     Problem,
     ProblemLog,
+    first_rows,
     firsts,
     repeats,
     row_key,
     shown,
 )
-from chatferry.imports.rules.fields import nested_deeper_than
+from chatferry.imports.rules.fields import is_http_url, nested_deeper_than
 from chatferry.imports.rules.file import parse_file
 from chatferry.resources import Resource
 
@@ -135,6 +136,9 @@ def test_repeats_and_firsts_skip_empty_values() -> None:
     values = ["a", "", "b", "a", "", "a", "b"]
     assert list(repeats(values)) == [(3, "a", 0), (5, "a", 0), (6, "b", 2)]
     assert list(firsts(values)) == [(0, "a"), (2, "b")]
+    assert first_rows(values) == {"a": 0, "b": 2}
+    assert list(repeats(["a", "", "b", ""])) == []
+    assert first_rows([]) == {}
 
 
 @pytest.mark.parametrize(
@@ -264,3 +268,27 @@ def test_the_rules_import_no_database_web_or_job_code() -> None:
     assert "chatferry.imports.passwords" in reached  # the walk does follow our modules
     bad = sorted(m for m in reached if m.startswith(NOT_IN_PURE_RULES))
     assert bad == []
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("https://a.example/x", True),
+        ("http://x", True),
+        ("https://maps.example.com/?q=-6.1754,106.8272", True),
+        ("https://a.example:8443/x#f", True),
+        ("HTTPS://a.example/x", True),  # not plain: urlparse says
+        ("https://[::1]/", True),
+        ("https://a.example:/x", True),
+        ("https://ä.example/", True),
+        ("https://a.example/\x01", True),
+        ("https://a b.example", False),
+        ("https://a.example/\u00a0", False),
+        ("https://a.example/\n", False),
+        ("ftp://a.example/x", False),
+        ("https:///x", False),
+        ("a.example/x", False),
+    ],
+)
+def test_http_urls(value: str, valid: bool) -> None:
+    assert is_http_url(value) is valid

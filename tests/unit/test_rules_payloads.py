@@ -8,6 +8,7 @@ import pytest
 from rules_support import NOW, deep
 
 from chatferry.imports.rules.comments import parse_comment
+from chatferry.imports.rules.payloads import plain_payload
 
 VALID_PAYLOADS: dict[str, dict[str, Any]] = {
     "text": {"anything": 1},
@@ -53,6 +54,7 @@ def _problems(kind: str, payload: Any) -> list[str]:
     }
     problems = parse_comment(0, raw, NOW).problems
     assert {p.field for p in problems} <= {"Payload"}
+    assert plain_payload(kind, payload) == (not problems)  # the column pass agrees
     return [p.message for p in problems]
 
 

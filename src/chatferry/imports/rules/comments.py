@@ -10,19 +10,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chatferry.imports.rules import plain
 from chatferry.imports.rules.common import (
     MAX_UNIQUE_ID,
     Parsed,
     Problem,
     first_rows,
-    firsts,
     kind,
     repeats,
     row_number,
     shown,
 )
 from chatferry.imports.rules.fields import RowReader
-from chatferry.imports.rules.payloads import read_payload
+from chatferry.imports.rules.payloads import plain_payload, read_payload
 
 COMMENT_TYPES = (
     "text",
@@ -49,6 +49,7 @@ FIELDS = (
     "CreatedAt",
 )
 _PARENT = "ParentCommentUniqueId"
+_TYPES = frozenset(COMMENT_TYPES)
 
 
 @dataclass(slots=True)  # one a row: see ROW_RECORDS in common.py
@@ -154,6 +155,50 @@ def parse_comment(index: int, raw: dict[str, Any], now: datetime) -> Parsed[Comm
     return read.parsed(draft)
 
 
+def _plain_columns(rows: Sequence[dict[str, Any]]) -> list[list[Any]] | None:
+    """The string and flag columns of ``plain_drafts``, or None if one has a problem."""
+    found = [
+        plain.strings(plain.column(rows, "UniqueId"), required=True, max_len=MAX_UNIQUE_ID),
+        plain.strings(plain.column(rows, "RoomUniqueId"), required=True),
+        plain.strings(plain.column(rows, "CreatorEmail"), required=True),
+        plain.strings(plain.column(rows, "Type"), required=True),
+        plain.strings(plain.column(rows, "Message")),
+        plain.strings(plain.column(rows, _PARENT)),
+        plain.flags(plain.column(rows, "DisableLinkPreview", False)),
+    ]
+    return None if any(values is None for values in found) else found  # type: ignore[return-value]
+
+
+def plain_drafts(rows: Sequence[dict[str, Any]], now: datetime) -> list[CommentDraft] | None:
+    """What ``parse_comment`` makes of every row when no row has a problem of its own, a
+    column at a time (see rules.plain); None when a row might have one."""
+    columns = _plain_columns(rows)
+    if columns is None:
+        return None
+    unique_ids, rooms, creators, types, messages, parents, previews = columns
+    if not _TYPES.issuperset(types) or [t == "reply" for t in types] != list(map(bool, parents)):
+        return None
+    payloads = plain.column(rows, "Payload")
+    checked = zip(types, payloads, strict=True)
+    if not all([plain_payload(t, p) for t, p in checked if p is not None or t != "text"]):
+        return None
+    times = plain.moments(plain.column(rows, "CreatedAt"), now)
+    if times is None:
+        return None
+    fields = (unique_ids, rooms, creators, types, messages, payloads, previews, parents, times)
+    return list(map(CommentDraft, unique_ids, *fields))
+
+
+def _first_rows(drafts: Sequence[CommentDraft]) -> dict[str, int]:
+    """Each unique id of the file -> the row it first appears in."""
+    return first_rows([d.unique_id for d in drafts])
+
+
+def _replies(drafts: Sequence[CommentDraft]) -> list[int]:
+    """The rows that name a parent."""
+    return [i for i, d in enumerate(drafts) if d.parent_unique_id]
+
+
 def _earlier_parent(drafts: Sequence[CommentDraft], first: dict[str, int], i: int) -> int | None:
     """The row of row ``i``'s parent when it comes earlier in the file."""
     parent = drafts[i].parent_unique_id
@@ -163,12 +208,13 @@ def _earlier_parent(drafts: Sequence[CommentDraft], first: dict[str, int], i: in
 
 def in_file(drafts: Sequence[CommentDraft]) -> Iterator[Problem]:
     """Each unique id belongs to one row; a parent earlier in the file is in the same room."""
-    for i, unique_id, first_row in repeats(d.unique_id for d in drafts):
+    for i, unique_id, first_row in repeats([d.unique_id for d in drafts]):
         message = f"UniqueId {shown(unique_id)} is also used by {row_number(first_row)}"
         yield Problem(i, drafts[i].key, "UniqueId", message)
-    first = first_rows(d.unique_id for d in drafts)
-    for i, d in enumerate(drafts):
+    first = _first_rows(drafts)
+    for i in _replies(drafts):
         at = _earlier_parent(drafts, first, i)
+        d = drafts[i]
         if at is not None and drafts[at].room_unique_id != d.room_unique_id:
             parent = shown(d.parent_unique_id)
             message = f"the parent comment {parent} ({row_number(at)}) is in another room"
@@ -221,39 +267,40 @@ def _parent_in_app(
 def against_app(drafts: Sequence[CommentDraft], known: KnownForComments) -> Iterator[Problem]:
     """Unique ids are new to the app; rooms and creators are the app's; a reply's parent
     that is not earlier in the file is a comment of the app in the same room."""
-    for i, unique_id in firsts(d.unique_id for d in drafts):
-        if unique_id in known.comments:
-            message = f"a comment with UniqueId {shown(unique_id)} already exists in this app"
-            yield Problem(i, drafts[i].key, "UniqueId", message)
-    first = first_rows(d.unique_id for d in drafts)
+    first = _first_rows(drafts)
+    for i in sorted(first[unique_id] for unique_id in first.keys() & known.comments.keys()):
+        message = f"a comment with UniqueId {shown(drafts[i].unique_id)} already exists in this app"
+        yield Problem(i, drafts[i].key, "UniqueId", message)
+    room_ids, user_ids = known.room_ids, known.user_ids
     for i, d in enumerate(drafts):
-        yield from _references(i, d, known)
-        if d.parent_unique_id and _earlier_parent(drafts, first, i) is None:
-            yield from _parent_in_app(i, d, first, known)
+        if d.room_unique_id not in room_ids or d.creator_email not in user_ids:
+            yield from _references(i, d, known)
+    for i in _replies(drafts):
+        if _earlier_parent(drafts, first, i) is None:
+            yield from _parent_in_app(i, drafts[i], first, known)
 
 
 def build_rows(drafts: Sequence[CommentDraft], known: KnownForComments) -> list[CommentRow]:
     """The rows to write; call only when no step found a problem (so every row is
     written, and a parent's row in the file is its index in the rows)."""
-    first = first_rows(d.unique_id for d in drafts)
-    rows = []
-    for i, d in enumerate(drafts):
-        parent_row = _earlier_parent(drafts, first, i)
-        stored = None
-        if d.parent_unique_id and parent_row is None:
-            stored = known.comments[d.parent_unique_id]
-        rows.append(
-            CommentRow(
-                unique_id=d.unique_id,
-                room_id=known.room_ids[d.room_unique_id],
-                user_id=known.user_ids[d.creator_email],
-                type=d.type,
-                message=d.message,
-                payload=d.payload,
-                disable_link_preview=d.disable_link_preview,
-                created_at=d.created_at,
-                parent_id=stored.id if stored is not None else None,
-                parent_row=parent_row,
-            )
+    room_ids, user_ids = known.room_ids, known.user_ids
+    rows = [
+        CommentRow(
+            d.unique_id,
+            room_ids[d.room_unique_id],
+            user_ids[d.creator_email],
+            d.type,
+            d.message,
+            d.payload,
+            d.disable_link_preview,
+            d.created_at,
         )
+        for d in drafts
+    ]
+    first = _first_rows(drafts)
+    for i in _replies(drafts):
+        row = rows[i]
+        row.parent_row = _earlier_parent(drafts, first, i)
+        if row.parent_row is None:
+            row.parent_id = known.comments[drafts[i].parent_unique_id].id
     return rows

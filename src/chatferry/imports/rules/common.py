@@ -168,20 +168,21 @@ def row_key(value: object, longest: int) -> str | None:
 # --- the rows of one file ----------------------------------------------------------
 
 
-def first_rows(values: Iterable[str]) -> dict[str, int]:
+def first_rows(values: Sequence[str]) -> dict[str, int]:
     """Each non-empty value -> the index of its first occurrence."""
-    first: dict[str, int] = {}
-    for index, value in enumerate(values):
-        if value:
-            first.setdefault(value, index)
+    # Built from the end, so each value's last pair written is its first occurrence.
+    first = dict(zip(reversed(values), range(len(values) - 1, -1, -1), strict=True))
+    first.pop("", None)
     return first
 
 
-def repeats(values: Iterable[str]) -> Iterator[tuple[int, str, int]]:
+def repeats(values: Sequence[str]) -> Iterator[tuple[int, str, int]]:
     """(index, value, index of its first occurrence) for each repeat of a non-empty value."""
-    first: dict[str, int] = {}
+    first = first_rows(values)
+    if len(first) == len(values) - values.count(""):
+        return  # no value repeats
     for index, value in enumerate(values):
-        if value and first.setdefault(value, index) != index:
+        if value and first[value] != index:
             yield index, value, first[value]
 
 

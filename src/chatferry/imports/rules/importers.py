@@ -27,6 +27,8 @@ class Importer(Generic[D, K, R]):
     resource: Resource
     fields: tuple[str, ...]
     parse: Callable[[int, dict[str, Any], datetime], Parsed[D]]
+    # Every row's draft at once when no row has a problem of its own, else None.
+    plain: Callable[[Sequence[dict[str, Any]], datetime], list[D] | None]
     in_file: Callable[[Sequence[D]], Iterable[Problem]]
     lookup: Callable[[Connection, int, Sequence[D]], K]
     against_app: Callable[[Sequence[D], K], Iterable[Problem]]
@@ -39,11 +41,13 @@ class Importer(Generic[D, K, R]):
     ) -> tuple[list[R], ProblemLog]:
         """The rows to write and no problem, or no rows and every problem counted."""
         log = ProblemLog(self.fields)
-        drafts = []
-        for index, raw in enumerate(raw_rows):
-            parsed = self.parse(index, raw, now)
-            log.extend(parsed.problems)
-            drafts.append(parsed.draft)
+        drafts = self.plain(raw_rows, now)
+        if drafts is None:
+            drafts = []
+            for index, raw in enumerate(raw_rows):
+                parsed = self.parse(index, raw, now)
+                log.extend(parsed.problems)
+                drafts.append(parsed.draft)
         log.extend(self.in_file(drafts))
         known = self.lookup(conn, app_pk, drafts)
         log.extend(self.against_app(drafts, known))
@@ -52,6 +56,11 @@ class Importer(Generic[D, K, R]):
     def write(self, session: Session, app_pk: int, rows: Sequence[R], hashes: list[str]) -> None:
         """``hashes`` holds the hashes of ``plain_passwords(rows)``, in the same order."""
         self.write_rows(session, app_pk, rows, hashes)
+
+
+def _row_by_row(_rows: Sequence[dict[str, Any]], _now: datetime) -> None:
+    """For the resources whose rows are only read one by one."""
+    return None
 
 
 def _no_passwords(_rows: Sequence[Any]) -> list[str]:
@@ -75,6 +84,7 @@ IMPORTERS: dict[Resource, Importer[Any, Any, Any]] = {
         Resource.USERS,
         users.FIELDS,
         users.parse_user,
+        _row_by_row,
         users.in_file,
         lookups.lookup_users,
         users.against_app,
@@ -86,6 +96,7 @@ IMPORTERS: dict[Resource, Importer[Any, Any, Any]] = {
         Resource.ROOMS,
         rooms.FIELDS,
         rooms.parse_room,
+        _row_by_row,
         rooms.in_file,
         lookups.lookup_for_rooms,
         rooms.against_app,
@@ -97,6 +108,7 @@ IMPORTERS: dict[Resource, Importer[Any, Any, Any]] = {
         Resource.COMMENTS,
         comments.FIELDS,
         comments.parse_comment,
+        comments.plain_drafts,
         comments.in_file,
         lookups.lookup_for_comments,
         comments.against_app,

@@ -152,6 +152,16 @@ PAYLOAD_CHECKS: dict[str, PayloadCheck] = {
 }
 
 
+def plain_payload(comment_type: str, value: object) -> bool:
+    """True when ``read_payload`` takes ``value`` for the type without a problem."""
+    if value is None:
+        return comment_type == "text"
+    if type(value) is not dict or nested_deeper_than(value, MAX_NESTING):
+        return False
+    check = PAYLOAD_CHECKS.get(comment_type)
+    return check is None or not check(value)
+
+
 def read_payload(read: RowReader, comment_type: str) -> dict[str, Any] | None:
     """The row's Payload checked against its message type (None when absent)."""
     value = read.raw.get("Payload")

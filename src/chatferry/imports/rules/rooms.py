@@ -152,7 +152,7 @@ def parse_room(index: int, raw: dict[str, Any], now: datetime) -> Parsed[RoomDra
 
 def in_file(drafts: Sequence[RoomDraft]) -> Iterator[Problem]:
     """Each unique id belongs to one row of the file."""
-    for i, unique_id, first in repeats(d.unique_id for d in drafts):
+    for i, unique_id, first in repeats([d.unique_id for d in drafts]):
         message = f"UniqueId {shown(unique_id)} is also used by {row_number(first)}"
         yield Problem(i, drafts[i].key, "UniqueId", message)
 

@@ -95,11 +95,11 @@ def parse_user(index: int, raw: dict[str, Any], now: datetime) -> Parsed[UserDra
 
 def in_file(drafts: Sequence[UserDraft]) -> Iterator[Problem]:
     """Each email and each token belongs to one row of the file."""
-    for i, email, first in repeats(d.email for d in drafts):
+    for i, email, first in repeats([d.email for d in drafts]):
         yield Problem(
             i, drafts[i].key, "Email", f"Email {shown(email)} is also used by {row_number(first)}"
         )
-    for i, _, first in repeats(d.authentication_token for d in drafts):
+    for i, _, first in repeats([d.authentication_token for d in drafts]):
         yield Problem(
             i,
             drafts[i].key,
