@@ -464,6 +464,26 @@ def test_export_commands_against_chatferry(source: Deployment, tmp_path: Path) -
     assert "wrong-secret-000" not in wrong.stderr + wrong.stdout
 
 
+def test_the_client_learns_of_the_extensions_from_the_answers_without_a_probe(
+    source: Deployment,
+) -> None:
+    from chatferry.api.edge import EXTENSIONS_HEADER as SENT
+    from chatferry.client.http import EXTENSIONS_HEADER as READ
+
+    assert SENT == READ
+    env = source.client(SOURCE_ID, SOURCE_SECRET)
+    before = len(source.server.log_path.read_text().splitlines())
+    record = run_client_json(env, "export", "create", "--type", "users", "--wait")
+    asked = [
+        line.split('"')[1]
+        for line in source.server.log_path.read_text().splitlines()[before:]
+        if "uvicorn.access" in line
+    ]
+    waited = f"GET /api/v2.1/rest/exports/{record['unique_id']}?wait=5 HTTP/1.1"
+    assert asked[0] == "POST /api/v2.1/rest/exports HTTP/1.1" and waited in asked, asked
+    assert not any("page=" in line for line in asked), asked  # no list page to find out
+
+
 def test_import_and_schedule_commands_against_chatferry(source: Deployment, tmp_path: Path) -> None:
     env = source.client(SOURCE_ID, SOURCE_SECRET)
     bad = tmp_path / "bad rooms.json"

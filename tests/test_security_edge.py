@@ -160,6 +160,7 @@ def test_every_answer_has_safe_headers_and_no_server_banner(
     ]
     for response in answers:
         _assert_safe_headers(response)
+        assert response.headers.get("x-chatferry-extensions") == "1"  # what the client reads
 
 
 def test_head_on_the_download_gives_the_headers_without_the_body(

@@ -2,8 +2,9 @@
 
 A pure ASGI middleware (no per-request task or body buffering): it adds the security
 headers to every answer (each unless the route set its own: the console's static files
-set their own Cache-Control) and counts each request by its route template and status
-with its latency.
+set their own Cache-Control), and ``X-Chatferry-Extensions: 1``, which tells the client
+that this server has chatferry's extensions without a request to find out; and counts
+each request by its route template and status with its latency.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; "
     "base-uri 'none'; form-action 'self'"
 )
+EXTENSIONS_HEADER = "x-chatferry-extensions"
 DEFAULT_HEADERS = [
     (b"cache-control", b"no-store"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-frame-options", b"DENY"),
+    (EXTENSIONS_HEADER.encode(), b"1"),
 ]
 
 

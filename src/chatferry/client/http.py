@@ -25,6 +25,9 @@ QUICK_RETRIES = 1  # one-shot commands: a dead server is reported within a secon
 PATIENT_RETRIES = 6  # backup and restore ride over a server restart (about 20 s)
 MAX_RETRY_AFTER = 60.0
 MAX_BACKOFF = 8.0
+# chatferry servers say on every answer that they have the extensions (meta, limit,
+# wait, validate_only); a vendor's server does not, and is asked once (has_extensions).
+EXTENSIONS_HEADER = "x-chatferry-extensions"
 # Backup and restore wait out an app's quota (a 429 with code "quota_exceeded": exports
 # or imports an hour, jobs at once) for up to this long in all, then go on.
 QUOTA_PATIENCE = 3 * 3600.0
@@ -212,6 +215,8 @@ class Api:
         patience lasts (the refused request did nothing: the server keeps nothing of it)."""
         while True:
             response = self._http.request(method, path, **kwargs)
+            if response.headers.get(EXTENSIONS_HEADER) == "1":
+                self._extensions = True
             wait = quota_wait(response)
             if wait is None or wait > self.quota_patience:
                 return response
