@@ -33,13 +33,27 @@ EXTENSIONS_HEADER = "x-chatferry-extensions"
 QUOTA_PATIENCE = 3 * 3600.0
 
 
+_TLS_LOCK = threading.Lock()
+
+
 @cache
-def tls_context() -> ssl.SSLContext:
-    """What httpx verifies with by default (certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR),
-    built once a process: loading the CA bundle took 20 ms, once per client."""
+def _load_tls_context() -> ssl.SSLContext:
     import httpx
 
     return httpx.create_ssl_context()
+
+
+def tls_context() -> ssl.SSLContext:
+    """What httpx verifies with by default (certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR),
+    built once a process: loading the CA bundle took 20 ms, once per client."""
+    with _TLS_LOCK:
+        return _load_tls_context()
+
+
+def prewarm_tls() -> None:
+    """Loads the CA bundle on a thread of its own (OpenSSL lets go of the GIL meanwhile)
+    while the first requests go out, so the download client finds it ready."""
+    threading.Thread(target=tls_context, name="tls-context", daemon=True).start()
 
 
 def _api_tls(server: str) -> ssl.SSLContext:
@@ -137,6 +151,7 @@ class Api:
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
             verify=_api_tls(connection.server),
         )
+        prewarm_tls()
         self._files: httpx.Client | None = None
         self._files_lock = threading.Lock()  # threads downloading at once build one client
         self._extensions: bool | None = None
