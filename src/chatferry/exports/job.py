@@ -186,7 +186,7 @@ class ExportJobHandler:
         totals = StreamTotals()
         try:
             # The count checked against the limit and the file's rows: one snapshot.
-            with window_snapshot(rt.engine, plan.window) as snap:
+            with window_snapshot(rt.engine, plan.window, plan.row_limit) as snap:
                 rows = _count_days(snap.conn, plan, totals)
                 if rows > plan.row_limit:
                     raise plan.over_limit(rows)
