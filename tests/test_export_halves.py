@@ -47,7 +47,7 @@ def window(sqlite_runtime: Runtime, new_app: NewApp) -> Window:
 
 
 def _read(rt: Runtime, window: Window, spool: Path, min_rows: int) -> tuple[bytes, int, bool]:
-    with window_snapshot(rt.engine, window, min_rows) as snap:
+    with window_snapshot(rt.engine, window, ROWS, min_rows) as snap:
         rows = count_rows(snap.conn, window.resource, window.app_pk, window.lower, window.upper)
         pieces = list(pieces_in_halves(snap, window, 500, rows, spool))
     return b",\n".join(p.data for p in pieces), sum(p.rows for p in pieces), snap.twin is not None
@@ -62,6 +62,14 @@ def test_two_halves_write_the_bytes_one_reader_writes(
     assert twinned and rows == ROWS
     assert halves == alone
     assert list((tmp_path / "spool").iterdir()) == []  # the half's file had no name
+
+
+def test_a_window_whose_row_limit_is_under_the_threshold_is_read_by_one_reader(
+    sqlite_runtime: Runtime, window: Window
+) -> None:
+    """Its rows are not counted to choose (an export that holds more fails its limit)."""
+    with window_snapshot(sqlite_runtime.engine, window, 99, min_rows=100) as snap:
+        assert snap.twin is None
 
 
 def test_both_halves_see_the_same_data_while_another_connection_commits(
@@ -88,7 +96,7 @@ def test_both_halves_see_the_same_data_while_another_connection_commits(
     try:
         results = []
         for _ in range(5):
-            with window_snapshot(engine, window, min_rows=100) as snap:
+            with window_snapshot(engine, window, ROWS, min_rows=100) as snap:
                 assert snap.twin is not None
                 counted = [
                     count_rows(c, window.resource, window.app_pk, window.lower, window.upper)
@@ -127,7 +135,7 @@ def test_a_failed_half_fails_the_read(
     """A driver error in the half's thread (here every statement on its connection is
     interrupted) ends the read with that error once the first half is through."""
     spool = tmp_path / "spool"
-    with window_snapshot(sqlite_runtime.engine, window, min_rows=100) as snap:
+    with window_snapshot(sqlite_runtime.engine, window, ROWS, min_rows=100) as snap:
         assert snap.twin is not None
         driver = snap.twin.connection.driver_connection
         driver.set_progress_handler(lambda: 1, 100)  # non-zero: abort the statement
@@ -144,7 +152,7 @@ def test_a_failed_half_fails_the_read(
 def test_an_export_stopped_early_stops_its_half(
     sqlite_runtime: Runtime, window: Window, tmp_path: Path
 ) -> None:
-    with window_snapshot(sqlite_runtime.engine, window, min_rows=100) as snap:
+    with window_snapshot(sqlite_runtime.engine, window, ROWS, min_rows=100) as snap:
         spool = tmp_path / "spool"
         with closing(pieces_in_halves(snap, window, 100, ROWS, spool)) as pieces:
             first = next(iter(pieces))

@@ -82,18 +82,30 @@ def _time_writer(dialect: Dialect) -> Callable[[datetime], Any]:
     return process if process is not None else _unchanged
 
 
+@lru_cache(maxsize=len(Resource))
+def _count_statement(resource: Resource) -> Select[int]:
+    """The window's row count, built once per resource: SQLAlchemy then finds its
+    compiled form without building and keying a new statement (every export creation
+    counts)."""
+    table = EXPORTS[resource].table
+    created = naive_time(table.c.created_at)
+    return (
+        select(func.count())
+        .select_from(table)
+        .where(
+            table.c.app_pk == bindparam("app_pk"),
+            created >= bindparam("lower"),
+            created < bindparam("upper"),
+        )
+    )
+
+
 def count_rows(
     conn: Connection, resource: Resource, app_pk: int, lower: datetime, upper: datetime
 ) -> int:
     """How many rows of ``resource`` the app created in [lower, upper) (naive UTC)."""
-    table = EXPORTS[resource].table
-    created = naive_time(table.c.created_at)
-    query = (
-        select(func.count())
-        .select_from(table)
-        .where(table.c.app_pk == app_pk, created >= lower, created < upper)
-    )
-    return int(conn.execute(query).scalar_one())
+    values = {"app_pk": app_pk, "lower": lower, "upper": upper}
+    return int(conn.execute(_count_statement(resource), values).scalar_one())
 
 
 @dataclass(frozen=True)

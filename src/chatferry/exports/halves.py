@@ -47,18 +47,27 @@ class WindowSnapshot:
 
 @contextmanager
 def window_snapshot(
-    engine: Engine, window: Window, min_rows: int = SPLIT_MIN_ROWS
+    engine: Engine, window: Window, max_rows: int, min_rows: int = SPLIT_MIN_ROWS
 ) -> Iterator[WindowSnapshot]:
     """A read-only snapshot (db.engine.snapshot); on SQLite, for a window of at least
     ``min_rows`` rows, with a second connection that sees exactly the same data (when
-    the write lock is free within GATE_WAIT_MS)."""
-    if engine.dialect.name != "sqlite" or _rough_count(engine, window) < min_rows:
+    the write lock is free within GATE_WAIT_MS). A window allowed fewer than
+    ``min_rows`` rows (``max_rows``, the export's row limit) is never split: its rows
+    are not counted first (a window over its limit fails as soon as it is counted)."""
+    if not _may_split(engine, window, max_rows, min_rows):
         with snapshot(engine) as conn:
             yield WindowSnapshot(conn)
         return
     with snapshot(engine) as conn, snapshot(engine) as twin:
         gated = _begin_together(engine, conn, twin)
         yield WindowSnapshot(conn, twin if gated else None)
+
+
+def _may_split(engine: Engine, window: Window, max_rows: int, min_rows: int) -> bool:
+    """Whether the window is read in halves, if the write lock lets it."""
+    if engine.dialect.name != "sqlite" or max_rows < min_rows:
+        return False
+    return _rough_count(engine, window) >= min_rows
 
 
 def _rough_count(engine: Engine, window: Window) -> int:

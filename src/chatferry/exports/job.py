@@ -186,7 +186,7 @@ class ExportJobHandler:
         totals = StreamTotals()
         try:
             # The count checked against the limit and the file's rows: one snapshot.
-            with window_snapshot(rt.engine, plan.window) as snap:
+            with window_snapshot(rt.engine, plan.window, plan.row_limit) as snap:
                 rows = _count_days(snap.conn, plan, totals)
                 if rows > plan.row_limit:
                     raise plan.over_limit(rows)
@@ -257,15 +257,20 @@ def _mark_finished(rt: Runtime, plan: ExportPlan, key: str, totals: StreamTotals
                 day_rows=totals.day_rows,
             )
         )
-        if result.rowcount:
+        done = bool(result.rowcount)
+        if done:
             ended = Ended(JOB_KIND, plan.export_id, plan.unique_id, plan.app.pk, "finished")
             rt.events.ended(conn, ended)
-        finished_elsewhere = (
-            conn.scalar(select(_exports.c.status).where(_exports.c.id == plan.export_id))
-            == ExportStatus.FINISHED
-        )
-    if result.rowcount:
+        else:  # the record is read only then: a small export's every query counts
+            kept = _finished_elsewhere(conn, plan.export_id)
+    if done:
         rt.events.publish(event_key(JOB_KIND, plan.unique_id))
-    elif not finished_elsewhere:
+    elif not kept:
         rt.store.delete(key)
-    return bool(result.rowcount)
+    return done
+
+
+def _finished_elsewhere(conn: Connection, export_id: int) -> bool:
+    """Another run of the job finished the export (with the same file)."""
+    status = conn.scalar(select(_exports.c.status).where(_exports.c.id == export_id))
+    return bool(status == ExportStatus.FINISHED)

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from chatferry.apps.service import AppContext, app_context
 from chatferry.clock import rfc3339_in_zone, utcnow
@@ -148,7 +149,8 @@ def create_export(
     export = new_export(app, resource, start, end, now, run_at=run_at)
     session.add(export)
     session.flush()
-    session.refresh(export, ["schedule_unique_id"])  # a query expression: not set on insert
+    # A query expression, not set on insert: an export created here has no schedule.
+    set_committed_value(export, "schedule_unique_id", None)
     enqueue(session, export_job(settings, app, export))
     return export
 

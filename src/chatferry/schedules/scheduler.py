@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from chatferry.apps.service import AppContext, app_context
 from chatferry.clock import utcnow
-from chatferry.db.engine import begin_write, transaction
+from chatferry.db.engine import begin_write, read_connection, transaction
 from chatferry.db.models import App, Export, ExportSchedule, table_of
 from chatferry.db.outage import log_failure
 from chatferry.exports.service import export_job, new_export
@@ -43,6 +43,7 @@ from chatferry.settings import Settings
 log = logging.getLogger(__name__)
 _schedules = table_of(ExportSchedule)
 _exports = table_of(Export)
+_SCHEDULE_ID = select(_exports.c.schedule_id).where(_exports.c.id == bindparam("export_id"))
 
 DUE_BATCH = 100
 # Runs that hold their days: in flight or done well.
@@ -237,6 +238,8 @@ def run_now(
 def on_export_finished(rt: Runtime, export_id: int) -> None:
     """The finished-export hook: if the export is a schedule's run, moves the
     schedule's covered day on and applies its keep_last."""
+    if not _is_schedule_run(rt, export_id):
+        return
     with transaction(rt.sessions) as session:
         begin_write(session)
         schedule = _schedule_of_export(session, export_id)
@@ -245,6 +248,15 @@ def on_export_finished(rt: Runtime, export_id: int) -> None:
         _advance_coverage(session, schedule)
         keys = prune_runs(session, schedule.id, schedule.keep_last)
     remove_files(rt, keys)
+
+
+def _is_schedule_run(rt: Runtime, export_id: int) -> bool:
+    """Whether the export has a schedule, read without SQLite's write lock: most exports
+    (every one a backup makes) have none, and taking the lock for each made them wait
+    on the API's writes. An export's schedule is set when it is created and only ever
+    cleared (the schedule deleted), so a None read here stays None."""
+    with read_connection(rt.engine) as conn:
+        return conn.execute(_SCHEDULE_ID, {"export_id": export_id}).scalar() is not None
 
 
 def _schedule_of_export(session: Session, export_id: int) -> ExportSchedule | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import glob
 import os
 import shutil
 from collections.abc import Iterable, Iterator
@@ -258,9 +257,20 @@ class FileStore:
         """
         path = self.local_path(key)
         if path is not None:
-            for partial in path.parent.glob(glob.escape(path.name) + "#*"):
+            for partial in _partials(path):
                 partial.unlink(missing_ok=True)
 
     def local_path(self, key: str) -> Path | None:
         """The file's path on disk when the store is local, else None."""
         return None if self._local_root is None else self._local_root / key
+
+
+def _partials(path: Path) -> list[Path]:
+    """The staging files ``<name>#<n>`` beside ``path`` (a prefix test per entry: a glob
+    compiled a new pattern for every key, a tenth of a millisecond each export)."""
+    prefix = path.name + "#"
+    try:
+        with os.scandir(path.parent) as entries:
+            return [Path(entry.path) for entry in entries if entry.name.startswith(prefix)]
+    except FileNotFoundError:  # no file was ever stored there
+        return []
