@@ -17,7 +17,7 @@ from chatferry.exports.job import ExportJobHandler
 from chatferry.exports.retention import sweep_expired_exports
 from chatferry.imports.job import ImportJobHandler
 from chatferry.imports.retention import sweep_stray_uploads
-from chatferry.jobs.events import Ended
+from chatferry.jobs.events import WEBHOOKS_DUE, Ended, send_event
 from chatferry.jobs.handlers import Handlers, handlers_of
 from chatferry.jobs.periodic import PeriodicRunner, PeriodicTask
 from chatferry.jobs.queue import Lane
@@ -68,7 +68,9 @@ def install_events(rt: Runtime) -> None:
     process that can end a record or wait for one calls it: serve, worker."""
 
     def queue_deliveries(executor: Any, ended: Ended) -> None:
-        queue_for_ended(executor, rt.settings, ended)
+        if queue_for_ended(executor, rt.settings, ended):
+            send_event(executor, WEBHOOKS_DUE)  # the other processes, on commit
+            rt.events.also_on(ended.key, WEBHOOKS_DUE)  # this one, once committed
 
     rt.events.hooks["webhooks"] = queue_deliveries
     rt.events.listen(rt.engine)

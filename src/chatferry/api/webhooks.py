@@ -22,7 +22,7 @@ from chatferry.apps.service import AppContext
 from chatferry.clock import rfc3339_in_zone
 from chatferry.db.engine import reading, transaction
 from chatferry.db.models import WebhookDelivery, WebhookEndpoint
-from chatferry.jobs.events import event_key, send_event
+from chatferry.jobs.events import WEBHOOKS_DUE, send_event
 from chatferry.webhooks import service
 from chatferry.webhooks.addresses import Policy, check_registration
 from chatferry.webhooks.requests import WebhookRequest
@@ -135,7 +135,7 @@ def delete_webhook(webhook_id: str, app: CurrentApp, rt: RuntimeDep) -> Response
 def _queued(session: Any, delivery: WebhookDelivery) -> None:
     """Tells the webhook senders of every process that a delivery is due (PostgreSQL;
     the caller wakes its own process's sender after committing)."""
-    send_event(session, event_key(service.JOB_KIND, delivery.unique_id))
+    send_event(session, WEBHOOKS_DUE)
 
 
 @router.post(
@@ -151,7 +151,7 @@ async def test_webhook(webhook_id: str, app: CurrentApp, rt: RuntimeDep) -> Resp
             delivery = service.queue_ping(session, rt.settings, app, webhook_id)
             _queued(session, delivery)
             record = delivery_record(delivery, app)
-        rt.events.publish(event_key(service.JOB_KIND, record["id"]))
+        rt.events.publish(WEBHOOKS_DUE)
         return {"delivery": record}
 
     return ok(await run_in_threadpool(queue))
@@ -172,7 +172,7 @@ async def retry_delivery(
             delivery = service.retry_delivery(session, rt.settings, app, webhook_id, delivery_id)
             _queued(session, delivery)
             record = delivery_record(delivery, app)
-        rt.events.publish(event_key(service.JOB_KIND, record["id"]))
+        rt.events.publish(WEBHOOKS_DUE)
         return {"delivery": record}
 
     return ok(await run_in_threadpool(retry))

@@ -23,7 +23,7 @@ import httpx
 
 from chatferry.clock import utcnow
 from chatferry.jobs import queue
-from chatferry.jobs.events import ANY
+from chatferry.jobs.events import WEBHOOKS_DUE
 from chatferry.jobs.queue import ClaimedJob, Lane
 from chatferry.obs.log import log_event
 from chatferry.runtime import Runtime
@@ -72,7 +72,7 @@ class WebhookSender:
         limits = httpx.Limits(max_connections=settings.webhooks_concurrency)
         tasks: set[asyncio.Task[None]] = set()
         async with httpx.AsyncClient(follow_redirects=False, limits=limits) as client:
-            with self.rt.events.subscription(ANY) as heard:
+            with self.rt.events.subscription(WEBHOOKS_DUE) as heard:
                 while not self._stopping.is_set():
                     heard.clear()
                     self._wake.clear()
