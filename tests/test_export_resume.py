@@ -43,9 +43,14 @@ def _download(files: FileServer, dest: Path, body: bytes, rows: int) -> None:
     assert got.sha256 == hashlib.sha256(body).hexdigest() and dest.read_bytes() == body
 
 
-def _left_from_a_cut(dest: Path, validator: str) -> None:
-    dest.with_name(dest.name + ".part").write_bytes(OLD[:CUT])
+def _part_left(dest: Path, data: bytes, validator: str) -> None:
+    """A ``.part`` file and its validator, as an earlier run left them."""
+    dest.with_name(dest.name + ".part").write_bytes(data)
     dest.with_name(dest.name + ".part.validator").write_text(validator)
+
+
+def _left_from_a_cut(dest: Path, validator: str) -> None:
+    _part_left(dest, OLD[:CUT], validator)
 
 
 def test_an_unchanged_file_resumes_with_range_and_if_range(
@@ -99,8 +104,7 @@ def test_a_part_longer_than_the_file_starts_again_from_byte_0(
 ) -> None:
     files.routes["/e.json"] = Route(OLD, etag='"v1"')
     dest = tmp_path / "e.json"
-    dest.with_name("e.json.part").write_bytes(OLD + b"left by another file")
-    dest.with_name("e.json.part.validator").write_text('"v1"')
+    _part_left(dest, OLD + b"left by another file", '"v1"')
     _download(files, dest, OLD, 2000)  # a 416 (the .part is no prefix), then a whole GET
     assert ["range" in h for h in files.hits("/e.json")] == [True, False]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.json"]
@@ -111,8 +115,7 @@ def test_a_whole_part_left_by_a_killed_run_is_checked_and_kept(
 ) -> None:
     files.routes["/e.json"] = Route(OLD, etag='"v1"')
     dest = tmp_path / "e.json"
-    dest.with_name("e.json.part").write_bytes(OLD)
-    dest.with_name("e.json.part.validator").write_text('"v1"')
+    _part_left(dest, OLD, '"v1"')
     _download(files, dest, OLD, 2000)  # a 416 naming its size: nothing more to fetch
     assert len(files.hits("/e.json")) == 1
 
@@ -122,8 +125,6 @@ def test_a_whole_part_that_differs_from_the_record_is_fetched_again(
 ) -> None:
     files.routes["/e.json"] = Route(OLD, etag='"v1"')
     dest = tmp_path / "e.json"
-    damaged = bytes([OLD[0] ^ 0xFF]) + OLD[1:]
-    dest.with_name("e.json.part").write_bytes(damaged)
-    dest.with_name("e.json.part.validator").write_text('"v1"')
+    _part_left(dest, bytes([OLD[0] ^ 0xFF]) + OLD[1:], '"v1"')
     _download(files, dest, OLD, 2000)  # its sha256 differs: one fresh download
     assert ["range" in h for h in files.hits("/e.json")] == [True, False]

@@ -1,11 +1,11 @@
 """Job events inside and across processes: "this export ended", "a delivery is due".
 
 An event is a short key (``export:<unique_id>``, ``import:<unique_id>``, and
-``webhooks:due`` when a webhook delivery was queued). The code that ends a record calls ``Ended`` hooks and
-``send_event`` in the transaction that sets the final status; on PostgreSQL that is a
-``NOTIFY chatferry_events`` delivered to every process on commit. After the commit it
-also publishes the key in its own process (``EventHub.publish``), which is all there is
-on SQLite.
+``webhooks:due`` when a webhook delivery was queued). The code that ends a record calls
+``Ended`` hooks and ``send_event`` in the transaction that sets the final status; on
+PostgreSQL that is a ``NOTIFY chatferry_events`` delivered to every process on commit.
+After the commit it also publishes the key in its own process (``EventHub.publish``),
+which is all there is on SQLite.
 
 Each process has one ``EventHub``: waiters (a ``GET ...?wait=``, the webhook sender)
 subscribe to a key and get an ``asyncio.Event`` set from whatever thread publishes. On

@@ -272,5 +272,5 @@ def _partials(path: Path) -> list[Path]:
     try:
         with os.scandir(path.parent) as entries:
             return [Path(entry.path) for entry in entries if entry.name.startswith(prefix)]
-    except FileNotFoundError:  # no file was ever stored there
-        return []
+    except OSError:  # no directory there (or none to read): nothing to clean up, and the
+        return []  # write or delete that follows reports what is wrong, as a storage error
