@@ -20,7 +20,7 @@ from chatferry.client.attachments.rehost import open_storage
 from client_helpers import assert_one_line_error, backup_rows, run_client
 from support.file_server import FileServer, Route, file_server
 from support.s3 import S3Bucket
-from test_client_processes import Deployment, _settings, _start
+from test_client_processes import Deployment, start_deployment
 
 pytestmark = pytest.mark.slow
 
@@ -49,8 +49,7 @@ def files() -> Iterator[FileServer]:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory, files: FileServer) -> Iterator[Deployment]:
     directory = tmp_path_factory.mktemp("files-app")
-    settings = _settings(directory, f"sqlite:///{directory / 'chatferry.db'}")
-    deployment = Deployment(_start(settings, directory / "serve.log"), settings)
+    deployment = start_deployment(directory)
     deployment.cli("apps", "create", "--name", "Files", "--app-id", APP, "--secret", SECRET)
     env = deployment.client(APP, SECRET)
     when = moment(3)

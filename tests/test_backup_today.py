@@ -14,7 +14,7 @@ import pytest
 
 from attachment_helpers import import_rows, moment, rooms, text_comment, users
 from client_helpers import backup_rows, run_client, run_client_json
-from test_client_processes import Deployment, _settings, _start, postgres_url  # noqa: F401
+from test_client_processes import Deployment, postgres_url, start_deployment  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +24,7 @@ APP, SECRET = "today-app", "today-secret-123"
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     directory = tmp_path_factory.mktemp("today-source")
-    settings = _settings(directory, f"sqlite:///{directory / 'chatferry.db'}")
-    deployment = Deployment(_start(settings, directory / "serve.log"), settings)
+    deployment = start_deployment(directory)
     deployment.cli("apps", "create", "--name", "Today", "--app-id", APP, "--secret", SECRET)
     yield deployment
     deployment.server.stop()
@@ -34,8 +33,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[Deployment]:  # noqa: F811
     directory = tmp_path_factory.mktemp("today-target")
-    deployment = Deployment(_start(_settings(directory, postgres_url), directory / "serve.log"), {
-        **_settings(directory, postgres_url)})  # fmt: skip
+    deployment = start_deployment(directory, postgres_url)
     yield deployment
     deployment.server.stop()
 

@@ -27,10 +27,9 @@ from client_helpers import assert_one_line_error, backup_rows, run_client, run_c
 from support.servers import cli_command
 from test_client_processes import (
     Deployment,
-    _settings,
-    _start,
     assert_same_rows,
     postgres_url,  # noqa: F401 (a fixture)
+    start_deployment,
 )
 
 pytestmark = pytest.mark.slow
@@ -58,8 +57,7 @@ def _no_identity(env: dict[str, str]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     directory = tmp_path_factory.mktemp("private-source")
-    settings = _settings(directory, f"sqlite:///{directory / 'chatferry.db'}")
-    deployment = Deployment(_start(settings, directory / "serve.log"), settings)
+    deployment = start_deployment(directory)
     deployment.cli("apps", "create", "--name", "Private", "--app-id", APP_ID, "--secret", SECRET)
     deployment.cli("demo-data", "--app-id", APP_ID, "--users", "30", "--rooms", "12",
                    "--comments", "500", "--days", "22", "--seed", "3")  # fmt: skip
@@ -70,8 +68,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[Deployment]:  # noqa: F811
     directory = tmp_path_factory.mktemp("private-target")
-    settings = _settings(directory, postgres_url)
-    deployment = Deployment(_start(settings, directory / "serve.log"), settings)
+    deployment = start_deployment(directory, postgres_url)
     yield deployment
     deployment.server.stop()
 

@@ -99,6 +99,14 @@ def _settings(directory: Path, database_url: str, **extra: str) -> dict[str, str
     }
 
 
+def start_deployment(directory: Path, database_url: str = "", **extra: str) -> Deployment:
+    """``chatferry serve`` with its data in ``directory`` (and SQLite there, unless a
+    ``database_url`` is given), extra CHATFERRY_* settings, its log in serve.log."""
+    url = database_url or f"sqlite:///{directory / 'chatferry.db'}"
+    settings = _settings(directory, url, **extra)
+    return Deployment(_start(settings, directory / "serve.log"), settings)
+
+
 def _known_users_file(directory: Path) -> Path:
     moment = (datetime.now(UTC) - timedelta(days=100)).strftime("%Y-%m-%dT%H:%M:%SZ")
     rows = [
@@ -115,12 +123,7 @@ def _known_users_file(directory: Path) -> Path:
 def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """SQLite, 120 days of demo data, and a comment limit that 30 days exceed."""
     directory = tmp_path_factory.mktemp("source")
-    settings = _settings(
-        directory,
-        f"sqlite:///{directory / 'chatferry.db'}",
-        CHATFERRY_EXPORT_MAX_COMMENTS=str(COMMENT_LIMIT),
-    )
-    deployment = Deployment(_start(settings, directory / "serve.log"), settings)
+    deployment = start_deployment(directory, CHATFERRY_EXPORT_MAX_COMMENTS=str(COMMENT_LIMIT))
     deployment.cli("apps", "create", "--name", "Source", "--app-id", SOURCE_ID,
                    "--secret", SOURCE_SECRET)  # fmt: skip
     deployment.cli("demo-data", "--app-id", SOURCE_ID, "--users", "80", "--rooms", "40",
@@ -159,8 +162,7 @@ def postgres_url() -> Iterator[str]:
 def target(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[Deployment]:
     """PostgreSQL, a small upload limit (so restores cut many uploads after a 413)."""
     directory = tmp_path_factory.mktemp("target")
-    settings = _settings(directory, postgres_url, CHATFERRY_IMPORT_MAX_BYTES="150000")
-    deployment = Deployment(_start(settings, directory / "serve.log"), settings)
+    deployment = start_deployment(directory, postgres_url, CHATFERRY_IMPORT_MAX_BYTES="150000")
     yield deployment
     deployment.server.stop()
 

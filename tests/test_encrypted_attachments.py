@@ -26,9 +26,8 @@ from client_helpers import backup_rows, run_client, run_client_json
 from support.file_server import FileServer, Route, file_server
 from test_client_processes import (
     Deployment,
-    _settings,
-    _start,
     postgres_url,  # noqa: F401 (a fixture)
+    start_deployment,
 )
 
 pytestmark = pytest.mark.slow
@@ -72,8 +71,7 @@ def files() -> Iterator[FileServer]:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory, files: FileServer) -> Iterator[Deployment]:
     directory = tmp_path_factory.mktemp("sealed-app")
-    settings = _settings(directory, f"sqlite:///{directory / 'chatferry.db'}")
-    deployment = Deployment(_start(settings, directory / "serve.log"), settings)
+    deployment = start_deployment(directory)
     deployment.cli("apps", "create", "--name", "Sealed", "--app-id", APP, "--secret", SECRET)
     env = deployment.client(APP, SECRET)
     when, uploads = moment(4), directory / "uploads"
@@ -91,8 +89,7 @@ def app(tmp_path_factory: pytest.TempPathFactory, files: FileServer) -> Iterator
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[Deployment]:  # noqa: F811
     directory = tmp_path_factory.mktemp("sealed-target")
-    settings = _settings(directory, postgres_url)
-    deployment = Deployment(_start(settings, directory / "serve.log"), settings)
+    deployment = start_deployment(directory, postgres_url)
     yield deployment
     deployment.server.stop()
 
