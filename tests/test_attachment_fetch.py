@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from chatferry.client.attachments.addresses import AddressPins, pinned_client, why_refused
+from chatferry.client.attachments.addresses import AddressPins, why_refused
 from chatferry.client.attachments.fetch import Download, Failed, FetchSettings, retry_after
+from chatferry.client.attachments.pinned import pinned_client
 from support.file_server import FileServer, Route, file_server
 
 BODY = b"pinned bytes"

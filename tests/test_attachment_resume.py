@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from chatferry.client.attachments import store
-from chatferry.client.attachments.addresses import AddressPins, pinned_client
+from chatferry.client.attachments.addresses import AddressPins
 from chatferry.client.attachments.fetch import KEEP_VALIDATOR_BYTES, Download, FetchSettings
+from chatferry.client.attachments.pinned import pinned_client
 from chatferry.client.attachments.run import PER_HOST, AttachmentOptions, Entry, Fetcher
 from support.file_server import FileServer, Route, file_server
 

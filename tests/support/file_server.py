@@ -10,6 +10,7 @@ ETag, else its Last-Modified): then 200 and the whole file, as HTTP says.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +33,9 @@ class Route:
     last_modified: str = ""
     after_cut: Route | None = None  # the path answers from this route once cut
     range_from: int | None = None  # a 206 starts here, whatever the Range asked
+    # The connection is closed after the answer without a word (as a server closes a
+    # kept-alive connection that sat idle): the client's next request on it fails.
+    drop_connection: bool = False
 
     @property
     def validator(self) -> str:
@@ -47,6 +51,7 @@ class FileServer:
     in_flight: dict[str, int] = field(default_factory=dict)  # Host name -> requests now
     peaks: dict[str, int] = field(default_factory=dict)  # Host name -> most at once
     peak_total: int = 0
+    connections: int = 0  # TCP connections accepted
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str) -> str:
@@ -76,6 +81,11 @@ def _handler(server: FileServer) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: object) -> None:
             return None
+
+        def setup(self) -> None:
+            with server._lock:
+                server.connections += 1
+            super().setup()
 
         def do_GET(self) -> None:
             headers = {k.lower(): v for k, v in self.headers.items()}
@@ -132,6 +142,7 @@ def _handler(server: FileServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             self.wfile.write(body)
+            self.close_connection = route.drop_connection
 
     return Handler
 
@@ -149,11 +160,15 @@ def _range_start(route: Route, headers: dict[str, str]) -> int:
 
 
 @contextmanager
-def file_server() -> Iterator[FileServer]:
+def file_server(tls: ssl.SSLContext | None = None) -> Iterator[FileServer]:
+    """The server on 127.0.0.1 (``tls``: over https, with that context's certificate)."""
     state = FileServer()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     httpd.daemon_threads = True
-    state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    if tls is not None:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+    scheme = "https" if tls is not None else "http"
+    state.base_url = f"{scheme}://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:

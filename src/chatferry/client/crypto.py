@@ -16,6 +16,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -279,12 +280,35 @@ def encrypting_writer(path: Path, recipients: Sequence[Recipient]) -> Iterator[E
     writer.encrypted = hashed
 
 
-def encrypt_bytes(path: Path, data: bytes, recipients: Sequence[Recipient]) -> EncryptingWriter:
-    """``data`` as the age file ``path`` (atomically); its size and sha256."""
-    with encrypting_writer(path, recipients) as writer:
-        for start in range(0, len(data), CHUNK):
-            writer.write(data[start : start + CHUNK])
-    return writer
+@dataclass(frozen=True)
+class SealedFile:
+    """An age file written: its encrypted bytes' size and sha256."""
+
+    size: int
+    sha256: str
+
+
+def encrypt_bytes(
+    path: Path, data: bytes, recipients: Sequence[Recipient], sync: bool = True
+) -> SealedFile:
+    """``data``, encrypted in memory, as the age file ``path`` (written under a temporary
+    name and renamed). ``sync``: the file and the rename are synced here; else the caller
+    syncs them before anything names the file. Its size and sha256."""
+    sealed = pyrage.encrypt(bytes(data), list(recipients))
+    temporary = temporary_name(path)
+    try:
+        with open_private(temporary) as handle:
+            handle.write(sealed)
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    if sync:
+        sync_dir(path.parent)
+    return SealedFile(len(sealed), hashlib.sha256(sealed).hexdigest())
 
 
 class _HashingReader(io.RawIOBase):

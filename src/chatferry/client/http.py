@@ -145,7 +145,7 @@ class Api:
             headers={
                 "QISCUS-SDK-APP-ID": connection.app_id,
                 "QISCUS-SDK-SECRET": connection.secret,
-                "User-Agent": _user_agent(),
+                "User-Agent": user_agent(),
             },
             timeout=self._timeout,
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
@@ -177,7 +177,7 @@ class Api:
                 self._files = httpx.Client(
                     timeout=self._timeout,
                     follow_redirects=True,
-                    headers={"User-Agent": _user_agent()},
+                    headers={"User-Agent": user_agent()},
                     verify=tls_context(),
                 )
             return self._files
@@ -258,7 +258,7 @@ class Api:
         return self._extensions
 
 
-def _user_agent() -> str:
+def user_agent() -> str:
     from chatferry import __version__
 
     return f"chatferry-client/{__version__}"

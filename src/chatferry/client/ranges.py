@@ -7,13 +7,19 @@ than the one asked is not a continuation either."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import httpx
+from collections.abc import Mapping
+from typing import Protocol
 
 
-def range_validator(response: httpx.Response) -> str | None:
+class Answer(Protocol):
+    """An HTTP answer (httpx's, or the attachment client's): its headers, by lowercase
+    name."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+def range_validator(response: Answer) -> str | None:
     """What ``If-Range`` may carry to resume this answer: its strong ETag, else its
     Last-Modified (a weak ETag cannot validate a range)."""
     etag = response.headers.get("etag")
@@ -33,7 +39,7 @@ def resume_headers(offset: int, validator: str | None) -> dict[str, str]:
     return headers
 
 
-def range_start(response: httpx.Response) -> int | None:
+def range_start(response: Answer) -> int | None:
     """The first byte of a ``Content-Range: bytes A-B/N`` answer."""
     value = response.headers.get("content-range", "")
     if not value.startswith("bytes ") or "-" not in value:

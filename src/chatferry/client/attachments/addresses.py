@@ -3,10 +3,10 @@
 A host is resolved once per run; its addresses are checked (loopback, private,
 link-local, CGNAT 100.64/10, multicast, reserved and unspecified addresses are refused
 unless private URLs are allowed) and the first is pinned. Every connection, redirects
-included, goes through :class:`PinnedBackend`, which connects to the pinned address and
-nothing else, so the address checked is the address connected to: a DNS answer that
-changes between the check and the connection (DNS rebinding) cannot reach another host.
-TLS still verifies the certificate for the URL's host name (SNI and Host are kept).
+included, connects to the pinned address and nothing else (see
+:mod:`chatferry.client.attachments.pinned`), so the address checked is the address
+connected to: a DNS answer that changes between the check and the connection (DNS
+rebinding) cannot reach another host.
 """
 
 from __future__ import annotations
@@ -14,13 +14,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
-from collections.abc import Iterable
-from typing import Any
-
-import httpcore
-import httpx
-
-from chatferry.client.http import tls_context
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -92,41 +85,3 @@ def _resolve(host: str, port: int) -> list[str]:
     if not addresses:
         raise UnresolvedHost(host, "no address")
     return addresses
-
-
-class PinnedBackend(httpcore.SyncBackend):
-    """Opens every TCP connection to the pinned address of the requested host."""
-
-    def __init__(self, pins: AddressPins) -> None:
-        self.pins = pins
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        address = self.pins.address(host, port)
-        return super().connect_tcp(address, port, timeout, local_address, socket_options)
-
-
-def pinned_client(pins: AddressPins, connections: int, timeout: float) -> httpx.Client:
-    """An HTTP client whose connections go only to checked, pinned addresses; no proxy
-    from the environment (it would connect elsewhere) and no automatic redirects."""
-    transport = httpx.HTTPTransport(verify=tls_context(), trust_env=False)
-    ssl_context = transport._pool._ssl_context
-    transport._pool = httpcore.ConnectionPool(
-        ssl_context=ssl_context,
-        max_connections=connections,
-        max_keepalive_connections=connections,
-        network_backend=PinnedBackend(pins),
-    )
-    return httpx.Client(
-        transport=transport,
-        trust_env=False,
-        follow_redirects=False,
-        timeout=httpx.Timeout(timeout),
-        headers={"Accept-Encoding": "identity"},
-    )

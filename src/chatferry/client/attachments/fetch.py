@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx
-
 from chatferry.client.attachments import store
 from chatferry.client.attachments.addresses import RefusedAddress, UnresolvedHost
+from chatferry.client.attachments.pinned import PinnedClient, Response, Timeout, TransportError
 from chatferry.client.attachments.sealed import SealedStore
 from chatferry.client.ranges import range_start, range_validator, resume_headers
 
@@ -35,6 +34,10 @@ MAX_REDIRECTS = 5
 MAX_WAIT_SECONDS = 60.0
 DEFAULT_RETRIES = 3
 KEEP_VALIDATOR_BYTES = 1 << 20  # smaller downloads start over after a stopped run
+# An encrypted download of at most this many bytes (by its Content-Length) is read whole
+# and encrypted in one call: a streaming encryption's thread and per-file syncs cost a
+# 50 KB file more than its bytes do.
+SEAL_IN_MEMORY_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ class Download:
 
     def __init__(
         self,
-        client: httpx.Client,
+        client: PinnedClient,
         directory: Path,
         settings: FetchSettings,
         progress: Callable[[int], None] = lambda _: None,
@@ -141,10 +144,10 @@ class Download:
                     return self._receive(response, key, offset)
             except (RefusedAddress, UnresolvedHost) as exc:
                 raise Failed(exc.reason) from None
-            except httpx.TimeoutException:
+            except Timeout:
                 raise _Retry("timeout") from None
-            except httpx.TransportError as exc:
-                raise _Retry(f"connection failed ({exc.__class__.__name__}: {exc})") from None
+            except TransportError as exc:
+                raise _Retry(f"connection failed ({exc})") from None
         raise Failed(f"more than {MAX_REDIRECTS} redirects")
 
     def _resume_from(self, key: str) -> int:
@@ -156,7 +159,7 @@ class Download:
             return offset if self._on_disk else 0
         return offset
 
-    def _keep_validator(self, response: httpx.Response, key: str, length: int | None) -> None:
+    def _keep_validator(self, response: Response, key: str, length: int | None) -> None:
         """Notes what ``If-Range`` sends if this download, started from byte 0, is cut."""
         self._validator, self._known = range_validator(response), True
         if self._validator and (length is None or length >= KEEP_VALIDATOR_BYTES):
@@ -166,7 +169,7 @@ class Download:
             store.keep_validator(self.directory, key, None)
             self._on_disk = False
 
-    def _receive(self, response: httpx.Response, key: str, offset: int) -> Fetched:
+    def _receive(self, response: Response, key: str, offset: int) -> Fetched:
         status = response.status_code
         if status == 429 or status >= 500:
             raise _Retry(f"HTTP {status}", retry_after(response.headers.get("retry-after")))
@@ -185,6 +188,8 @@ class Download:
         size = int(length) if length is not None and length.isdigit() else None
         if size is not None:
             self._check_size(start + size)
+        if self.sealed is not None and size is not None and size <= SEAL_IN_MEMORY_BYTES:
+            return self._seal_in_memory(response, self.sealed)
         if self.sealed is not None:
             return self._seal(response, self.sealed)
         if not start:
@@ -196,7 +201,7 @@ class Download:
         if size > cap:
             raise Failed(f"too large ({size}{'+' if more else ''} bytes > {cap})")
 
-    def _receive_into(self, response: httpx.Response, write: Callable[[bytes], Any]) -> Any:
+    def _receive_into(self, response: Response, write: Callable[[bytes], Any]) -> Any:
         """Streams the body into ``write`` under the size cap; its sha256 state and size."""
         hasher, size = _new_hash(), 0
         for chunk in response.iter_raw():
@@ -207,15 +212,19 @@ class Download:
             self.progress(len(chunk))
         return hasher, size
 
-    def _seal(self, response: httpx.Response, sealed: SealedStore) -> Fetched:
+    def _seal(self, response: Response, sealed: SealedStore) -> Fetched:
         with sealed.writer() as (writer, name):
             hasher, size = self._receive_into(response, writer.write)
-        sha256 = hasher.hexdigest()
-        kept, new = sealed.keep(sha256, name)
-        content_type = response.headers.get("content-type", "").split(";")[0].strip()
-        return Fetched(sha256, size, content_type, kept, writer.size, writer.sha256, new)
+        return _sealed(response, sealed, hasher.hexdigest(), size, name, writer)
 
-    def _write(self, response: httpx.Response, key: str, start: int) -> Fetched:
+    def _seal_in_memory(self, response: Response, sealed: SealedStore) -> Fetched:
+        """A small body read whole and encrypted in one call (no encryption thread)."""
+        body = bytearray()
+        hasher, size = self._receive_into(response, body.extend)
+        name, stored = sealed.store_bytes(bytes(body))
+        return _sealed(response, sealed, hasher.hexdigest(), size, name, stored)
+
+    def _write(self, response: Response, key: str, start: int) -> Fetched:
         hasher: Any = store.partial_hash(self.directory, key) if start else _new_hash()
         size = start
         with store.open_for_write(self.directory, key, append=start > 0) as handle:
@@ -231,6 +240,16 @@ class Download:
             store.keep_validator(self.directory, key, None)
         content_type = response.headers.get("content-type", "")
         return Fetched(sha256, size, content_type.split(";")[0].strip())
+
+
+def _sealed(
+    response: Response, sealed: SealedStore, sha256: str, size: int, name: str, stored: Any
+) -> Fetched:
+    """What an encrypted download stored (``stored``: the age file's size and sha256); a
+    copy of bytes this run stored already is dropped for the earlier file."""
+    kept, new = sealed.keep(sha256, name)
+    content_type = response.headers.get("content-type", "").split(";")[0].strip()
+    return Fetched(sha256, size, content_type, kept, stored.size, stored.sha256, new)
 
 
 def _new_hash() -> Any:

@@ -118,7 +118,9 @@ class SealedIndexWriter(IndexWriter):
         self.name = index_name(new_run_id())
 
     def _sync(self, batch: dict[str, Entry]) -> None:
-        """Nothing to do: each encrypted file is synced as it is written."""
+        """Syncs the encrypted files this batch stored (a small one is written unsynced)."""
+        stored = [self.directory / str(e["file"]) for e in batch.values() if "encrypted" in e]
+        store.sync_files(stored, self.directory / store.ATTACHMENTS_DIR)
 
     def _keep(self, url: str, entry: Entry) -> None:
         encrypted = entry.pop("encrypted", None)

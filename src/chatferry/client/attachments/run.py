@@ -4,27 +4,25 @@ in the attachment index as it arrives (a run that is stopped keeps what it fetch
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-
-import httpx
 
 from chatferry.client.attachments import store
-from chatferry.client.attachments.addresses import AddressPins, pinned_client
+from chatferry.client.attachments.addresses import AddressPins
 from chatferry.client.attachments.fetch import Download, Failed, Fetched, FetchSettings
+from chatferry.client.attachments.hosts import HostQueue
+from chatferry.client.attachments.pinned import PinnedClient, pinned_client
 from chatferry.client.attachments.sealed import SealedStore
 from chatferry.client.files import now_rfc3339
-from chatferry.client.progress import NullReporter, Reporter
+from chatferry.client.progress import NullReporter, Reporter, Task
 
 DEFAULT_CONCURRENCY = 8
 DEFAULT_MAX_BYTES = 1 << 30
 DEFAULT_TIMEOUT = 30.0
 PER_HOST = 4
+REPORT_EVERY_SECONDS = 0.1
 Entry = dict[str, Any]
 
 
@@ -61,60 +59,78 @@ class Fetcher:
         self.record = record
         self.reporter = reporter or NullReporter()
         self.settings = FetchSettings(options.max_bytes, options.retries, options.backoff_seconds)
-        self._hosts: dict[str, threading.Semaphore] = {}
         self._lock = threading.Lock()
         self._bytes = 0
-        self._stop = threading.Event()
         self._partials: set[str] = set()
+        self._queue = HostQueue([], PER_HOST)
+        self._done = 0
+        self._error: BaseException | None = None
 
     def run(self, urls: list[str]) -> None:
+        """Fetches every URL, ``concurrency`` at a time; the first unexpected error stops
+        the others (each finishes the file it is on) and is raised here."""
         if not urls:
             return
         task = self.reporter.task("attachments", total=len(urls), transient=False)
         self._partials = set() if self.sealed else store.partial_keys(self.directory)
+        self._queue, self._done, self._error = HostQueue(urls, PER_HOST), 0, None
         pins = AddressPins(self.options.allow_private)
-        workers = self.options.concurrency
-        with (
-            pinned_client(pins, workers, self.options.timeout) as client,
-            ThreadPoolExecutor(workers) as pool,
-        ):
-            futures = [pool.submit(self._one, client, url) for url in urls]
+        with pinned_client(pins, self.options.concurrency, self.options.timeout) as client:
+            threads = self._start_workers(client, min(self.options.concurrency, len(urls)))
             try:
-                for done, future in enumerate(as_completed(futures), 1):
-                    future.result()
-                    label = f"attachments: {done} of {len(urls)}, {self._bytes >> 20} MiB"
-                    task.update(done, label=label)
-            except BaseException:
-                self._stop.set()
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+                self._report(threads, task, len(urls))
+            finally:
+                self._queue.stop()
+                for thread in threads:
+                    thread.join()
+        if self._error is not None:
+            raise self._error
         task.done()
 
-    @contextmanager
-    def _host_slot(self, url: str) -> Iterator[None]:
-        host = urlsplit(url).hostname or ""
-        with self._lock:
-            slot = self._hosts.setdefault(host, threading.Semaphore(PER_HOST))
-        with slot:
-            yield
+    def _start_workers(self, client: PinnedClient, count: int) -> list[threading.Thread]:
+        threads = [
+            threading.Thread(target=self._work, args=(client,), name=f"attachments-{n}")
+            for n in range(count)
+        ]
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def _report(self, threads: list[threading.Thread], task: Task, total: int) -> None:
+        """Shows the progress now and then until the workers are done."""
+        while alive := [thread for thread in threads if thread.is_alive()]:
+            alive[0].join(REPORT_EVERY_SECONDS)
+            label = f"attachments: {self._done} of {total}, {self._bytes >> 20} MiB"
+            task.update(self._done, label=label)
+
+    def _work(self, client: PinnedClient) -> None:
+        """One worker: takes the next URL until there are none (or the run is stopped)."""
+        host: str | None = None
+        try:
+            while (taken := self._queue.take(host)) is not None:
+                host, url = taken
+                self._one(client, url)
+                with self._lock:
+                    self._done += 1
+        except BaseException as exc:
+            with self._lock:
+                self._error = self._error or exc
+            self._queue.stop()
 
     def _count(self, size: int) -> None:
         with self._lock:
             self._bytes += size
 
-    def _one(self, client: httpx.Client, url: str) -> None:
-        if self._stop.is_set():
+    def _one(self, client: PinnedClient, url: str) -> None:
+        try:
+            fresh = store.partial_key(url) not in self._partials
+            download = Download(
+                client, self.directory, self.settings, self._count, self.sealed, fresh
+            )
+            got = download.fetch(url)
+        except Failed as failed:
+            self.record(url, {"error": failed.reason, "failed_at": now_rfc3339()})
             return
-        with self._host_slot(url):
-            try:
-                fresh = store.partial_key(url) not in self._partials
-                download = Download(
-                    client, self.directory, self.settings, self._count, self.sealed, fresh
-                )
-                got = download.fetch(url)
-            except Failed as failed:
-                self.record(url, {"error": failed.reason, "failed_at": now_rfc3339()})
-                return
         self.record(url, entry_of(got))
 
 

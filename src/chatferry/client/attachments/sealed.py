@@ -28,7 +28,7 @@ import orjson
 from chatferry.client.attachments.store import ATTACHMENTS_DIR, attachments_dir
 
 if TYPE_CHECKING:
-    from chatferry.client.crypto import EncryptingWriter, Identity, Recipient
+    from chatferry.client.crypto import EncryptingWriter, Identity, Recipient, SealedFile
 
 INDEX_DIR = "index"
 Entry = dict[str, Any]
@@ -78,6 +78,14 @@ class SealedStore:
         name = f"{ATTACHMENTS_DIR}/{secrets.token_hex(16)}.age"
         with encrypting_writer(self.directory / name, self.recipients) as writer:
             yield writer, name
+
+    def store_bytes(self, data: bytes) -> tuple[str, SealedFile]:
+        """``data`` encrypted to a new random name, not synced yet (the index writer syncs
+        it before naming it); that name (relative) and the encrypted file's size and hash."""
+        from chatferry.client.crypto import encrypt_bytes
+
+        name = f"{ATTACHMENTS_DIR}/{secrets.token_hex(16)}.age"
+        return name, encrypt_bytes(self.directory / name, data, self.recipients, sync=False)
 
     def keep(self, sha256: str, name: str) -> tuple[str, bool]:
         """The file that holds these bytes, and whether it is ``name`` (a copy of bytes

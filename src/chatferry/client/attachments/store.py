@@ -161,13 +161,19 @@ def make_durable(directory: Path, sha256s: Iterable[str]) -> None:
     """Syncs the stored files with these contents (several at once), then (once) the
     directory naming them."""
     paths = [stored_path(directory, sha256) for sha256 in set(sha256s)]
+    sync_files(paths, directory / ATTACHMENTS_DIR)
+
+
+def sync_files(paths: list[Path], folder: Path) -> None:
+    """Syncs the files at ``paths`` (several at once: missing ones are skipped), then, if
+    any was there, ``folder``, which names them."""
     if len(paths) > 1:
         with ThreadPoolExecutor(min(SYNCS_AT_ONCE, len(paths))) as pool:
             synced = any(list(pool.map(_fsync_stored, paths)))
     else:
         synced = any(_fsync_stored(path) for path in paths)
     if synced:
-        sync_dir(directory / ATTACHMENTS_DIR)
+        sync_dir(folder)
 
 
 def drop_unnamed(directory: Path, named: set[str]) -> set[str]:
