@@ -1,7 +1,9 @@
 """db/bulk.py's insert_many: on PostgreSQL through COPY FROM STDIN, on SQLite through
 executemany. Either way the stored values are the ones an ORM insert stores (awkward
 text included), a unique violation is SQLAlchemy's IntegrityError, and the caller's
-transaction decides: rolled back, nothing is kept."""
+transaction decides: rolled back, nothing is kept. A boolean column's values are the
+ones its bind processor makes (which refuses what is no boolean), also on the fast path
+taken when every value is True or False."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from chatferry.db.bulk import insert_many, reserve_ids
+from chatferry.db.bulk import _driver_values, insert_many, reserve_ids
 from chatferry.db.engine import transaction
 from chatferry.db.models import Comment, table_of
 from chatferry.runtime import Runtime
@@ -93,3 +95,26 @@ def test_a_unique_violation_is_an_integrity_error_and_nothing_is_kept(
     with runtime.engine.connect() as conn:
         unique_ids = conn.scalars(select(_comments.c.unique_id).where(_comments.c.app_pk == pk))
         assert list(unique_ids) == ["first-0"]
+
+
+@pytest.mark.parametrize("flags", [[True, False, False, True], [True, None, False]])
+def test_boolean_values_are_those_of_the_bind_processor(
+    runtime: Runtime, flags: list[bool | None]
+) -> None:
+    column = _comments.c.disable_link_preview
+    with runtime.engine.connect() as conn:
+        process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        assert process is not None
+        got = _driver_values(conn, _comments, ("id", column.name), list(enumerate(flags)))
+    want = [(i, process(flag)) for i, flag in enumerate(flags)]
+    assert got == want
+    assert [type(value) for _, value in got] == [type(value) for _, value in want]
+
+
+@pytest.mark.parametrize(("value", "error"), [(2, ValueError), ("yes", TypeError)])
+def test_a_value_that_is_no_boolean_is_refused(
+    runtime: Runtime, value: object, error: type[Exception]
+) -> None:
+    rows = [(True,), (value,), (False,)]
+    with runtime.engine.connect() as conn, pytest.raises(error):
+        _driver_values(conn, _comments, ("disable_link_preview",), rows)

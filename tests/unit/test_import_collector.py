@@ -1,6 +1,7 @@
 """The import's pause of the cyclic garbage collector (imports/collector.py): off inside,
 back on after (also when the block raises), counted across overlapping jobs, and never
-turned on when it was off before."""
+turned on when it was off before; ``Pause.lifted`` (password hashing) runs a block as if
+outside the pause."""
 
 from __future__ import annotations
 
@@ -54,5 +55,29 @@ def test_overlapping_jobs_resume_it_when_the_last_one_ends() -> None:
 def test_a_collector_that_was_off_stays_off() -> None:
     gc.disable()
     with collector_paused():
+        assert not gc.isenabled()
+    assert not gc.isenabled()
+
+
+def test_lifted_runs_as_outside_the_pause_and_holds_it_again_after() -> None:
+    with collector_paused() as pause:
+        with pause.lifted():
+            assert gc.isenabled()
+        assert not gc.isenabled()
+        with pytest.raises(RuntimeError), pause.lifted():
+            raise RuntimeError("hashing failed")
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_lifted_leaves_it_off_while_another_job_holds_it() -> None:
+    with collector_paused(), collector_paused() as pause, pause.lifted():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_lifted_leaves_a_collector_that_was_off_off() -> None:
+    gc.disable()
+    with collector_paused() as pause, pause.lifted():
         assert not gc.isenabled()
     assert not gc.isenabled()

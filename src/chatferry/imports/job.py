@@ -36,7 +36,7 @@ from chatferry.clock import utcnow
 from chatferry.db.engine import begin_write, transaction
 from chatferry.db.models import App, Import, table_of
 from chatferry.errors import new_reference
-from chatferry.imports.collector import collector_paused
+from chatferry.imports.collector import Pause, collector_paused
 from chatferry.imports.passwords import hash_many
 from chatferry.imports.rules.common import MAX_KEPT_PROBLEMS, ImportRejected
 from chatferry.imports.rules.file import parse_file
@@ -152,22 +152,24 @@ def _check(rt: Runtime, plan: ImportPlan, rows: list[dict[str, Any]]) -> list[An
     return checked
 
 
-def _hash_passwords(rt: Runtime, plan: ImportPlan, checked: list[Any]) -> list[str]:
-    """The hashes of the rows' plain passwords, progress going from 10 to 90 meanwhile."""
+def _hash_passwords(rt: Runtime, plan: ImportPlan, checked: list[Any], pause: Pause) -> list[str]:
+    """The hashes of the rows' plain passwords, progress going from 10 to 90 meanwhile
+    (outside the collector's pause: hashing takes seconds)."""
     plain = importer_for(plan.resource).plain_passwords(checked)
     if not plain:
         return []
-    IMPORT_RECORDS.set_progress(rt.engine, plan.import_id, 10)
-    last = time.monotonic()
+    with pause.lifted():
+        IMPORT_RECORDS.set_progress(rt.engine, plan.import_id, 10)
+        last = time.monotonic()
 
-    def progress(done: int) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last >= _PROGRESS_INTERVAL_SECONDS:
-            last = now
-            IMPORT_RECORDS.set_progress(rt.engine, plan.import_id, 10 + done * 80 // len(plain))
+        def progress(done: int) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= _PROGRESS_INTERVAL_SECONDS:
+                last = now
+                IMPORT_RECORDS.set_progress(rt.engine, plan.import_id, 10 + done * 80 // len(plain))
 
-    return hash_many(plain, progress)
+        return hash_many(plain, progress)
 
 
 def _write(rt: Runtime, plan: ImportPlan, checked: list[Any], hashes: list[str]) -> None:
@@ -189,21 +191,28 @@ def _write(rt: Runtime, plan: ImportPlan, checked: list[Any], hashes: list[str])
 def _run(rt: Runtime, plan: ImportPlan) -> int:
     """Checks and writes the file; returns its row count."""
     data = _read_upload(rt, plan)
-    with collector_paused():
-        rows = parse_file(data, rt.settings.import_max_rows)
-        checked = _check(rt, plan, rows)
+    with collector_paused() as pause:
+        # The rows live in _check_and_write only: gone before the collector resumes.
+        return _check_and_write(rt, plan, data, pause)
+
+
+def _check_and_write(rt: Runtime, plan: ImportPlan, data: bytes, pause: Pause) -> int:
+    """The import's work; its end is published as soon as the final status is committed,
+    before the rows are let go of (5 ms for the 4 MB comments file)."""
+    rows = parse_file(data, rt.settings.import_max_rows)
+    checked = _check(rt, plan, rows)
     if plan.dry_run:
         _delete_upload(rt, plan)
         with transaction(rt.sessions) as session:
             _finish(rt, session, plan, len(checked))
-        return len(checked)
-    hashes = _hash_passwords(rt, plan, checked)
-    IMPORT_RECORDS.set_progress(rt.engine, plan.import_id, 90)
-    try:
-        with collector_paused():
+    else:
+        hashes = _hash_passwords(rt, plan, checked, pause)
+        IMPORT_RECORDS.set_progress(rt.engine, plan.import_id, 90)
+        try:
             _write(rt, plan, checked, hashes)
-    except IntegrityError as exc:
-        _lost_race(rt, plan, rows, exc)
+        except IntegrityError as exc:
+            _lost_race(rt, plan, rows, exc)
+    rt.events.publish(event_key(JOB_KIND, plan.unique_id))
     return len(checked)
 
 
@@ -269,7 +278,6 @@ class ImportJobHandler:
                 mark_rejected(rt, session, plan, exc)
             rt.events.publish(event_key(JOB_KIND, plan.unique_id))
             return JobReport(outcome="failed", resource=plan.resource)
-        rt.events.publish(event_key(JOB_KIND, plan.unique_id))
         outcome = "validated" if plan.dry_run else "finished"
         return JobReport(outcome, plan.resource, rows, plan.size)
 
