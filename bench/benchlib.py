@@ -27,6 +27,17 @@ from pathlib import Path
 import httpx
 
 API = "/api/v2.1/rest"
+
+# Bytecode: an installed chatferry has its modules compiled (pip does it at install). Where
+# PYTHONDONTWRITEBYTECODE is set (as on this project's machines), every chatferry process a
+# bench starts would compile chatferry from source first (about 0.1 s of each client's
+# start-up here); their bytecode goes to a cache outside the source tree instead, as in
+# the tests (tests/conftest.py).
+if sys.dont_write_bytecode and not sys.pycache_prefix:
+    sys.pycache_prefix = os.path.join(tempfile.gettempdir(), f"chatferry-pycache-{os.getuid()}")
+    sys.dont_write_bytecode = False
+    os.environ["PYTHONPYCACHEPREFIX"] = sys.pycache_prefix
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 SERVER_START_SECONDS = 90.0
 
