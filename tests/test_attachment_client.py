@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from chatferry.client.attachments.fetch import (
 from chatferry.client.attachments.pinned import PinnedClient, TransportError, pinned_client
 from chatferry.client.attachments.sealed import SealedStore
 from support.file_server import FileServer, Route, file_server
+from support.tls import localhost_certificate
 
 BODY = b"kept-alive bytes " * 100
 
@@ -80,30 +80,14 @@ def test_a_body_cut_short_is_an_error_not_a_short_file(files: FileServer) -> Non
         b"".join(response.iter_raw())
 
 
-@pytest.fixture
-def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return key, cert
-
-
-def test_https_is_verified_for_the_urls_host_name_at_the_pinned_address(
-    certificate: tuple[Path, Path], tmp_path: Path
-) -> None:
+def test_https_is_verified_for_the_urls_host_name_at_the_pinned_address(tmp_path: Path) -> None:
     """A certificate for ``localhost``: trusted, https://localhost:PORT is fetched (SNI and
     Host name localhost); the same server by its bare address, or with the client's
     default CAs, fails verification and nothing is stored."""
-    key, cert = certificate
-    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    served.load_cert_chain(cert, key)
-    trusted = ssl.create_default_context(cafile=str(cert))
+    certificate = localhost_certificate(tmp_path)
+    trusted = certificate.trusted()
     pins = AddressPins(allow_private=True)
-    with file_server(served) as files:
+    with file_server(certificate.server()) as files:
         files.default = Route(BODY)
         port = files.base_url.rsplit(":", 1)[1]
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
-import ssl
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +33,7 @@ from support.exports import create_export, download, get_record, wait_finished
 from support.http import API, EXPORTS, assert_error
 from support.receiver import Receiver, serve_receiver
 from support.rows import add_users
+from support.tls import localhost_certificate
 from support.waiting import wait_for
 from support.webhooks import (
     WEBHOOKS,
@@ -447,17 +446,9 @@ def test_an_https_delivery_pins_the_checked_address_and_verifies_the_host_name(
     (SNI) and the certificate is verified against it: a certificate for ``localhost``
     serves https://localhost:PORT, and the same server reached by its bare address
     fails verification."""
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(cert, key)
-    with serve_receiver(Receiver(), server) as tls:
-        trusted = ssl.create_default_context(cafile=str(cert))
+    certificate = localhost_certificate(tmp_path)
+    with serve_receiver(Receiver(), certificate.server()) as tls:
+        trusted = certificate.trusted()
         policy = Policy(allow_http=False, allow_private=True)
 
         async def deliver(url: str) -> Outcome:

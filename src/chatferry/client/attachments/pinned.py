@@ -162,39 +162,10 @@ class PinnedClient:
     ) -> tuple[_PinnedHTTP, Response]:
         connection, reused = self._take(origin)
         try:
-            return connection, self._request(connection, method, target, headers)
-        except _STALE as exc:
-            connection.close()
-            if not reused:
-                raise _transport_error(exc) from None
-        except (OSError, http.client.HTTPException) as exc:
-            connection.close()
-            raise _transport_error(exc) from None
-        except BaseException:
-            connection.close()
-            raise
-        return self._send_new(origin, method, target, headers)
-
-    def _send_new(
-        self, origin: Origin, method: str, target: str, headers: dict[str, str]
-    ) -> tuple[_PinnedHTTP, Response]:
-        """Sends the request on a new connection (after a kept one had gone stale)."""
-        connection = self._connect(origin)
-        try:
-            return connection, self._request(connection, method, target, headers)
-        except (OSError, http.client.HTTPException) as exc:
-            connection.close()
-            raise _transport_error(exc) from None
-        except BaseException:
-            connection.close()
-            raise
-
-    @staticmethod
-    def _request(
-        connection: _PinnedHTTP, method: str, target: str, headers: dict[str, str]
-    ) -> Response:
-        connection.request(method, target, headers=headers)
-        return Response(connection.getresponse())
+            return connection, _request(connection, method, target, headers, reused)
+        except _StaleConnection:
+            connection = self._connect(origin)
+            return connection, _request(connection, method, target, headers, False)
 
     def _take(self, origin: Origin) -> tuple[_PinnedHTTP, bool]:
         """A kept connection to ``origin`` (True) or a new one, not connected yet (False)."""
@@ -218,6 +189,30 @@ class PinnedClient:
                 kept.append(connection)
                 return
         connection.close()
+
+
+class _StaleConnection(Exception):
+    """A kept-alive connection had been closed by the server: send again on a new one."""
+
+
+def _request(
+    connection: _PinnedHTTP, method: str, target: str, headers: dict[str, str], reused: bool
+) -> Response:
+    """The answer's status and headers (the connection is closed on any failure)."""
+    try:
+        connection.request(method, target, headers=headers)
+        return Response(connection.getresponse())
+    except _STALE as exc:
+        connection.close()
+        if reused:
+            raise _StaleConnection from None
+        raise _transport_error(exc) from None
+    except (OSError, http.client.HTTPException) as exc:
+        connection.close()
+        raise _transport_error(exc) from None
+    except BaseException:
+        connection.close()
+        raise
 
 
 def _origin(scheme: str, host: str, port: int | None) -> Origin:
