@@ -52,8 +52,11 @@ def tls_context() -> ssl.SSLContext:
 
 def prewarm_tls() -> None:
     """Loads the CA bundle on a thread of its own (OpenSSL lets go of the GIL meanwhile)
-    while the first requests go out, so the download client finds it ready."""
-    threading.Thread(target=tls_context, name="tls-context", daemon=True).start()
+    while the first requests go out, so the download client finds it ready. Not a daemon:
+    a process that ends (an error, in 50 ms) while a daemon thread is still inside OpenSSL
+    could crash in the interpreter's shutdown (exit -11 or -6 seen, 6 times in 64); the
+    process waits the few ms the load has left instead."""
+    threading.Thread(target=tls_context, name="tls-context").start()
 
 
 def _api_tls(server: str) -> ssl.SSLContext:
