@@ -201,9 +201,12 @@ class Download:
         if size > cap:
             raise Failed(f"too large ({size}{'+' if more else ''} bytes > {cap})")
 
-    def _receive_into(self, response: Response, write: Callable[[bytes], Any]) -> Any:
-        """Streams the body into ``write`` under the size cap; its sha256 state and size."""
-        hasher, size = _new_hash(), 0
+    def _receive_into(
+        self, response: Response, write: Callable[[bytes], Any], hasher: Any = None, size: int = 0
+    ) -> Any:
+        """Streams the body into ``write`` under the size cap, going on from ``hasher`` and
+        ``size`` (the bytes a resumed download holds already); its sha256 state and size."""
+        hasher = hasher or _new_hash()
         for chunk in response.iter_raw():
             size += len(chunk)
             self._check_size(size, more=True)
@@ -226,20 +229,13 @@ class Download:
 
     def _write(self, response: Response, key: str, start: int) -> Fetched:
         hasher: Any = store.partial_hash(self.directory, key) if start else _new_hash()
-        size = start
         with store.open_for_write(self.directory, key, append=start > 0) as handle:
-            for chunk in response.iter_raw():
-                size += len(chunk)
-                self._check_size(size, more=True)
-                hasher.update(chunk)
-                handle.write(chunk)
-                self.progress(len(chunk))
+            hasher, size = self._receive_into(response, handle.write, hasher, start)
         sha256 = hasher.hexdigest()
         store.finalize(self.directory, key, sha256, sync=False)  # see IndexWriter
         if self._on_disk:
             store.keep_validator(self.directory, key, None)
-        content_type = response.headers.get("content-type", "")
-        return Fetched(sha256, size, content_type.split(";")[0].strip())
+        return Fetched(sha256, size, _content_type(response))
 
 
 def _sealed(
@@ -248,8 +244,12 @@ def _sealed(
     """What an encrypted download stored (``stored``: the age file's size and sha256); a
     copy of bytes this run stored already is dropped for the earlier file."""
     kept, new = sealed.keep(sha256, name)
-    content_type = response.headers.get("content-type", "").split(";")[0].strip()
-    return Fetched(sha256, size, content_type, kept, stored.size, stored.sha256, new)
+    return Fetched(sha256, size, _content_type(response), kept, stored.size, stored.sha256, new)
+
+
+def _content_type(response: Response) -> str:
+    """The media type, without parameters (``text/plain; charset=utf-8`` -> ``text/plain``)."""
+    return response.headers.get("content-type", "").split(";")[0].strip()
 
 
 def _new_hash() -> Any:
