@@ -253,10 +253,20 @@ def test_the_openapi_document_has_the_webhooks(client: TestClient) -> None:
 # The wait parameter -----------------------------------------------------------------
 
 
+# The reread that covers a worker in another process is pushed past the wait, so only
+# the job's event can answer it; half a second leaves room for a loaded CI machine (the
+# answer comes 5-20 ms after the end on a quiet one).
 @pytest.mark.parametrize(
-    "extra_env", [{**WEBHOOK_ENV, "CHATFERRY_EXPORT_BATCH_DELAY_SECONDS": "0.1"}]
+    "extra_env",
+    [
+        {
+            **WEBHOOK_ENV,
+            "CHATFERRY_EXPORT_BATCH_DELAY_SECONDS": "0.1",
+            "CHATFERRY_WAIT_POLL_SECONDS": "60",
+        }
+    ],
 )
-def test_a_wait_answers_within_100_ms_of_the_end(
+def test_a_wait_is_answered_by_the_end_itself_not_a_poll(
     client: TestClient, new_app: NewApp, runtime: Runtime
 ) -> None:
     creds = new_app()
@@ -269,7 +279,7 @@ def test_a_wait_answers_within_100_ms_of_the_end(
     record = response.json()["results"]["backup_history"]
     assert record["status"] == "finished" and record["total_rows"] == 5
     assert time.monotonic() - started >= 0.3  # it did wait for the export
-    assert answered - finished_at(runtime, export["unique_id"]) < 0.1
+    assert answered - finished_at(runtime, export["unique_id"]) < 0.5
 
 
 def test_a_wait_on_an_ended_record_answers_at_once(client: TestClient, new_app: NewApp) -> None:
