@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from chatferry import __version__
-from chatferry.cli import client_backup, client_config, help_format, server
+from chatferry.cli import client_backup, client_config, server
 from chatferry.cli.client_convert import convert_cli
 from chatferry.cli.client_exports import export_cli
 from chatferry.cli.client_imports import import_cli
@@ -56,7 +56,6 @@ def root(
     state.debug = debug
 
 
-help_format.hide_flag_types()
 server.register(cli)
 cli.add_typer(export_cli, name="export", rich_help_panel="Client")
 cli.add_typer(import_cli, name="import", rich_help_panel="Client")
