@@ -14,9 +14,10 @@ import pytest
 
 from chatferry.client.backup import last_complete_day
 from chatferry.client.config import normalize_server, read_config, resolve, write_config
+from chatferry.client.daycounts import parse_day_counts
 from chatferry.client.errors import ClientError
 from chatferry.client.manifest import Part, Window, load_manifest
-from chatferry.client.plan import cut, missing_ranges, missing_windows, split
+from chatferry.client.plan import cut, missing_ranges, missing_windows, packed, split
 from chatferry.client.restore import _Names, _Parts, chunk, content_of, plan_uploads
 from chatferry.client.verify import verify_backup
 from client_helpers import (
@@ -79,6 +80,69 @@ def test_missing_windows_skip_what_parts_cover_per_type() -> None:
         Window(day(10), day(39), "comments"),
         Window(day(30), day(39), "users"),
     ]
+
+
+def _spans(windows: list[Window]) -> list[tuple[int, int]]:
+    return [((w.start - D).days, (w.end - D).days) for w in windows]
+
+
+def test_days_are_packed_into_the_fewest_windows_under_the_limit() -> None:
+    rows = [3, 4, 3, 0, 9, 1, 1, 0, 0, 10, 2]
+    days = [(day(i), n) for i, n in enumerate(rows)]
+    windows = packed("comments", days, 10, 30)
+    assert _spans(windows) == [(0, 3), (4, 5), (6, 8), (9, 9), (10, 10)]
+    assert all(w.resource == "comments" for w in windows)
+    # A window is full when one more day would pass the limit: 10 rows fit exactly.
+    assert _spans(packed("comments", [(day(0), 6), (day(1), 4), (day(2), 1)], 10, 30)) == [
+        (0, 1),
+        (2, 2),
+    ]
+
+
+def test_packed_windows_keep_to_the_longest_export() -> None:
+    empty = [(day(i), 0) for i in range(65)]
+    assert _spans(packed("users", empty, 10, 30)) == [(0, 29), (30, 59), (60, 64)]
+    assert _spans(packed("users", empty[:3], 10, 1)) == [(0, 0), (1, 1), (2, 2)]
+
+
+def test_a_day_over_the_limit_gets_a_window_of_its_own() -> None:
+    days = [(day(0), 2), (day(1), 50), (day(2), 2)]
+    assert _spans(packed("rooms", days, 10, 30)) == [(0, 0), (1, 1), (2, 2)]
+    assert packed("rooms", [], 10, 30) == []
+
+
+def _stats(rows: list[object], **changes: object) -> dict[str, object]:
+    days = [{"date": day(i).isoformat(), "rows": n, "backed_up": False} for i, n in enumerate(rows)]
+    return {"days": days, "limit": 10, "max_export_days": 29, **changes}
+
+
+def test_the_servers_day_counts_are_read_with_its_limits() -> None:
+    counts = parse_day_counts(_stats([1, 0, 7]), day(0), day(2))
+    assert counts is not None
+    assert counts.days == [(day(0), 1), (day(1), 0), (day(2), 7)]
+    assert (counts.limit, counts.max_days) == (10, 30)  # 29 days after the first: 30 days
+
+
+@pytest.mark.parametrize(
+    "results",
+    [
+        _stats([1, 0]),  # a day missing
+        _stats([1, 0, 7, 2]),  # a day more
+        _stats([1, 0, 7], limit=0),
+        _stats([1, 0, 7], limit="10"),
+        _stats([1, 0, 7], max_export_days=-1),
+        _stats([1, 0, 7], max_export_days=None),
+        _stats([1, 0, 7], days="all"),
+        {**_stats([1, 0, 7]), "days": [*_stats([1, 0])["days"], "day 2"]},
+        _stats([1, 0, 7], days=[{"date": day(2 - i).isoformat(), "rows": 1} for i in range(3)]),
+        {**_stats([1, 0, 7]), "days": [*_stats([1, 0])["days"], {"date": day(2).isoformat()}]},
+        _stats([1, -1, 7]),
+        _stats([1, True, 7]),
+        _stats([1, 2.5, 7]),
+    ],
+)
+def test_day_counts_that_do_not_add_up_are_not_used(results: dict[str, object]) -> None:
+    assert parse_day_counts(results, day(0), day(2)) is None
 
 
 def test_until_defaults_to_the_last_whole_day_of_the_app() -> None:

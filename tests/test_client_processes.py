@@ -6,6 +6,7 @@ The servers and the first backup are shared by the module's tests (they are the 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -287,6 +288,34 @@ def test_backup_walks_windows_splits_over_the_limit_and_verifies(
     verified = run_client(dict(os.environ), "verify", str(full_backup), "--json")
     assert verified.returncode == 0, verified.stdout
     assert json.loads(verified.stdout)["ok"] is True
+
+
+def _refused_exports(deployment: Deployment) -> int:
+    """How many POST /exports the server has answered 400 (its access log)."""
+    lines = deployment.server.log_path.read_text().splitlines()
+    return sum('"POST /api/v2.1/rest/exports HTTP/1.1" 400' in line for line in lines)
+
+
+def test_backup_cuts_windows_to_the_row_limit_from_the_days_counts_without_a_refusal(
+    source: Deployment, full_backup: Path, tmp_path: Path
+) -> None:
+    manifest = _manifest(full_backup)
+    refused_before = _refused_exports(source)
+    out = _backup_of(source.client(SOURCE_ID, SOURCE_SECRET), manifest, tmp_path / "packed")
+    # 30 days of comments pass the limit here: cut by trial, some windows were refused.
+    assert _refused_exports(source) == refused_before
+    comments = sorted(
+        (p for p in _manifest(out)["parts"] if p["type"] == "comments"),
+        key=lambda p: p["start_date"],
+    )
+    assert sum(p["rows"] for p in comments) == sum(
+        p["rows"] for p in manifest["parts"] if p["type"] == "comments"
+    )
+    for part, after in itertools.pairwise(comments):
+        assert part["rows"] <= COMMENT_LIMIT
+        days = (date.fromisoformat(part["end_date"]) - date.fromisoformat(part["start_date"])).days
+        # Full: the next day would have passed the limit (or the longest export).
+        assert part["rows"] + after["rows"] > COMMENT_LIMIT or days == 29, (part, after)
 
 
 def test_restore_into_an_empty_app_on_postgresql_gives_the_same_rows(

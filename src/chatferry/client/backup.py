@@ -40,6 +40,7 @@ from chatferry.client.attachments.index import (
 from chatferry.client.attachments.run import AttachmentOptions
 from chatferry.client.attachments.sealed import stale_temporaries
 from chatferry.client.attachments.urls import row_urls
+from chatferry.client.daycounts import day_counts
 from chatferry.client.download import download_file
 from chatferry.client.errors import ApiError, ClientError, JobFailed
 from chatferry.client.files import directory_lock, open_to_others, private_dir
@@ -54,7 +55,15 @@ from chatferry.client.manifest import (
     Window,
     load_manifest,
 )
-from chatferry.client.plan import covered_days, cut, day_range, missing_windows, split
+from chatferry.client.plan import (
+    covered_days,
+    cut,
+    day_range,
+    in_backup_order,
+    missing_ranges_by_type,
+    packed,
+    split,
+)
 from chatferry.client.progress import NullReporter, Reporter, Task
 from chatferry.client.records import Record, seconds_between, utc_offset
 from chatferry.client.timezones import server_timezone
@@ -314,9 +323,18 @@ class Backup:
         return max(last, until)
 
     def _missing(self, since: date, until: date) -> list[Window]:
-        return missing_windows(
-            self.manifest.parts, self.options.types, since, until, self._window_days
-        )
+        """The windows to export for the days of ``since..until`` no part covers yet."""
+        ranges = missing_ranges_by_type(self.manifest.parts, self.options.types, since, until)
+        return in_backup_order(w for r, start, end in ranges for w in self._cut(r, start, end))
+
+    def _cut(self, resource: str, start: date, end: date) -> list[Window]:
+        """Windows that fit the row limit, from the server's rows per day where it tells
+        them (chatferry); else of the longest length, split when the server refuses one."""
+        counts = day_counts(self.api, resource, start, end)
+        if counts is None:
+            return cut(resource, start, end, self._window_days)
+        size = min(self._window_days, counts.max_days)
+        return packed(resource, counts.days, counts.limit, size)
 
     def _discover(self, until: date) -> date:
         """Walks back from ``until`` window by window until a year without any row."""
@@ -374,10 +392,13 @@ class Backup:
             self.manifest.utc_offset = datetime.now(offset).isoformat()[-6:]
 
     def _rows_between(self, start: date, end: date) -> int:
+        """The rows of the parts that reach into ``start..end`` (a window cut to the row
+        limit may cross the walk's spans: it counts for both, so no span with rows is
+        taken for empty)."""
         return sum(
             p.rows
             for p in self.manifest.parts
-            if p.type in self.options.types and start <= p.start_date and p.end_date <= end
+            if p.type in self.options.types and p.start_date <= end and start <= p.end_date
         )
 
     # -- running exports ----------------------------------------------------------------

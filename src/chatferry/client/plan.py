@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 
 from chatferry.client.manifest import Part, Window
@@ -57,15 +57,49 @@ def split(window: Window, pieces: int) -> list[Window]:
     return cut(window.resource, window.start, window.end, size)
 
 
+def packed(resource: str, days: Sequence[tuple[date, int]], limit: int, size: int) -> list[Window]:
+    """Consecutive ``(day, rows)`` in as few windows as hold at most ``limit`` rows and
+    ``size`` days each, oldest first (filling each window in turn is the fewest for days
+    that must stay in order). A day over the limit gets a window of its own: the server
+    refuses it and says why."""
+    windows: list[Window] = []
+    start: date | None = None
+    last, rows = date.min, 0
+    for day, count in days:
+        if start is not None and (rows + count > limit or (day - start).days >= size):
+            windows.append(Window(start, last, resource))
+            start = None
+        if start is None:
+            start, rows = day, 0
+        last, rows = day, rows + count
+    if start is not None:
+        windows.append(Window(start, last, resource))
+    return windows
+
+
+def missing_ranges_by_type(
+    parts: Iterable[Part], resources: Iterable[str], since: date, until: date
+) -> list[tuple[str, date, date]]:
+    """``(type, first day, last day)`` of every run of days in ``since..until`` that no
+    part of the type covers yet."""
+    part_list = list(parts)
+    return [
+        (resource, start, end)
+        for resource in resources
+        for start, end in missing_ranges(covered_days(part_list, resource), since, until)
+    ]
+
+
+def in_backup_order(windows: Iterable[Window]) -> list[Window]:
+    """By first day, then users, rooms, comments (a room's users come before it)."""
+    order = {r: i for i, r in enumerate(("users", "rooms", "comments"))}
+    return sorted(windows, key=lambda w: (w.start, order.get(w.resource, 9)))
+
+
 def missing_windows(
     parts: Iterable[Part], resources: Iterable[str], since: date, until: date, size: int
 ) -> list[Window]:
-    """Windows for every day in ``since..until`` not yet covered, by day then type."""
-    part_list = list(parts)
-    windows: list[Window] = []
-    for resource in resources:
-        covered = covered_days(part_list, resource)
-        for start, end in missing_ranges(covered, since, until):
-            windows.extend(cut(resource, start, end, size))
-    order = {r: i for i, r in enumerate(("users", "rooms", "comments"))}
-    return sorted(windows, key=lambda w: (w.start, order.get(w.resource, 9)))
+    """Windows of at most ``size`` days for every day in ``since..until`` not yet
+    covered, by day then type."""
+    ranges = missing_ranges_by_type(parts, resources, since, until)
+    return in_backup_order(w for r, start, end in ranges for w in cut(r, start, end, size))
