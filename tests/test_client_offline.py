@@ -75,7 +75,9 @@ def test_windows_are_at_most_the_range_limit_and_cover_every_day_once() -> None:
 
 def test_missing_windows_skip_what_parts_cover_per_type() -> None:
     parts = [_part("users", 0, 29), _part("comments", 0, 9)]
-    windows = missing_windows(parts, ("users", "comments"), day(0), day(39), 30)
+    windows = missing_windows(
+        parts, ("users", "comments"), day(0), day(39), lambda r, start, end: cut(r, start, end, 30)
+    )
     assert windows == [
         Window(day(10), day(39), "comments"),
         Window(day(30), day(39), "users"),

@@ -55,15 +55,7 @@ from chatferry.client.manifest import (
     Window,
     load_manifest,
 )
-from chatferry.client.plan import (
-    covered_days,
-    cut,
-    day_range,
-    in_backup_order,
-    missing_ranges_by_type,
-    packed,
-    split,
-)
+from chatferry.client.plan import covered_days, cut, day_range, missing_windows, packed, split
 from chatferry.client.progress import NullReporter, Reporter, Task
 from chatferry.client.records import Record, seconds_between, utc_offset
 from chatferry.client.timezones import server_timezone
@@ -324,8 +316,7 @@ class Backup:
 
     def _missing(self, since: date, until: date) -> list[Window]:
         """The windows to export for the days of ``since..until`` no part covers yet."""
-        ranges = missing_ranges_by_type(self.manifest.parts, self.options.types, since, until)
-        return in_backup_order(w for r, start, end in ranges for w in self._cut(r, start, end))
+        return missing_windows(self.manifest.parts, self.options.types, since, until, self._cut)
 
     def _cut(self, resource: str, start: date, end: date) -> list[Window]:
         """Windows that fit the row limit, from the server's rows per day where it tells

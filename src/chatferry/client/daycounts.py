@@ -10,13 +10,12 @@ against a server without the extension.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from chatferry.client.errors import ApiError
-from chatferry.client.plan import day_range
+from chatferry.client.plan import cut, day_range
 
 if TYPE_CHECKING:
     from chatferry.client.http import Api
@@ -38,15 +37,16 @@ def day_counts(api: Api, resource: str, start: date, end: date) -> DayCounts | N
     if not api.has_extensions():
         return None
     pieces: list[DayCounts] = []
-    for first, last in _spans(start, end):
-        params = {"type": resource, "start_date": first.isoformat(), "end_date": last.isoformat()}
+    for span in cut(resource, start, end, STATS_MAX_DAYS):
+        first, last = span.start.isoformat(), span.end.isoformat()
+        params = {"type": resource, "start_date": first, "end_date": last}
         try:
             results = api.call("GET", "/stats/daily", params=params)
         except ApiError as exc:
             if exc.status in (400, 404, 405):
                 return None
             raise
-        piece = parse_day_counts(results, first, last)
+        piece = parse_day_counts(results, span.start, span.end)
         if piece is None:
             return None
         pieces.append(piece)
@@ -78,11 +78,3 @@ def parse_day_counts(results: dict[str, Any], start: date, end: date) -> DayCoun
 def _count(value: object) -> TypeGuard[int]:
     """An integer of 0 or more (JSON's true and false are not counts)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _spans(start: date, end: date) -> Iterator[tuple[date, date]]:
-    """``start..end`` in runs of at most STATS_MAX_DAYS days."""
-    while start <= end:
-        last = min(start + timedelta(days=STATS_MAX_DAYS - 1), end)
-        yield start, last
-        start = last + timedelta(days=1)

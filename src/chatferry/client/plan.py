@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, timedelta
 
 from chatferry.client.manifest import Part, Window
@@ -77,29 +77,22 @@ def packed(resource: str, days: Sequence[tuple[date, int]], limit: int, size: in
     return windows
 
 
-def missing_ranges_by_type(
-    parts: Iterable[Part], resources: Iterable[str], since: date, until: date
-) -> list[tuple[str, date, date]]:
-    """``(type, first day, last day)`` of every run of days in ``since..until`` that no
-    part of the type covers yet."""
+def missing_windows(
+    parts: Iterable[Part],
+    resources: Iterable[str],
+    since: date,
+    until: date,
+    windows_of: Callable[[str, date, date], list[Window]],
+) -> list[Window]:
+    """Windows for every day in ``since..until`` that no part of its type covers yet
+    (``windows_of`` cuts each run of such days of a type), by first day, then users,
+    rooms, comments (a room's users come before it)."""
     part_list = list(parts)
-    return [
-        (resource, start, end)
+    windows = [
+        window
         for resource in resources
         for start, end in missing_ranges(covered_days(part_list, resource), since, until)
+        for window in windows_of(resource, start, end)
     ]
-
-
-def in_backup_order(windows: Iterable[Window]) -> list[Window]:
-    """By first day, then users, rooms, comments (a room's users come before it)."""
     order = {r: i for i, r in enumerate(("users", "rooms", "comments"))}
     return sorted(windows, key=lambda w: (w.start, order.get(w.resource, 9)))
-
-
-def missing_windows(
-    parts: Iterable[Part], resources: Iterable[str], since: date, until: date, size: int
-) -> list[Window]:
-    """Windows of at most ``size`` days for every day in ``since..until`` not yet
-    covered, by day then type."""
-    ranges = missing_ranges_by_type(parts, resources, since, until)
-    return in_backup_order(w for r, start, end in ranges for w in cut(r, start, end, size))
